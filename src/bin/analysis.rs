@@ -1,0 +1,52 @@
+//! `analysis`: answer the business questions from the star schema.
+
+use std::process::ExitCode;
+
+use clap::builder::PossibleValuesParser;
+use clap::Parser;
+use sparkify::cli::{exit_code, CommonArgs};
+use sparkify::report::Format;
+
+/// Answer Sparkify's business questions from the star schema: users who played both free and
+/// paid (both_levels), users by level (users_by_level), number of songs (song_count) and
+/// artists (artist_count), users with the most plays (top_users), play volume by year, day of
+/// month, ISO week, month, hour and weekday (plays_by_year, plays_by_day, plays_by_week,
+/// plays_by_month, plays_by_hour, plays_by_weekday), most played artists (top_artists) and
+/// songs (top_songs).
+///
+/// Run etl first. Rankings (both_levels, top_users, top_artists, top_songs) are cut to
+/// --limit rows; the other answers are shown whole.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Output format: tables for people, csv or json (one document with every answer).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+
+    /// Rows of each ranking.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    limit: u32,
+
+    /// Run only this question; repeat for several. Default: all thirteen.
+    #[arg(long = "query", value_name = "NAME",
+          value_parser = PossibleValuesParser::new(sparkify::analysis::query_names()))]
+    queries: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    exit_code((|| {
+        let config = args.common.init()?;
+        let mut warehouse = sparkify::warehouse::open(&config)?;
+        sparkify::etl::ensure_tables_exist(warehouse.as_mut())?;
+        let answers = sparkify::analysis::run(warehouse.as_mut(), &args.queries, args.limit)?;
+        print!(
+            "{}",
+            sparkify::report::render_answers(&warehouse.describe(), &answers, args.format)
+        );
+        Ok(())
+    })())
+}

@@ -1,0 +1,36 @@
+//! `create_tables`: drop and create the staging tables, the star schema and `load_errors`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sparkify::cli::{exit_code, CommonArgs};
+
+/// Drop and create every table of the warehouse, empty: staging_events, staging_songs,
+/// load_errors, and the star schema songplays, users, songs, artists, time.
+///
+/// The warehouse is chosen by the config file: with [CLUSTER] HOST empty (or
+/// [WAREHOUSE] ENGINE = duckdb) it is the DuckDB file [WAREHOUSE] DUCKDB_PATH
+/// (default sparkify.duckdb next to the config file). Run this once before etl;
+/// running it again empties the warehouse.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    exit_code((|| {
+        let config = args.common.init()?;
+        let mut warehouse = sparkify::warehouse::open(&config)?;
+        let tables = sparkify::create_tables::create_tables(warehouse.as_mut())?;
+        println!(
+            "created {} tables in {}: {}",
+            tables.len(),
+            warehouse.describe(),
+            tables.join(", ")
+        );
+        Ok(())
+    })())
+}

@@ -1,0 +1,51 @@
+//! `etl`: load the sources into staging and transform them into the star schema.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sparkify::cli::{exit_code, CommonArgs};
+use sparkify::etl::EtlOptions;
+
+/// Load the song catalogue and the event logs into staging, transform them into the star
+/// schema, and print what was read, staged, rejected and how long each phase took.
+///
+/// Sources come from [LOCAL]: SONG_DATA and LOG_DATA are directories whose .json files are
+/// read at any depth (other files are ignored); LOG_JSONPATH is the Redshift JSONPaths file
+/// that maps each log record onto the staging columns by position.
+///
+/// A record that is not JSON, not an object, or has a value that does not fit its column is
+/// rejected into load_errors (file, line, reason, raw text). If more than
+/// [WAREHOUSE] MAX_ERRORS (default 0) records are rejected, or anything fails, nothing of the
+/// run is committed and the warehouse stays as it was; the exit code is then 1.
+///
+/// Every run replaces staging and the star schema, so running it twice on the same input
+/// leaves the same tables. Run create_tables first.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Rejected records to tolerate; overrides [WAREHOUSE] MAX_ERRORS.
+    #[arg(long, value_name = "N")]
+    max_errors: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    exit_code((|| {
+        let config = args.common.init()?;
+        let mut warehouse = sparkify::warehouse::open(&config)?;
+        let options = EtlOptions {
+            max_errors: args.max_errors.unwrap_or(config.warehouse.max_errors),
+        };
+        let report = sparkify::etl::run(
+            &config,
+            warehouse.as_mut(),
+            &options,
+            &args.common.progress(),
+        )?;
+        print!("{}", sparkify::report::etl_summary(&report));
+        Ok(())
+    })())
+}

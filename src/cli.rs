@@ -1,0 +1,68 @@
+//! What every binary shares: the common flags, logging set-up, and the mapping of errors to
+//! exit codes (0 ok, 1 failure, 2 usage — clap's own), so scripts can trust them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+use crate::progress::Progress;
+
+/// Flags every binary takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// The config file (INI, as the original project's dwh.cfg). Relative paths inside it are
+    /// taken from its directory.
+    #[arg(long, value_name = "PATH", default_value = "dwh.cfg", global = true)]
+    pub config: PathBuf,
+
+    /// No progress bars, only results and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More log output on stderr: -v for steps, -vv for details. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+impl CommonArgs {
+    /// Sets up logging and reads the config file.
+    pub fn init(&self) -> Result<Config> {
+        self.init_logging();
+        Config::load(&self.config)
+    }
+
+    /// Sets up logging to stderr: RUST_LOG if set, else from -q/-v.
+    pub fn init_logging(&self) {
+        let default = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "sparkify=info",
+            (false, _) => "sparkify=debug,info",
+        };
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress::new(self.quiet)
+    }
+}
+
+/// Runs a binary's body: prints an error as one `error: ...` message with its causes and
+/// exits 1; exits 0 on success.
+pub fn exit_code(outcome: Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

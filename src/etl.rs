@@ -1,0 +1,217 @@
+//! The `etl` job: stage both sources, transform staging into the star schema, check that every
+//! record is accounted for, all in one transaction. If any step fails, or more records are
+//! rejected than `[WAREHOUSE] MAX_ERRORS` allows, the transaction is rolled back and the
+//! warehouse is exactly as it was before the run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::config::Config;
+use crate::jsonpaths::JsonPaths;
+use crate::load::{load_source, SourceStats};
+use crate::parse::SourceKind;
+use crate::progress::Progress;
+use crate::schema::{ALL_TABLES, LOAD_ERRORS, STAGING_EVENTS, STAGING_SONGS, STAR_TABLES};
+use crate::source::{discover, Discovered};
+use crate::sql;
+use crate::warehouse::Warehouse;
+
+/// What an `etl` run did, for the summary.
+#[derive(Debug, Clone)]
+pub struct EtlReport {
+    pub warehouse: String,
+    pub sources: Vec<SourceStats>,
+    /// Rows per table after the run.
+    pub tables: Vec<(&'static str, i64)>,
+    /// Wall time per phase, in order.
+    pub phases: Vec<(&'static str, Duration)>,
+}
+
+impl EtlReport {
+    pub fn rejected(&self) -> u64 {
+        self.sources.iter().map(|s| s.rejected).sum()
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct EtlOptions {
+    /// Rejected records tolerated before the run fails.
+    pub max_errors: u64,
+}
+
+/// Fails with a hint when `create_tables` has not been run.
+pub fn ensure_tables_exist(warehouse: &mut dyn Warehouse) -> Result<()> {
+    let found = warehouse.query(&sql::existing_tables(&ALL_TABLES))?;
+    let found: Vec<String> = found.rows.iter().map(|r| r[0].to_string()).collect();
+    let missing: Vec<&str> = ALL_TABLES
+        .iter()
+        .map(|t| t.name)
+        .filter(|name| !found.iter().any(|f| f == name))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} lacks the table(s) {}: run create_tables first",
+            warehouse.describe(),
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs the whole job against `warehouse`.
+pub fn run(
+    config: &Config,
+    warehouse: &mut dyn Warehouse,
+    options: &EtlOptions,
+    progress: &Progress,
+) -> Result<EtlReport> {
+    let mut phases = Vec::new();
+    let clock = Instant::now();
+    ensure_tables_exist(warehouse)?;
+    let sources = config.local_sources()?;
+    let mapping = JsonPaths::load(&sources.log_jsonpath, STAGING_EVENTS.columns.len())?;
+    let found = progress.spinner("discover");
+    found.set_message(".json files found");
+    let songs = discover(&sources.song_data, "[LOCAL] SONG_DATA", &found)?;
+    let logs = discover(&sources.log_data, "[LOCAL] LOG_DATA", &found)?;
+    found.finish_and_clear();
+    phases.push(("discover", clock.elapsed()));
+
+    warehouse.begin()?;
+    let inputs = Inputs {
+        songs: (&sources.song_data, &songs),
+        logs: (&sources.log_data, &logs),
+        mapping: &mapping,
+    };
+    let outcome = stage_and_transform(warehouse, &inputs, options, progress, phases);
+    let mut report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            if let Err(rollback) = warehouse.rollback() {
+                tracing::error!("rollback failed: {rollback:#}");
+            }
+            return Err(error);
+        }
+    };
+    let clock = Instant::now();
+    warehouse
+        .commit()
+        .context("commit failed; nothing of this run was kept")?;
+    report.phases.push(("commit", clock.elapsed()));
+    Ok(report)
+}
+
+/// The discovered sources of one run.
+struct Inputs<'a> {
+    songs: (&'a Path, &'a Discovered),
+    logs: (&'a Path, &'a Discovered),
+    mapping: &'a JsonPaths,
+}
+
+fn stage_and_transform(
+    warehouse: &mut dyn Warehouse,
+    inputs: &Inputs<'_>,
+    options: &EtlOptions,
+    progress: &Progress,
+    mut phases: Vec<(&'static str, Duration)>,
+) -> Result<EtlReport> {
+    let clock = Instant::now();
+    for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
+        warehouse.execute(&sql::delete_all(table))?;
+    }
+    let (song_root, songs) = inputs.songs;
+    let (log_root, logs) = inputs.logs;
+    let stats = vec![
+        load_source(
+            warehouse,
+            SourceKind::Song,
+            song_root,
+            songs,
+            None,
+            progress,
+        )?,
+        load_source(
+            warehouse,
+            SourceKind::Log,
+            log_root,
+            logs,
+            Some(inputs.mapping),
+            progress,
+        )?,
+    ];
+    phases.push(("load", clock.elapsed()));
+
+    let rejected: u64 = stats.iter().map(|s| s.rejected).sum();
+    if rejected > options.max_errors {
+        let shown: Vec<String> = stats
+            .iter()
+            .flat_map(|s| &s.first_rejects)
+            .map(|r| match r.line {
+                Some(line) => format!("  {}:{line}: {}", r.file, r.reason),
+                None => format!("  {}: {}", r.file, r.reason),
+            })
+            .collect();
+        bail!(
+            "{rejected} record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = {}; nothing was \
+             committed and the warehouse is as it was. First rejects:\n{}\nFix the input, or \
+             raise MAX_ERRORS (or pass --max-errors) to load the rest and keep the rejects in \
+             load_errors",
+            options.max_errors,
+            shown.join("\n")
+        );
+    }
+
+    let clock = Instant::now();
+    let dialect = warehouse.dialect();
+    for table in STAR_TABLES {
+        warehouse.execute(&sql::delete_all(table))?;
+    }
+    let transform = sql::transform(dialect);
+    let bar = progress.items("transform", transform.len() as u64);
+    for (table, statement) in &transform {
+        bar.set_message(table.name);
+        tracing::info!(table = table.name, "transforming");
+        warehouse
+            .execute(statement)
+            .with_context(|| format!("transform into {} failed", table.name))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    phases.push(("transform", clock.elapsed()));
+
+    let clock = Instant::now();
+    let mut tables = Vec::new();
+    for table in ALL_TABLES {
+        let count = warehouse
+            .query(&sql::count_rows(table))?
+            .single_int()
+            .unwrap_or_default();
+        tables.push((table.name, count));
+    }
+    let rows_of = |name: &str| tables.iter().find(|(t, _)| *t == name).map(|(_, n)| *n);
+    let staged = |source: &str| {
+        stats
+            .iter()
+            .find(|s| s.source == source)
+            .map(|s| s.staged as i64)
+    };
+    ensure!(
+        rows_of(STAGING_SONGS.name) == staged(SourceKind::Song.name())
+            && rows_of(STAGING_EVENTS.name) == staged(SourceKind::Log.name())
+            && rows_of(LOAD_ERRORS.name) == Some(rejected as i64),
+        "reconciliation failed: staging tables and load_errors do not hold the {} records \
+         read; nothing was committed",
+        stats.iter().map(|s| s.records).sum::<u64>()
+    );
+    phases.push(("check", clock.elapsed()));
+
+    Ok(EtlReport {
+        warehouse: warehouse.describe(),
+        sources: stats,
+        tables,
+        phases,
+    })
+}

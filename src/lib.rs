@@ -1,0 +1,30 @@
+//! Sparkify warehouse toolkit: turns the music app's JSON event logs and a JSON song catalogue
+//! into a star-schema warehouse and answers the business's questions about it.
+//!
+//! The binaries in `src/bin` are thin: they parse flags and call into these modules.
+//!
+//! - [`config`] reads `dwh.cfg`; [`cli`] holds what every binary shares.
+//! - [`schema`] defines every table once; [`sql`] holds every statement and the dialects.
+//! - [`warehouse`] puts each engine behind one trait.
+//! - [`source`] finds the input files, [`parse`], [`jsonpaths`] and [`record`] turn their bytes
+//!   into typed rows or rejects, [`load`] streams them into staging.
+//! - [`create_tables`], [`etl`] and [`analysis`] are the pipeline's steps; [`report`] renders
+//!   their results and [`progress`] shows how far they are.
+//! - [`gen_data`] writes synthetic source data in the original layout.
+
+pub mod analysis;
+pub mod cli;
+pub mod config;
+pub mod create_tables;
+pub mod etl;
+pub mod gen_data;
+pub mod jsonpaths;
+pub mod load;
+pub mod parse;
+pub mod progress;
+pub mod record;
+pub mod report;
+pub mod schema;
+pub mod source;
+pub mod sql;
+pub mod warehouse;

@@ -1,0 +1,186 @@
+//! Loads one source into its staging table: reads and parses files in parallel on every core, in
+//! chunks, while the previous chunk is appended to the warehouse, so memory stays bounded by a
+//! few chunks whatever the size of the input. Rejects go to `load_errors` as they are found.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use anyhow::Result;
+use rayon::prelude::*;
+
+use crate::jsonpaths::JsonPaths;
+use crate::parse::{parse_log_file, parse_song_file, ParsedFile, SourceKind};
+use crate::progress::Progress;
+use crate::record::{Reject, Row};
+use crate::schema::LOAD_ERRORS;
+use crate::source::{Discovered, SourceFile};
+use crate::warehouse::Warehouse;
+
+/// A chunk is cut after this many bytes or files, whichever comes first.
+const CHUNK_BYTES: u64 = 16 << 20;
+const CHUNK_FILES: usize = 2048;
+/// Chunks parsed ahead of the one being appended.
+const CHUNKS_AHEAD: usize = 2;
+/// How many rejects a load keeps in memory to show the user (all go to `load_errors`).
+pub const REJECTS_SHOWN: usize = 5;
+
+/// What loading one source did.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStats {
+    pub source: &'static str,
+    pub files: u64,
+    pub bytes: u64,
+    pub records: u64,
+    pub staged: u64,
+    pub rejected: u64,
+    /// The first few rejects, in file order.
+    pub first_rejects: Vec<Reject>,
+}
+
+/// One parsed chunk, ready to append.
+struct Chunk {
+    rows: Vec<Row>,
+    rejects: Vec<Reject>,
+}
+
+fn parse_file(file: &SourceFile, kind: SourceKind, mapping: Option<&JsonPaths>) -> ParsedFile {
+    let name = file.path.display().to_string();
+    let unreadable = |reason: String| ParsedFile {
+        rows: Vec::new(),
+        rejects: vec![Reject {
+            source: kind.name(),
+            file: name.clone(),
+            line: None,
+            reason,
+            raw_text: String::new(),
+        }],
+    };
+    if let Some(error) = &file.unreadable {
+        return unreadable(format!("cannot read file: {error}"));
+    }
+    let bytes = match std::fs::read(&file.path) {
+        Ok(bytes) => bytes,
+        Err(e) => return unreadable(format!("cannot read file: {e}")),
+    };
+    match (kind, mapping) {
+        (SourceKind::Log, Some(mapping)) => parse_log_file(&name, &bytes, mapping),
+        (SourceKind::Log, None) => unreachable!("log files are parsed with a JSONPaths mapping"),
+        (SourceKind::Song, _) => parse_song_file(&name, &bytes),
+    }
+}
+
+fn chunks(files: &[SourceFile]) -> Vec<&[SourceFile]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, file) in files.iter().enumerate() {
+        bytes += file.size;
+        if bytes >= CHUNK_BYTES || i + 1 - start >= CHUNK_FILES {
+            chunks.push(&files[start..=i]);
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    if start < files.len() {
+        chunks.push(&files[start..]);
+    }
+    chunks
+}
+
+/// Loads every file of one source into its staging table and its rejects into `load_errors`.
+/// Runs inside the caller's transaction. `mapping` is the JSONPaths file for logs.
+pub fn load_source(
+    warehouse: &mut dyn Warehouse,
+    kind: SourceKind,
+    root: &Path,
+    discovered: &Discovered,
+    mapping: Option<&JsonPaths>,
+    progress: &Progress,
+) -> Result<SourceStats> {
+    tracing::info!(source = kind.name(), root = %root.display(), files = discovered.files.len(), "loading");
+    let mut stats = SourceStats {
+        source: kind.name(),
+        files: discovered.files.len() as u64,
+        bytes: discovered.bytes(),
+        ..SourceStats::default()
+    };
+    let read_bar = progress.bytes(&format!("{} read", kind.name()), stats.bytes);
+    let load_bar = progress.spinner(&format!("{} load", kind.name()));
+    load_bar.set_message("records staged");
+
+    let (sender, receiver) = mpsc::sync_channel::<Chunk>(CHUNKS_AHEAD);
+    std::thread::scope(|scope| -> Result<()> {
+        let read_bar = read_bar.clone();
+        scope.spawn(move || {
+            for files in chunks(&discovered.files) {
+                let parsed: Vec<ParsedFile> = files
+                    .par_iter()
+                    .map(|file| {
+                        let parsed = parse_file(file, kind, mapping);
+                        read_bar.inc(file.size);
+                        parsed
+                    })
+                    .collect();
+                let mut chunk = Chunk {
+                    rows: Vec::with_capacity(parsed.iter().map(|p| p.rows.len()).sum()),
+                    rejects: Vec::new(),
+                };
+                for file in parsed {
+                    chunk.rows.extend(file.rows);
+                    chunk.rejects.extend(file.rejects);
+                }
+                if sender.send(chunk).is_err() {
+                    return; // the appender failed and stopped listening
+                }
+            }
+        });
+        for chunk in receiver {
+            warehouse.append(kind.table(), &chunk.rows)?;
+            if !chunk.rejects.is_empty() {
+                let rows: Vec<Row> = chunk.rejects.iter().map(Reject::to_row).collect();
+                warehouse.append(&LOAD_ERRORS, &rows)?;
+            }
+            stats.staged += chunk.rows.len() as u64;
+            stats.rejected += chunk.rejects.len() as u64;
+            let room = REJECTS_SHOWN.saturating_sub(stats.first_rejects.len());
+            stats
+                .first_rejects
+                .extend(chunk.rejects.into_iter().take(room));
+            load_bar.set_position(stats.staged);
+        }
+        Ok(())
+    })?;
+    stats.records = stats.staged + stats.rejected;
+    read_bar.finish_and_clear();
+    load_bar.finish_and_clear();
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn file(size: u64) -> SourceFile {
+        SourceFile {
+            path: PathBuf::from("f.json"),
+            size,
+            unreadable: None,
+        }
+    }
+
+    #[test]
+    fn chunks_cover_every_file_once_and_respect_the_byte_bound() {
+        let files: Vec<_> = (0..10).map(|_| file(CHUNK_BYTES / 2)).collect();
+        let chunks = chunks(&files);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 10);
+        assert!(chunks.iter().all(|c| c.len() == 2));
+        let many: Vec<_> = (0..CHUNK_FILES + 1).map(|_| file(1)).collect();
+        assert_eq!(chunks_len(&many), 2);
+        assert_eq!(chunks_len(&[]), 0);
+    }
+
+    fn chunks_len(files: &[SourceFile]) -> usize {
+        chunks(files).len()
+    }
+}

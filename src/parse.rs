@@ -1,0 +1,284 @@
+//! Turns the bytes of one source file into typed staging rows and rejects. Log files are JSON
+//! lines mapped through the JSONPaths file by position; song files hold one or more JSON objects,
+//! possibly pretty-printed, mapped to columns by case-insensitive name (Redshift's
+//! `JSON 'auto ignorecase'`). Pure functions over bytes, so they run in parallel and are tested
+//! without files.
+
+use serde_json::Value;
+
+use crate::jsonpaths::JsonPaths;
+use crate::record::{raw_excerpt, type_row, Reject, Row};
+use crate::schema::{Table, STAGING_EVENTS, STAGING_SONGS};
+
+/// Which of the two sources a file belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Log,
+    Song,
+}
+
+impl SourceKind {
+    /// The name used in `load_errors.source` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Log => "log_data",
+            SourceKind::Song => "song_data",
+        }
+    }
+
+    pub fn table(self) -> &'static Table {
+        match self {
+            SourceKind::Log => &STAGING_EVENTS,
+            SourceKind::Song => &STAGING_SONGS,
+        }
+    }
+}
+
+/// What one file yielded.
+#[derive(Debug, Default)]
+pub struct ParsedFile {
+    pub rows: Vec<Row>,
+    pub rejects: Vec<Reject>,
+}
+
+impl ParsedFile {
+    /// Records read: every record either staged or rejected.
+    pub fn records(&self) -> u64 {
+        (self.rows.len() + self.rejects.len()) as u64
+    }
+}
+
+/// Builds rejects for one file.
+struct RejectSink<'a> {
+    source: &'static str,
+    file: &'a str,
+}
+
+impl RejectSink<'_> {
+    fn reject(&self, line: u64, reason: String, raw: &[u8]) -> Reject {
+        Reject {
+            source: self.source,
+            file: self.file.to_string(),
+            line: Some(line),
+            reason,
+            raw_text: raw_excerpt(raw),
+        }
+    }
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Parses a JSON-lines log file. Blank lines are skipped; every other line is one record.
+pub fn parse_log_file(file: &str, bytes: &[u8], mapping: &JsonPaths) -> ParsedFile {
+    let sink = RejectSink {
+        source: SourceKind::Log.name(),
+        file,
+    };
+    let labels: Vec<&str> = mapping.paths.iter().map(|p| p.text.as_str()).collect();
+    let mut parsed = ParsedFile::default();
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line_no = index as u64 + 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let record = match serde_json::from_slice::<Value>(line) {
+            Ok(record) => record,
+            Err(e) => {
+                parsed
+                    .rejects
+                    .push(sink.reject(line_no, format!("not valid JSON: {e}"), line));
+                continue;
+            }
+        };
+        if !record.is_object() {
+            parsed.rejects.push(sink.reject(
+                line_no,
+                format!("a JSON {}, not an object", kind_of(&record)),
+                line,
+            ));
+            continue;
+        }
+        let values: Vec<Option<&Value>> = mapping.paths.iter().map(|p| p.select(&record)).collect();
+        match type_row(&STAGING_EVENTS, &values, &labels) {
+            Ok(row) => parsed.rows.push(row),
+            Err(reason) => parsed.rejects.push(sink.reject(line_no, reason, line)),
+        }
+    }
+    parsed
+}
+
+/// Parses a song file: a stream of JSON objects separated by any whitespace.
+pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
+    let sink = RejectSink {
+        source: SourceKind::Song.name(),
+        file,
+    };
+    let columns = &STAGING_SONGS.columns;
+    let labels: Vec<&str> = columns.iter().map(|c| c.name).collect();
+    let mut parsed = ParsedFile::default();
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let mut lines = LineCounter::default();
+    loop {
+        let start = skip_whitespace(bytes, stream.byte_offset());
+        let line_no = lines.line_at(bytes, start);
+        let Some(item) = stream.next() else { break };
+        let raw = &bytes[start..stream.byte_offset().max(start)];
+        let record = match item {
+            Ok(record) => record,
+            Err(e) => {
+                // The stream cannot resynchronise after a syntax error: the rest of the file
+                // is one rejected record.
+                parsed.rejects.push(sink.reject(
+                    line_no,
+                    format!("not valid JSON: {e}"),
+                    &bytes[start..],
+                ));
+                break;
+            }
+        };
+        let Value::Object(map) = &record else {
+            parsed.rejects.push(sink.reject(
+                line_no,
+                format!("a JSON {}, not an object", kind_of(&record)),
+                raw,
+            ));
+            continue;
+        };
+        let values: Vec<Option<&Value>> = columns
+            .iter()
+            .map(|column| {
+                map.get(column.name).or_else(|| {
+                    map.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(column.name))
+                        .map(|(_, v)| v)
+                })
+            })
+            .collect();
+        match type_row(&STAGING_SONGS, &values, &labels) {
+            Ok(row) => parsed.rows.push(row),
+            Err(reason) => parsed.rejects.push(sink.reject(line_no, reason, raw)),
+        }
+    }
+    parsed
+}
+
+fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
+    from + bytes[from..]
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count()
+}
+
+/// Line numbers of byte offsets that only move forward.
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    line: u64,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, bytes: &[u8], offset: usize) -> u64 {
+        let offset = offset.min(bytes.len());
+        self.line += bytes[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.offset = offset;
+        self.line + 1
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Field;
+
+    fn mapping() -> JsonPaths {
+        let paths: Vec<String> = [
+            "artist",
+            "auth",
+            "firstName",
+            "gender",
+            "itemInSession",
+            "lastName",
+            "length",
+            "level",
+            "location",
+            "method",
+            "page",
+            "registration",
+            "sessionId",
+            "song",
+            "status",
+            "ts",
+            "userAgent",
+            "userId",
+        ]
+        .iter()
+        .map(|k| format!("\"$['{k}']\""))
+        .collect();
+        let text = format!("{{\"jsonpaths\": [{}]}}", paths.join(","));
+        JsonPaths::parse(text.as_bytes(), STAGING_EVENTS.columns.len()).unwrap()
+    }
+
+    const EVENT: &str = r#"{"artist":"A","auth":"Logged In","firstName":"J","gender":"M","itemInSession":0,"lastName":"B","length":182.8,"level":"free","location":"X","method":"PUT","page":"NextSong","registration":1540991795796.0,"sessionId":829,"song":"S","status":200,"ts":1543537327796,"userAgent":"UA","userId":"91"}"#;
+
+    #[test]
+    fn log_lines_with_blank_lines_and_bad_records() {
+        let text = format!(
+            "{EVENT}\n\n   \nnot json\n[1,2]\n{}\n{}",
+            EVENT.replace("1543537327796", "\"abc\""),
+            EVENT.replace("\"91\"", "\"\"")
+        );
+        let parsed = parse_log_file("f.json", text.as_bytes(), &mapping());
+        assert_eq!(parsed.rows.len(), 2);
+        assert_eq!(parsed.records(), 5);
+        assert_eq!(parsed.rows[0][17], Field::Int(91));
+        assert_eq!(parsed.rows[0][15], Field::Int(1543537327796));
+        assert_eq!(parsed.rows[1][17], Field::Null);
+        let lines: Vec<_> = parsed.rejects.iter().map(|r| r.line.unwrap()).collect();
+        assert_eq!(lines, vec![4, 5, 6]);
+        assert!(parsed.rejects[0].reason.starts_with("not valid JSON"));
+        assert!(parsed.rejects[1].reason.contains("array, not an object"));
+        assert!(
+            parsed.rejects[2].reason.starts_with("ts ($['ts'])"),
+            "{}",
+            parsed.rejects[2].reason
+        );
+        assert_eq!(parsed.rejects[0].raw_text, "not json");
+    }
+
+    #[test]
+    fn song_files_pretty_printed_several_objects_any_key_case() {
+        let text = "{\n  \"song_id\": \"S1\",\n  \"ARTIST_ID\": \"A1\",\n  \"duration\": 1.5,\n  \"year\": 0\n}\n\n{\"song_id\":\"S2\",\"artist_id\":\"A2\"}\n{\"song_id\":\"S3\",\"artist_id\":\"A3\",\"year\":\"x\"}\n[]\n{\"song_id\": oops";
+        let parsed = parse_song_file("s.json", text.as_bytes());
+        assert_eq!(parsed.rows.len(), 2);
+        assert_eq!(parsed.rows[0][1], Field::Text("A1".into()));
+        assert_eq!(parsed.rows[0][8], Field::Float(1.5));
+        let lines: Vec<_> = parsed.rejects.iter().map(|r| r.line.unwrap()).collect();
+        assert_eq!(lines, vec![9, 10, 11]);
+        assert!(parsed.rejects[0].reason.starts_with("year"));
+        assert_eq!(parsed.rejects[1].raw_text, "[]");
+        assert_eq!(parsed.records(), 5);
+    }
+
+    #[test]
+    fn song_without_song_id_is_rejected() {
+        let parsed = parse_song_file("s.json", br#"{"artist_id":"A1","title":"T"}"#);
+        assert_eq!(parsed.rows.len(), 0);
+        assert!(parsed.rejects[0].reason.starts_with("song_id"));
+    }
+}

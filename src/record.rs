@@ -1,0 +1,227 @@
+//! Typed staging rows and rejects. A source record becomes a [`Row`] of [`Field`]s only when
+//! every value fits its column's type; otherwise it becomes a [`Reject`] that says where it came
+//! from and why, so bad input is kept and counted instead of silently dropped or cast away.
+
+use serde_json::Value;
+
+use crate::schema::{Column, ColumnType, Table};
+
+/// One typed value of a staging row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+pub type Row = Vec<Field>;
+
+/// A source record that could not be staged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// Which source: `log_data` or `song_data`.
+    pub source: &'static str,
+    pub file: String,
+    /// 1-based line where the record starts; `None` when the whole file failed.
+    pub line: Option<u64>,
+    pub reason: String,
+    /// The start of the raw record text.
+    pub raw_text: String,
+}
+
+/// How much of a rejected record's text is kept.
+pub const RAW_TEXT_CHARS: usize = 200;
+
+/// The first [`RAW_TEXT_CHARS`] characters of raw bytes, invalid UTF-8 replaced.
+pub fn raw_excerpt(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(RAW_TEXT_CHARS * 4);
+    String::from_utf8_lossy(&bytes[..cut])
+        .chars()
+        .take(RAW_TEXT_CHARS)
+        .collect()
+}
+
+impl Reject {
+    /// The reject as a row of `load_errors`.
+    pub fn to_row(&self) -> Row {
+        vec![
+            Field::Text(self.source.to_string()),
+            Field::Text(self.file.clone()),
+            self.line.map_or(Field::Null, |l| Field::Int(l as i64)),
+            Field::Text(self.reason.clone()),
+            Field::Text(self.raw_text.clone()),
+        ]
+    }
+}
+
+/// Types one JSON value for a column. `None`/`null` is NULL; an empty string is NULL for
+/// numeric columns (as `userId: ""` for logged-out traffic). The error says what was wrong,
+/// without the column name, which the caller adds.
+pub fn type_value(value: Option<&Value>, column: &Column) -> Result<Field, String> {
+    let field = match value {
+        None | Some(Value::Null) => Field::Null,
+        Some(value) => match column.ty {
+            ColumnType::Text => Field::Text(match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            ColumnType::Integer | ColumnType::BigInt => type_integer(value, column.ty)?,
+            ColumnType::Double => type_double(value)?,
+            ColumnType::Timestamp => {
+                return Err("timestamps are not read from sources".to_string());
+            }
+        },
+    };
+    if field == Field::Null && column.required {
+        return Err("is missing or null, and the column requires a value".to_string());
+    }
+    Ok(field)
+}
+
+fn type_integer(value: &Value, ty: ColumnType) -> Result<Field, String> {
+    let number = match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Some(i),
+            None => n.as_f64().and_then(whole),
+        },
+        Value::String(s) if s.trim().is_empty() => return Ok(Field::Null),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().and_then(whole))
+        }
+        _ => None,
+    };
+    let number = number.ok_or_else(|| format!("{} is not a whole number", shown(value)))?;
+    let (min, max) = match ty {
+        ColumnType::Integer => (i32::MIN as i64, i32::MAX as i64),
+        _ => (i64::MIN, i64::MAX),
+    };
+    if number < min || number > max {
+        return Err(format!("{number} is out of range for a {ty:?} column"));
+    }
+    Ok(Field::Int(number))
+}
+
+/// An integral float as i64, `None` when it has a fraction or does not fit.
+fn whole(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i64)
+}
+
+fn type_double(value: &Value) -> Result<Field, String> {
+    let number = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if s.trim().is_empty() => return Ok(Field::Null),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        _ => None,
+    };
+    number
+        .map(Field::Float)
+        .ok_or_else(|| format!("{} is not a number", shown(value)))
+}
+
+/// A value as it appears in an error, cut short.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// Types a whole record: `values[i]` belongs to `table.columns[i]`. `labels[i]` names the
+/// source of each value in errors (the JSON path or key).
+pub fn type_row(table: &Table, values: &[Option<&Value>], labels: &[&str]) -> Result<Row, String> {
+    table
+        .columns
+        .iter()
+        .zip(values)
+        .zip(labels)
+        .map(|((column, value), label)| {
+            type_value(*value, column).map_err(|e| format!("{} ({label}): {e}", column.name))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::STAGING_EVENTS;
+    use serde_json::json;
+
+    fn column(name: &str) -> &'static Column {
+        STAGING_EVENTS
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn user_id_as_string_number_or_empty() {
+        let user = column("user_id");
+        assert_eq!(type_value(Some(&json!("39")), user), Ok(Field::Int(39)));
+        assert_eq!(type_value(Some(&json!(39)), user), Ok(Field::Int(39)));
+        assert_eq!(type_value(Some(&json!("")), user), Ok(Field::Null));
+        assert_eq!(type_value(None, user), Ok(Field::Null));
+        assert!(type_value(Some(&json!("abc")), user).is_err());
+    }
+
+    #[test]
+    fn integers_accept_integral_floats_only() {
+        let ts = column("ts");
+        assert_eq!(
+            type_value(Some(&json!(1541903636796.0)), ts),
+            Ok(Field::Int(1541903636796))
+        );
+        let err = type_value(Some(&json!("abc")), ts).unwrap_err();
+        assert!(err.contains("\"abc\" is not a whole number"), "{err}");
+        assert!(type_value(Some(&json!(1.5)), ts).is_err());
+        assert!(type_value(Some(&json!(true)), ts).is_err());
+        assert!(type_value(Some(&json!(3_000_000_000i64)), column("session_id")).is_err());
+    }
+
+    #[test]
+    fn required_columns_reject_missing_values() {
+        let err = type_value(None, column("ts")).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn text_keeps_strings_and_renders_other_json() {
+        let artist = column("artist");
+        assert_eq!(
+            type_value(Some(&json!("Sigur Rós")), artist),
+            Ok(Field::Text("Sigur Rós".into()))
+        );
+        assert_eq!(
+            type_value(Some(&json!(12)), artist),
+            Ok(Field::Text("12".into()))
+        );
+    }
+
+    #[test]
+    fn doubles_from_numbers_and_numeric_strings() {
+        let length = column("length");
+        assert_eq!(
+            type_value(Some(&json!(218.93179)), length),
+            Ok(Field::Float(218.93179))
+        );
+        assert_eq!(
+            type_value(Some(&json!("1.5")), length),
+            Ok(Field::Float(1.5))
+        );
+        assert!(type_value(Some(&json!("NaN")), length).is_err());
+        assert!(type_value(Some(&json!([1])), length).is_err());
+    }
+
+    #[test]
+    fn raw_excerpt_is_bounded_and_lossy() {
+        let long = "é".repeat(500);
+        assert_eq!(raw_excerpt(long.as_bytes()).chars().count(), RAW_TEXT_CHARS);
+        assert_eq!(raw_excerpt(b"ab\xffcd"), "ab\u{fffd}cd");
+    }
+}

@@ -1,0 +1,215 @@
+//! Renders results for people and for scripts: the `etl` summary, and `analysis` answers as
+//! titled tables, CSV or one JSON document.
+
+use std::fmt::Write;
+
+use prettytable::{format, Cell as TableCell, Row as TableRow, Table};
+use serde_json::{json, Map, Value};
+
+use crate::etl::EtlReport;
+use crate::warehouse::{Cell, QueryResult};
+
+/// How `analysis` prints its answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Titled tables for people.
+    Table,
+    /// CSV with a header row; with several questions, each is preceded by a `# name: title` line.
+    Csv,
+    /// One JSON document holding every answer, for scripts.
+    Json,
+}
+
+/// One answered question.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub result: QueryResult,
+}
+
+fn text_table(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Table {
+    let mut table = Table::new();
+    table.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+    table.set_titles(TableRow::new(
+        headers.iter().map(|h| TableCell::new(h)).collect(),
+    ));
+    for row in rows {
+        table.add_row(TableRow::new(
+            row.iter().map(|c| TableCell::new(c)).collect(),
+        ));
+    }
+    table
+}
+
+fn cell_json(cell: &Cell) -> Value {
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Int(i) => json!(i),
+        Cell::Float(f) => json!(f),
+        Cell::Text(s) => json!(s),
+    }
+}
+
+/// Renders answers in the chosen format.
+pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> String {
+    match format {
+        Format::Table => {
+            let mut out = String::new();
+            for answer in answers {
+                let headers: Vec<&str> = answer.result.columns.iter().map(String::as_str).collect();
+                let rows = answer
+                    .result
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(Cell::to_string).collect());
+                let _ = writeln!(out, "{}\n{}", answer.title, text_table(&headers, rows));
+            }
+            out
+        }
+        Format::Csv => {
+            let mut out = String::new();
+            for (i, answer) in answers.iter().enumerate() {
+                if answers.len() > 1 {
+                    if i > 0 {
+                        out.push('\n');
+                    }
+                    let _ = writeln!(out, "# {}: {}", answer.name, answer.title);
+                }
+                let mut writer = csv::Writer::from_writer(Vec::new());
+                let rows = answer
+                    .result
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(Cell::to_string).collect::<Vec<_>>());
+                let written = writer
+                    .write_record(&answer.result.columns)
+                    .and_then(|_| rows.into_iter().try_for_each(|r| writer.write_record(r)));
+                debug_assert!(written.is_ok(), "writing CSV to memory cannot fail");
+                let bytes = writer.into_inner().unwrap_or_default();
+                out.push_str(&String::from_utf8_lossy(&bytes));
+            }
+            out
+        }
+        Format::Json => {
+            let answers: Vec<Value> = answers
+                .iter()
+                .map(|answer| {
+                    let rows: Vec<Value> = answer
+                        .result
+                        .rows
+                        .iter()
+                        .map(|row| {
+                            let object: Map<String, Value> = answer
+                                .result
+                                .columns
+                                .iter()
+                                .cloned()
+                                .zip(row.iter().map(cell_json))
+                                .collect();
+                            Value::Object(object)
+                        })
+                        .collect();
+                    json!({
+                        "name": answer.name,
+                        "title": answer.title,
+                        "columns": answer.result.columns,
+                        "rows": rows,
+                    })
+                })
+                .collect();
+            let document = json!({ "warehouse": warehouse, "answers": answers });
+            format!("{:#}\n", document)
+        }
+    }
+}
+
+/// The summary `etl` prints when it is done.
+pub fn etl_summary(report: &EtlReport) -> String {
+    let sources = text_table(
+        &[
+            "source",
+            "files",
+            "bytes",
+            "records read",
+            "staged",
+            "rejected",
+        ],
+        report.sources.iter().map(|s| {
+            vec![
+                s.source.to_string(),
+                s.files.to_string(),
+                s.bytes.to_string(),
+                s.records.to_string(),
+                s.staged.to_string(),
+                s.rejected.to_string(),
+            ]
+        }),
+    );
+    let tables = text_table(
+        &["table", "rows"],
+        report
+            .tables
+            .iter()
+            .map(|(name, rows)| vec![name.to_string(), rows.to_string()]),
+    );
+    let total: f64 = report.phases.iter().map(|(_, d)| d.as_secs_f64()).sum();
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(name, d)| format!("{name} {:.2}s", d.as_secs_f64()))
+        .collect();
+    let mut out = format!("etl into {}\n{sources}\n{tables}\n", report.warehouse);
+    let _ = writeln!(out, "time: {} (total {total:.2}s)", phases.join(", "));
+    if report.rejected() > 0 {
+        let _ = writeln!(
+            out,
+            "{} rejected record(s) are in load_errors (file, line, reason, raw_text)",
+            report.rejected()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer() -> Answer {
+        Answer {
+            name: "top_songs",
+            title: "Most played songs",
+            result: QueryResult {
+                columns: vec!["title".into(), "plays".into()],
+                rows: vec![
+                    vec![Cell::Text("Hey, \"Jude\"".into()), Cell::Int(3)],
+                    vec![Cell::Null, Cell::Float(1.5)],
+                ],
+            },
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_single_answer_has_no_section_line() {
+        let out = render_answers("w", &[answer()], Format::Csv);
+        assert_eq!(out, "title,plays\n\"Hey, \"\"Jude\"\"\",3\n,1.5\n");
+        let two = render_answers("w", &[answer(), answer()], Format::Csv);
+        assert!(two.starts_with("# top_songs: Most played songs\ntitle,plays\n"));
+    }
+
+    #[test]
+    fn json_is_one_document_with_typed_values() {
+        let out = render_answers("duckdb x", &[answer()], Format::Json);
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["warehouse"], "duckdb x");
+        assert_eq!(doc["answers"][0]["rows"][0]["plays"], 3);
+        assert_eq!(doc["answers"][0]["rows"][1]["title"], Value::Null);
+    }
+
+    #[test]
+    fn table_has_title_and_headers() {
+        let out = render_answers("w", &[answer()], Format::Table);
+        assert!(out.starts_with("Most played songs\n"));
+        assert!(out.contains("title") && out.contains("Hey, \"Jude\""));
+    }
+}

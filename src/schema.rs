@@ -1,0 +1,204 @@
+//! The shape of every table the toolkit owns, written once. DDL for each dialect, the typing of
+//! source records into staging rows and the engines' bulk appends are all derived from these
+//! definitions, so a column added here reaches every one of them.
+
+/// Portable column types; each dialect names them in `sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    /// 32-bit signed integer.
+    Integer,
+    /// 64-bit signed integer.
+    BigInt,
+    Double,
+    /// UTC timestamp without time zone, millisecond precision or finer.
+    Timestamp,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub ty: ColumnType,
+    /// NOT NULL in the table; a source record without it is rejected.
+    pub required: bool,
+}
+
+const fn col(name: &'static str, ty: ColumnType) -> Column {
+    Column {
+        name,
+        ty,
+        required: false,
+    }
+}
+
+const fn req(name: &'static str, ty: ColumnType) -> Column {
+    Column {
+        name,
+        ty,
+        required: true,
+    }
+}
+
+#[derive(Debug)]
+pub struct Table {
+    pub name: &'static str,
+    pub columns: &'static [Column],
+    pub primary_key: &'static [&'static str],
+    /// A second natural key enforced as UNIQUE.
+    pub unique: &'static [&'static str],
+}
+
+impl Table {
+    pub fn column_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.columns.iter().map(|c| c.name)
+    }
+}
+
+use ColumnType::*;
+
+/// One row per line of the event logs, columns in the order the JSONPaths file maps them.
+pub static STAGING_EVENTS: Table = Table {
+    name: "staging_events",
+    columns: &[
+        col("artist", Text),
+        col("auth", Text),
+        col("first_name", Text),
+        col("gender", Text),
+        req("item_in_session", Integer),
+        col("last_name", Text),
+        col("length", Double),
+        col("level", Text),
+        col("location", Text),
+        col("method", Text),
+        col("page", Text),
+        col("registration", Double),
+        req("session_id", Integer),
+        col("song", Text),
+        col("status", Integer),
+        req("ts", BigInt),
+        col("user_agent", Text),
+        col("user_id", Integer),
+    ],
+    primary_key: &[],
+    unique: &[],
+};
+
+/// One row per song object, columns matched by name as Redshift's `JSON 'auto ignorecase'`.
+pub static STAGING_SONGS: Table = Table {
+    name: "staging_songs",
+    columns: &[
+        col("num_songs", Integer),
+        req("artist_id", Text),
+        col("artist_latitude", Double),
+        col("artist_longitude", Double),
+        col("artist_location", Text),
+        col("artist_name", Text),
+        req("song_id", Text),
+        col("title", Text),
+        col("duration", Double),
+        col("year", Integer),
+    ],
+    primary_key: &[],
+    unique: &[],
+};
+
+/// Every source record that could not be staged, with where it came from and why.
+pub static LOAD_ERRORS: Table = Table {
+    name: "load_errors",
+    columns: &[
+        req("source", Text),
+        req("file", Text),
+        col("line", BigInt),
+        req("reason", Text),
+        col("raw_text", Text),
+    ],
+    primary_key: &[],
+    unique: &[],
+};
+
+pub static SONGPLAYS: Table = Table {
+    name: "songplays",
+    columns: &[
+        req("songplay_id", BigInt),
+        req("start_time", Timestamp),
+        req("user_id", Integer),
+        col("level", Text),
+        col("song_id", Text),
+        col("artist_id", Text),
+        req("session_id", Integer),
+        req("item_in_session", Integer),
+        col("location", Text),
+        col("user_agent", Text),
+    ],
+    primary_key: &["songplay_id"],
+    unique: &["user_id", "session_id", "item_in_session"],
+};
+
+pub static USERS: Table = Table {
+    name: "users",
+    columns: &[
+        req("user_id", Integer),
+        col("first_name", Text),
+        col("last_name", Text),
+        col("gender", Text),
+        col("level", Text),
+    ],
+    primary_key: &["user_id"],
+    unique: &[],
+};
+
+pub static SONGS: Table = Table {
+    name: "songs",
+    columns: &[
+        req("song_id", Text),
+        col("title", Text),
+        col("artist_id", Text),
+        col("year", Integer),
+        col("duration", Double),
+    ],
+    primary_key: &["song_id"],
+    unique: &[],
+};
+
+pub static ARTISTS: Table = Table {
+    name: "artists",
+    columns: &[
+        req("artist_id", Text),
+        col("name", Text),
+        col("location", Text),
+        col("latitude", Double),
+        col("longitude", Double),
+    ],
+    primary_key: &["artist_id"],
+    unique: &[],
+};
+
+pub static TIME: Table = Table {
+    name: "time",
+    columns: &[
+        req("start_time", Timestamp),
+        req("hour", Integer),
+        req("day", Integer),
+        req("week", Integer),
+        req("month", Integer),
+        req("year", Integer),
+        req("weekday", Integer),
+    ],
+    primary_key: &["start_time"],
+    unique: &[],
+};
+
+/// Every table `create_tables` makes, in creation order.
+pub static ALL_TABLES: [&Table; 8] = [
+    &STAGING_EVENTS,
+    &STAGING_SONGS,
+    &LOAD_ERRORS,
+    &SONGPLAYS,
+    &USERS,
+    &SONGS,
+    &ARTISTS,
+    &TIME,
+];
+
+/// The star schema, in the order the transform fills it.
+pub static STAR_TABLES: [&Table; 5] = [&SONGS, &ARTISTS, &USERS, &SONGPLAYS, &TIME];

@@ -1,0 +1,138 @@
+//! The embedded engine: one DuckDB file, no server, works offline. Staging rows go in through
+//! DuckDB's appender, inside the caller's transaction.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use duckdb::types::{ToSqlOutput, ValueRef};
+use duckdb::{appender_params_from_iter, Connection, ToSql};
+
+use super::{Cell, QueryResult, Warehouse};
+use crate::record::{Field, Row};
+use crate::schema::Table;
+use crate::sql::Dialect;
+
+pub struct DuckDbWarehouse {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl DuckDbWarehouse {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).with_context(|| {
+            format!(
+                "cannot open the DuckDB warehouse {} (is another process using it, or does its \
+                 directory not exist?): set [WAREHOUSE] DUCKDB_PATH to a writable file",
+                path.display()
+            )
+        })?;
+        Ok(DuckDbWarehouse {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+}
+
+impl ToSql for Field {
+    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Field::Null => ValueRef::Null,
+            Field::Int(i) => ValueRef::BigInt(*i),
+            Field::Float(f) => ValueRef::Double(*f),
+            Field::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
+    }
+}
+
+fn cell(value: ValueRef<'_>) -> Cell {
+    use ValueRef as V;
+    match value {
+        V::Null => Cell::Null,
+        V::Boolean(b) => Cell::Int(b as i64),
+        V::TinyInt(i) => Cell::Int(i.into()),
+        V::SmallInt(i) => Cell::Int(i.into()),
+        V::Int(i) => Cell::Int(i.into()),
+        V::BigInt(i) => Cell::Int(i),
+        V::UTinyInt(i) => Cell::Int(i.into()),
+        V::USmallInt(i) => Cell::Int(i.into()),
+        V::UInt(i) => Cell::Int(i.into()),
+        V::HugeInt(i) => i64::try_from(i).map_or_else(|_| Cell::Text(i.to_string()), Cell::Int),
+        V::UBigInt(i) => i64::try_from(i).map_or_else(|_| Cell::Text(i.to_string()), Cell::Int),
+        V::Float(f) => Cell::Float(f.into()),
+        V::Double(f) => Cell::Float(f),
+        V::Text(bytes) => Cell::Text(String::from_utf8_lossy(bytes).into_owned()),
+        other => match other.to_owned() {
+            duckdb::types::Value::Timestamp(unit, value) => {
+                let micros = unit.to_micros(value);
+                Cell::Text(
+                    chrono::DateTime::from_timestamp_micros(micros)
+                        .map(|t| t.naive_utc().format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                        .unwrap_or_else(|| micros.to_string()),
+                )
+            }
+            value => Cell::Text(format!("{value:?}")),
+        },
+    }
+}
+
+impl Warehouse for DuckDbWarehouse {
+    fn describe(&self) -> String {
+        format!("duckdb {}", self.path.display())
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<()> {
+        self.conn
+            .execute_batch(sql)
+            .with_context(|| format!("DuckDB failed on: {}", first_line(sql)))
+    }
+
+    fn query(&mut self, sql: &str) -> Result<QueryResult> {
+        let context = || format!("DuckDB failed on: {}", first_line(sql));
+        let mut stmt = self.conn.prepare(sql).with_context(context)?;
+        let mut rows = stmt.query([]).with_context(context)?;
+        let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+        let mut result = QueryResult {
+            columns,
+            rows: Vec::new(),
+        };
+        while let Some(row) = rows.next().with_context(context)? {
+            let cells = (0..result.columns.len())
+                .map(|i| row.get_ref(i).map(cell))
+                .collect::<duckdb::Result<Vec<_>>>()
+                .with_context(context)?;
+            result.rows.push(cells);
+        }
+        Ok(result)
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.execute("BEGIN TRANSACTION")
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.execute("COMMIT")
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.execute("ROLLBACK")
+    }
+
+    fn append(&mut self, table: &Table, rows: &[Row]) -> Result<()> {
+        let context = || format!("DuckDB failed appending to {}", table.name);
+        let mut appender = self.conn.appender(table.name).with_context(context)?;
+        for row in rows {
+            appender
+                .append_row(appender_params_from_iter(row.iter()))
+                .with_context(context)?;
+        }
+        appender.flush().with_context(context)
+    }
+}
+
+fn first_line(sql: &str) -> &str {
+    sql.lines().next().unwrap_or_default()
+}

@@ -1,0 +1,89 @@
+//! The warehouse behind one trait. The ETL, `create_tables` and `analysis` speak only to
+//! [`Warehouse`]; each engine (DuckDB today; PostgreSQL and Redshift next) decides how it
+//! connects, runs SQL in its [`Dialect`] and bulk-appends staging rows.
+
+mod duckdb;
+
+use anyhow::{bail, Result};
+
+use crate::config::{Config, EngineChoice};
+use crate::record::Row;
+use crate::schema::Table;
+use crate::sql::Dialect;
+
+pub use self::duckdb::DuckDbWarehouse;
+
+/// One value of a query result, independent of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cell::Null => Ok(()),
+            Cell::Int(i) => write!(f, "{i}"),
+            Cell::Float(x) => write!(f, "{x}"),
+            Cell::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The rows of a query with their column names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl QueryResult {
+    /// The single integer a `COUNT(*)`-style query returned.
+    pub fn single_int(&self) -> Option<i64> {
+        match self.rows.first()?.first()? {
+            Cell::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// A warehouse the pipeline can create tables in, load and query.
+pub trait Warehouse {
+    /// Where this warehouse is, for messages (never holds a secret).
+    fn describe(&self) -> String;
+    fn dialect(&self) -> Dialect;
+    /// Runs one or more statements that return no rows.
+    fn execute(&mut self, sql: &str) -> Result<()>;
+    fn query(&mut self, sql: &str) -> Result<QueryResult>;
+    fn begin(&mut self) -> Result<()>;
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self) -> Result<()>;
+    /// Appends rows to a table in bulk; each row holds the table's columns in order.
+    fn append(&mut self, table: &Table, rows: &[Row]) -> Result<()>;
+}
+
+/// Opens the warehouse `dwh.cfg` selects: DuckDB unless a cluster host is configured.
+pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
+    let engine = match config.warehouse.engine {
+        EngineChoice::Auto if config.cluster.host.is_empty() => EngineChoice::DuckDb,
+        other => other,
+    };
+    match engine {
+        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open(
+            &config.warehouse.duckdb_path,
+        )?)),
+        EngineChoice::Auto => bail!(
+            "{}: [CLUSTER] HOST is set, but the postgres and redshift engines are not available \
+             in this version: empty HOST or set [WAREHOUSE] ENGINE = duckdb",
+            config.path.display()
+        ),
+        other => bail!(
+            "{}: [WAREHOUSE] ENGINE = {other:?} is not available in this version: set it to duckdb \
+             or auto",
+            config.path.display()
+        ),
+    }
+}

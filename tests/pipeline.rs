@@ -1,0 +1,517 @@
+//! The pipeline end to end on the embedded DuckDB engine: the real binaries, the real sample,
+//! and every kind of bad input.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{udacity_sample, Workspace, STAR_AND_STAGING};
+use predicates::prelude::*;
+
+#[test]
+fn udacity_sample_gives_the_expected_warehouse() {
+    let Some(sample) = udacity_sample() else {
+        return;
+    };
+    let ws = Workspace::new(&sample, "");
+    let summary = ws.create_and_load();
+    let expected = [
+        ("staging_events", 8056),
+        ("staging_songs", 71),
+        ("songplays", 6820),
+        ("users", 97),
+        ("songs", 71),
+        ("artists", 69),
+        ("time", 6813),
+        ("load_errors", 0),
+    ];
+    for (table, rows) in expected {
+        assert_eq!(
+            ws.count(&format!("SELECT COUNT(*) FROM {table}")),
+            rows,
+            "rows of {table}"
+        );
+    }
+    let matched = ws.dump("(SELECT song_id, artist_id FROM songplays WHERE song_id IS NOT NULL)");
+    assert_eq!(
+        matched,
+        vec!["Text(\"SOZCTXZ12AB0182364\")|Text(\"AR5KOSW1187FB35FF4\")"]
+    );
+    // The summary reports what was read and loaded.
+    assert!(summary.contains("8056"), "{summary}");
+    assert!(summary.contains("songplays"), "{summary}");
+    assert!(summary.contains("transform"), "{summary}");
+}
+
+#[test]
+fn star_schema_semantics_hold_on_the_sample() {
+    let Some(sample) = udacity_sample() else {
+        return;
+    };
+    let ws = Workspace::new(&sample, "");
+    ws.create_and_load();
+    // Every play is a NextSong event with a user; none is lost or doubled.
+    assert_eq!(
+        ws.count(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT user_id, session_id, item_in_session \
+             FROM staging_events WHERE page = 'NextSong' AND user_id IS NOT NULL)"
+        ),
+        6820
+    );
+    // songplay_id numbers plays 1..n in time order.
+    assert_eq!(
+        ws.count(
+            "SELECT COUNT(*) FROM (SELECT songplay_id, ROW_NUMBER() OVER (ORDER BY start_time, \
+             user_id, session_id, item_in_session) AS n FROM songplays) WHERE songplay_id <> n"
+        ),
+        0
+    );
+    // A user's level is the one of their latest event.
+    assert_eq!(
+        ws.count(
+            "SELECT COUNT(*) FROM users u JOIN (SELECT user_id, arg_max(level, ts) AS level \
+             FROM staging_events WHERE user_id IS NOT NULL GROUP BY user_id) l \
+             USING (user_id) WHERE u.level <> l.level"
+        ),
+        0
+    );
+    // time: weekday 0 = Sunday; 2018-11-04 was a Sunday, in ISO week 44.
+    assert_eq!(
+        ws.count(
+            "SELECT COUNT(*) FROM time WHERE CAST(start_time AS DATE) = DATE '2018-11-04' \
+             AND (weekday <> 0 OR week <> 44 OR day <> 4 OR month <> 11 OR year <> 2018)"
+        ),
+        0
+    );
+    assert!(ws.count("SELECT COUNT(*) FROM time WHERE weekday = 0") > 0);
+}
+
+#[test]
+fn running_etl_twice_leaves_identical_tables() {
+    let Some(sample) = udacity_sample() else {
+        return;
+    };
+    let ws = Workspace::new(&sample, "");
+    ws.create_and_load();
+    let first: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.dump(t)).collect();
+    ws.cmd("etl").assert().success();
+    let second: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.dump(t)).collect();
+    assert_eq!(first, second);
+}
+
+/// Copies the sample with every file renamed so that sorted order is reversed, and the song
+/// files merged into a few files holding several (some pretty-printed) objects.
+fn shuffled_copy(sample: &Path, to: &Path) {
+    let logs: Vec<_> = walkdir::WalkDir::new(sample.join("log_data"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.is_file())
+        .collect();
+    let mut logs = logs;
+    logs.sort();
+    let n = logs.len();
+    for (i, log) in logs.iter().enumerate() {
+        let dir = to.join("log_data").join(format!("part{:02}", n - i));
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(log, dir.join("events.json")).unwrap();
+    }
+    let mut songs: Vec<_> = walkdir::WalkDir::new(sample.join("song_data"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.is_file())
+        .collect();
+    songs.sort();
+    songs.reverse();
+    fs::create_dir_all(to.join("song_data")).unwrap();
+    for (k, group) in songs.chunks(10).enumerate() {
+        let mut text = String::new();
+        for (j, song) in group.iter().enumerate() {
+            let value: serde_json::Value =
+                serde_json::from_slice(&fs::read(song).unwrap()).unwrap();
+            if j % 2 == 0 {
+                text.push_str(&serde_json::to_string_pretty(&value).unwrap());
+            } else {
+                text.push_str(&value.to_string());
+            }
+            text.push('\n');
+        }
+        fs::write(to.join(format!("song_data/{}.json", 99 - k)), text).unwrap();
+    }
+    fs::copy(
+        sample.join("log_json_path.json"),
+        to.join("log_json_path.json"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn file_order_and_file_layout_do_not_change_the_tables() {
+    let Some(sample) = udacity_sample() else {
+        return;
+    };
+    let original = Workspace::new(&sample, "");
+    original.create_and_load();
+    let shuffled_sources = tempfile::tempdir().unwrap();
+    shuffled_copy(&sample, shuffled_sources.path());
+    let shuffled = Workspace::new(shuffled_sources.path(), "");
+    shuffled.create_and_load();
+    for table in ["songplays", "users", "songs", "artists", "time"] {
+        assert_eq!(original.dump(table), shuffled.dump(table), "table {table}");
+    }
+}
+
+/// A small source tree holding one good event, one good song and the given extra log lines.
+fn sources_with_log_lines(dir: &Path, extra_lines: &str) {
+    let good_event = r#"{"artist":"A","auth":"Logged In","firstName":"J","gender":"M","itemInSession":0,"lastName":"B","length":100.0,"level":"free","location":"X","method":"PUT","page":"NextSong","registration":1540991795796.0,"sessionId":829,"song":"S","status":200,"ts":1543537327796,"userAgent":"UA","userId":"91"}"#;
+    fs::create_dir_all(dir.join("log_data/2018/11")).unwrap();
+    fs::create_dir_all(dir.join("song_data/A/B/C")).unwrap();
+    fs::write(
+        dir.join("log_data/2018/11/2018-11-01-events.json"),
+        format!("{good_event}\n{extra_lines}"),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("song_data/A/B/C/TRABC.json"),
+        r#"{"num_songs": 1, "artist_id": "AR1", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "A", "song_id": "SO1", "title": "S", "duration": 100.005, "year": 0}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("log_json_path.json"),
+        sparkify::gen_data::LOG_JSONPATH,
+    )
+    .unwrap();
+}
+
+const BAD_LINES: &str =
+    "this is not json\n[1, 2, 3]\n{\"ts\": \"abc\", \"sessionId\": 1, \"itemInSession\": 2}\n";
+
+#[test]
+fn bad_input_is_recorded_in_load_errors_and_counted() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), BAD_LINES);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        sources.path().join("nowhere"),
+        sources.path().join("log_data/2018/11/broken.json"),
+    )
+    .unwrap();
+    let ws = Workspace::new(sources.path(), "MAX_ERRORS=10");
+    let summary = ws.create_and_load();
+    assert!(
+        summary.contains("rejected record(s) are in load_errors"),
+        "{summary}"
+    );
+    let errors = ws.dump("(SELECT file, line, reason, raw_text FROM load_errors)");
+    let expected_count = if cfg!(unix) { 4 } else { 3 };
+    assert_eq!(errors.len(), expected_count, "{errors:#?}");
+    let all = errors.join("\n");
+    assert!(
+        all.contains("2018-11-01-events.json\")|BigInt(2)|Text(\"not valid JSON"),
+        "{all}"
+    );
+    assert!(
+        all.contains("BigInt(3)|Text(\"a JSON array, not an object\")|Text(\"[1, 2, 3]\")"),
+        "{all}"
+    );
+    assert!(
+        all.contains("BigInt(4)|Text(\"ts ($['ts']): \\\"abc\\\" is not a whole number\")"),
+        "{all}"
+    );
+    if cfg!(unix) {
+        assert!(
+            all.contains("broken.json\")|Null|Text(\"cannot read file"),
+            "{all}"
+        );
+    }
+    // The good records are in, and the play matched its song within 0.01 s.
+    assert_eq!(ws.count("SELECT COUNT(*) FROM staging_events"), 1);
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM songplays WHERE song_id = 'SO1'"),
+        1
+    );
+}
+
+#[test]
+fn too_many_rejects_fail_the_run_and_keep_the_previous_warehouse() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "MAX_ERRORS=2");
+    ws.create_and_load();
+    let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.dump(t)).collect();
+
+    // Same sources plus three bad lines and a second good event: over MAX_ERRORS = 2.
+    let second = r#"{"ts": 1543537400000, "sessionId": 830, "itemInSession": 0, "page": "NextSong", "userId": "92"}"#;
+    sources_with_log_lines(sources.path(), &format!("{second}\n{BAD_LINES}"));
+    ws.cmd("etl")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "3 record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = 2",
+        ))
+        .stderr(predicate::str::contains(
+            "2018-11-01-events.json:3: not valid JSON",
+        ))
+        .stderr(predicate::str::contains("nothing was committed"));
+    let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.dump(t)).collect();
+    assert_eq!(before, after, "a failed load changed the warehouse");
+
+    // --max-errors overrides the file.
+    ws.cmd("etl").arg("--max-errors=3").assert().success();
+    assert_eq!(ws.count("SELECT COUNT(*) FROM songplays"), 2);
+}
+
+#[test]
+fn configuration_mistakes_are_one_line_errors_that_say_what_to_change() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+
+    // etl before create_tables.
+    ws.cmd("etl")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("run create_tables first"));
+    ws.cmd("create_tables").assert().success();
+
+    let one_line_error = |expected: &str| {
+        let out = ws.cmd("etl").assert().code(1);
+        let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert!(stderr.contains(expected), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    };
+
+    // A missing source directory.
+    fs::rename(
+        sources.path().join("song_data"),
+        sources.path().join("songs_moved"),
+    )
+    .unwrap();
+    one_line_error("[LOCAL] SONG_DATA = ");
+    // A source with no .json file.
+    fs::create_dir_all(sources.path().join("song_data/A")).unwrap();
+    fs::write(sources.path().join("song_data/A/readme.txt"), "x").unwrap();
+    one_line_error("holds no .json file");
+    fs::rename(
+        sources.path().join("songs_moved/A/B"),
+        sources.path().join("song_data/A/B"),
+    )
+    .unwrap();
+    // A JSONPaths file without a jsonpaths array.
+    fs::write(
+        sources.path().join("log_json_path.json"),
+        r#"{"paths": []}"#,
+    )
+    .unwrap();
+    one_line_error("has no \"jsonpaths\" array");
+    // A malformed key.
+    ws.write_config(sources.path(), "MAX_ERRORS=lots");
+    one_line_error("[WAREHOUSE] MAX_ERRORS = \"lots\" is not valid");
+    // A missing config file.
+    assert_cmd::Command::cargo_bin("etl")
+        .unwrap()
+        .args(["--config", "/nonexistent/dwh.cfg"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot read config file /nonexistent/dwh.cfg",
+        ));
+}
+
+#[test]
+fn analysis_answers_in_every_format() {
+    let Some(sample) = udacity_sample() else {
+        return;
+    };
+    let ws = Workspace::new(&sample, "");
+    ws.create_and_load();
+
+    let out = ws
+        .cmd("analysis")
+        .args(["--format", "json"])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let answers = doc["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 13);
+    let answer = |name: &str| {
+        answers
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no answer {name}"))
+            .clone()
+    };
+    assert_eq!(answer("song_count")["rows"][0]["songs"], 71);
+    assert_eq!(answer("artist_count")["rows"][0]["artists"], 69);
+    // Every distribution adds up to the number of plays: no join double-counts.
+    for name in [
+        "plays_by_year",
+        "plays_by_day",
+        "plays_by_week",
+        "plays_by_month",
+        "plays_by_hour",
+        "plays_by_weekday",
+    ] {
+        let total: i64 = answer(name)["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["plays"].as_i64().unwrap())
+            .sum();
+        assert_eq!(total, 6820, "{name}");
+    }
+    let users_by_level: i64 = answer("users_by_level")["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["users"].as_i64().unwrap())
+        .sum();
+    assert_eq!(users_by_level, 97);
+    let top_songs = answer("top_songs");
+    assert_eq!(top_songs["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(top_songs["rows"][0]["song_id"], "SOZCTXZ12AB0182364");
+    assert_eq!(answer("top_users")["rows"].as_array().unwrap().len(), 10);
+    let both = answer("both_levels");
+    assert!(!both["rows"].as_array().unwrap().is_empty());
+
+    ws.cmd("analysis")
+        .args(["--query", "top_users", "--limit", "3", "--format", "csv"])
+        .assert()
+        .success()
+        .stdout(predicate::function(|out: &str| {
+            out.starts_with("user_id,first_name,last_name,level,plays\n")
+                && out.lines().count() == 4
+        }));
+    ws.cmd("analysis")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Most played songs"))
+        .stdout(predicate::str::contains("Plays by weekday"));
+    ws.cmd("analysis")
+        .args(["--query", "nonsense"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("top_songs"));
+}
+
+#[test]
+fn bundled_data_is_the_generators_output_and_loads_cleanly() {
+    let out = tempfile::tempdir().unwrap();
+    let generated = out.path().join("data");
+    Workspace::new(out.path(), "")
+        .cmd("gen_data")
+        .arg("--out")
+        .arg(&generated)
+        .assert()
+        .success();
+    let bundled = common::repo().join("data");
+    let list = |root: &Path| {
+        let mut files: Vec<_> = walkdir::WalkDir::new(root)
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.path().strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        files.sort();
+        files
+    };
+    let files = list(&bundled);
+    assert_eq!(
+        files,
+        list(&generated),
+        "data/ differs from gen_data's output"
+    );
+    for file in &files {
+        assert!(
+            fs::read(bundled.join(file)).unwrap() == fs::read(generated.join(file)).unwrap(),
+            "{} differs from gen_data's output",
+            file.display()
+        );
+    }
+
+    let ws = Workspace::new(&bundled, "");
+    ws.create_and_load();
+    assert_eq!(ws.count("SELECT COUNT(*) FROM load_errors"), 0);
+    let plays = ws.count("SELECT COUNT(*) FROM songplays");
+    let matched = ws.count("SELECT COUNT(*) FROM songplays WHERE song_id IS NOT NULL");
+    assert!(plays > 1000, "{plays}");
+    assert!(
+        matched > plays / 2 && matched < plays,
+        "{matched} of {plays}"
+    );
+    assert!(ws.count("SELECT COUNT(*) FROM staging_events WHERE user_id IS NULL") > 0);
+    assert!(
+        ws.count(
+            "SELECT COUNT(*) FROM (SELECT user_id FROM songplays GROUP BY user_id \
+             HAVING COUNT(DISTINCT level) = 2)"
+        ) > 0
+    );
+    assert!(ws.count("SELECT COUNT(*) FROM artists WHERE name LIKE '%''%' OR name LIKE '%ö%'") > 0);
+}
+
+#[test]
+fn gen_data_refuses_to_overwrite_without_force() {
+    let out = tempfile::tempdir().unwrap();
+    let ws = Workspace::new(out.path(), "");
+    let args = ["--songs", "5", "--events", "50", "--days", "2", "--out"];
+    ws.cmd("gen_data")
+        .args(args)
+        .arg(out.path())
+        .assert()
+        .success();
+    ws.cmd("gen_data")
+        .args(args)
+        .arg(out.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--force"));
+    ws.cmd("gen_data")
+        .args(args)
+        .arg(out.path())
+        .arg("--force")
+        .assert()
+        .success();
+}
+
+#[test]
+fn every_binary_explains_itself_and_keeps_secrets() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+    for (bin, mentions) in [
+        ("create_tables", "DUCKDB_PATH"),
+        ("etl", "MAX_ERRORS"),
+        ("analysis", "top_songs"),
+        ("gen_data", "--seed"),
+        ("iac_create", "[DWH]"),
+        ("iac_delete", "[DWH]"),
+    ] {
+        ws.cmd(bin)
+            .arg("--help")
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("--config"))
+            .stdout(predicate::str::contains(mentions));
+    }
+    for bin in ["iac_create", "iac_delete"] {
+        ws.cmd(bin)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("not available yet"));
+    }
+    for args in [
+        &["create_tables", "-vv"][..],
+        &["etl", "-vv"],
+        &["analysis", "-vv"],
+    ] {
+        let out = ws.cmd(args[0]).args(&args[1..]).assert().success();
+        let output = out.get_output();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!all.contains("sentinel-password-123"), "{all}");
+    }
+    ws.cmd("etl").arg("--no-such-flag").assert().code(2);
+}
