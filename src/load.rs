@@ -43,7 +43,8 @@ struct Chunk {
     rejects: Vec<Reject>,
 }
 
-fn parse_file(file: &SourceFile, kind: SourceKind, mapping: Option<&JsonPaths>) -> ParsedFile {
+/// Reads and parses one file; a file that cannot be read becomes one reject.
+pub fn parse_file(file: &SourceFile, kind: SourceKind, mapping: Option<&JsonPaths>) -> ParsedFile {
     let name = file.path.display().to_string();
     let unreadable = |reason: String| ParsedFile {
         rows: Vec::new(),
