@@ -104,6 +104,18 @@ pub struct JsonPaths {
 }
 
 impl JsonPaths {
+    /// When every path is one top-level member (`$['userId']`, the usual case), the member
+    /// names in column order; the parser then reads them without building the whole record.
+    pub fn top_level_keys(&self) -> Option<Vec<&str>> {
+        self.paths
+            .iter()
+            .map(|p| match p.steps.as_slice() {
+                [Step::Key(key)] => Some(key.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Reads a JSONPaths file; `expected_columns` is the number of staging columns it must map.
     pub fn load(path: &Path, expected_columns: usize) -> Result<JsonPaths> {
         let text = std::fs::read(path).with_context(|| {
@@ -177,6 +189,9 @@ mod tests {
     fn file_needs_a_jsonpaths_array_of_the_right_length() {
         let ok = JsonPaths::parse(br#"{"jsonpaths": ["$['a']", "$.b"]}"#, 2).unwrap();
         assert_eq!(ok.paths.len(), 2);
+        assert_eq!(ok.top_level_keys(), Some(vec!["a", "b"]));
+        let nested = JsonPaths::parse(br#"{"jsonpaths": ["$['a']", "$.b.c"]}"#, 2).unwrap();
+        assert_eq!(nested.top_level_keys(), None);
         let err = JsonPaths::parse(br#"{"paths": []}"#, 2)
             .unwrap_err()
             .to_string();

@@ -7,12 +7,14 @@
 //! - [`schema`] defines every table once; [`sql`] holds every statement and the dialects.
 //! - [`warehouse`] puts each engine behind one trait.
 //! - [`source`] finds the input files, [`parse`], [`jsonpaths`] and [`record`] turn their bytes
-//!   into typed rows or rejects, [`load`] streams them into staging.
+//!   into typed rows or rejects, [`batch`] into Arrow batches, [`load`] streams them into
+//!   staging.
 //! - [`create_tables`], [`etl`] and [`analysis`] are the pipeline's steps; [`report`] renders
 //!   their results and [`progress`] shows how far they are.
 //! - [`gen_data`] writes synthetic source data in the original layout.
 
 pub mod analysis;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod create_tables;

@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use anyhow::Result;
+use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
+use crate::batch::record_batch;
 use crate::jsonpaths::JsonPaths;
 use crate::parse::{parse_log_file, parse_song_file, ParsedFile, SourceKind};
 use crate::progress::Progress;
@@ -39,7 +41,7 @@ pub struct SourceStats {
 
 /// One parsed chunk, ready to append.
 struct Chunk {
-    rows: Vec<Row>,
+    rows: RecordBatch,
     rejects: Vec<Reject>,
 }
 
@@ -109,7 +111,7 @@ pub fn load_source(
     let load_bar = progress.spinner(&format!("{} load", kind.name()));
     load_bar.set_message("records staged");
 
-    let (sender, receiver) = mpsc::sync_channel::<Chunk>(CHUNKS_AHEAD);
+    let (sender, receiver) = mpsc::sync_channel::<Result<Chunk>>(CHUNKS_AHEAD);
     std::thread::scope(|scope| -> Result<()> {
         let read_bar = read_bar.clone();
         scope.spawn(move || {
@@ -122,26 +124,26 @@ pub fn load_source(
                         parsed
                     })
                     .collect();
-                let mut chunk = Chunk {
-                    rows: Vec::with_capacity(parsed.iter().map(|p| p.rows.len()).sum()),
-                    rejects: Vec::new(),
-                };
+                let mut rows = Vec::with_capacity(parsed.iter().map(|p| p.rows.len()).sum());
+                let mut rejects = Vec::new();
                 for file in parsed {
-                    chunk.rows.extend(file.rows);
-                    chunk.rejects.extend(file.rejects);
+                    rows.extend(file.rows);
+                    rejects.extend(file.rejects);
                 }
+                let chunk = record_batch(kind.table(), &rows).map(|rows| Chunk { rows, rejects });
                 if sender.send(chunk).is_err() {
                     return; // the appender failed and stopped listening
                 }
             }
         });
         for chunk in receiver {
+            let chunk = chunk?;
             warehouse.append(kind.table(), &chunk.rows)?;
             if !chunk.rejects.is_empty() {
                 let rows: Vec<Row> = chunk.rejects.iter().map(Reject::to_row).collect();
-                warehouse.append(&LOAD_ERRORS, &rows)?;
+                warehouse.append(&LOAD_ERRORS, &record_batch(&LOAD_ERRORS, &rows)?)?;
             }
-            stats.staged += chunk.rows.len() as u64;
+            stats.staged += chunk.rows.num_rows() as u64;
             stats.rejected += chunk.rejects.len() as u64;
             let room = REJECTS_SHOWN.saturating_sub(stats.first_rejects.len());
             stats

@@ -68,6 +68,38 @@ impl RejectSink<'_> {
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Reads one JSON line into the values of the staging columns, or says what else it was.
+enum Line {
+    Values(Vec<Option<Value>>),
+    NotAnObject(&'static str),
+}
+
+/// Reads one log line the way `mapping` says.
+fn read_line(line: &[u8], mapping: &JsonPaths, keys: Option<&[&str]>) -> serde_json::Result<Line> {
+    match keys {
+        Some(keys) => {
+            let mut deserializer = serde_json::Deserializer::from_slice(line);
+            let values =
+                serde::de::DeserializeSeed::deserialize(TopLevel { keys }, &mut deserializer)?;
+            deserializer.end()?;
+            Ok(values)
+        }
+        None => {
+            let record: Value = serde_json::from_slice(line)?;
+            if !record.is_object() {
+                return Ok(Line::NotAnObject(kind_of(&record)));
+            }
+            Ok(Line::Values(
+                mapping
+                    .paths
+                    .iter()
+                    .map(|p| p.select(&record).cloned())
+                    .collect(),
+            ))
+        }
+    }
+}
+
 /// Parses a JSON-lines log file. Blank lines are skipped; every other line is one record.
 pub fn parse_log_file(file: &str, bytes: &[u8], mapping: &JsonPaths) -> ParsedFile {
     let sink = RejectSink {
@@ -75,6 +107,7 @@ pub fn parse_log_file(file: &str, bytes: &[u8], mapping: &JsonPaths) -> ParsedFi
         file,
     };
     let labels: Vec<&str> = mapping.paths.iter().map(|p| p.text.as_str()).collect();
+    let keys = mapping.top_level_keys();
     let mut parsed = ParsedFile::default();
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -82,30 +115,117 @@ pub fn parse_log_file(file: &str, bytes: &[u8], mapping: &JsonPaths) -> ParsedFi
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record = match serde_json::from_slice::<Value>(line) {
-            Ok(record) => record,
-            Err(e) => {
-                parsed
-                    .rejects
-                    .push(sink.reject(line_no, format!("not valid JSON: {e}"), line));
-                continue;
-            }
-        };
-        if !record.is_object() {
-            parsed.rejects.push(sink.reject(
-                line_no,
-                format!("a JSON {}, not an object", kind_of(&record)),
-                line,
-            ));
-            continue;
-        }
-        let values: Vec<Option<&Value>> = mapping.paths.iter().map(|p| p.select(&record)).collect();
-        match type_row(&STAGING_EVENTS, &values, &labels) {
-            Ok(row) => parsed.rows.push(row),
-            Err(reason) => parsed.rejects.push(sink.reject(line_no, reason, line)),
+        let reject = |reason| sink.reject(line_no, reason, line);
+        match read_line(line, mapping, keys.as_deref()) {
+            Err(e) => parsed.rejects.push(reject(format!("not valid JSON: {e}"))),
+            Ok(Line::NotAnObject(kind)) => parsed
+                .rejects
+                .push(reject(format!("a JSON {kind}, not an object"))),
+            Ok(Line::Values(values)) => match type_row(&STAGING_EVENTS, values, &labels) {
+                Ok(row) => parsed.rows.push(row),
+                Err(reason) => parsed.rejects.push(reject(reason)),
+            },
         }
     }
     parsed
+}
+
+/// Reads a JSON object taking only the members named in `keys` (one per column, in column
+/// order), skipping the rest without building them.
+struct TopLevel<'k> {
+    keys: &'k [&'k str],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = Line;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Line, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// Finds the first column a member name feeds, without allocating the name.
+struct ColumnOf<'k> {
+    keys: &'k [&'k str],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ColumnOf<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ColumnOf<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.keys.iter().position(|k| *k == key))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TopLevel<'_> {
+    type Value = Line;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+        let mut values: Vec<Option<Value>> = vec![None; self.keys.len()];
+        while let Some(column) = map.next_key_seed(ColumnOf { keys: self.keys })? {
+            let Some(first) = column else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            };
+            let value: Value = map.next_value()?;
+            // The same member may feed several columns.
+            for (column, key) in self.keys.iter().enumerate().skip(first + 1) {
+                if *key == self.keys[first] {
+                    values[column] = Some(value.clone());
+                }
+            }
+            values[first] = Some(value);
+        }
+        Ok(Line::Values(values))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Line, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Line::NotAnObject("array"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Line, E> {
+        Ok(Line::NotAnObject("boolean"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Line, E> {
+        Ok(Line::NotAnObject("number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Line, E> {
+        Ok(Line::NotAnObject("number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Line, E> {
+        Ok(Line::NotAnObject("number"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Line, E> {
+        Ok(Line::NotAnObject("string"))
+    }
+
+    fn visit_unit<E>(self) -> Result<Line, E> {
+        Ok(Line::NotAnObject("null"))
+    }
 }
 
 /// Parses a song file: a stream of JSON objects separated by any whitespace.
@@ -138,7 +258,7 @@ pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
                 break;
             }
         };
-        let Value::Object(map) = &record else {
+        let Value::Object(map) = record else {
             parsed.rejects.push(sink.reject(
                 line_no,
                 format!("a JSON {}, not an object", kind_of(&record)),
@@ -146,17 +266,16 @@ pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
             ));
             continue;
         };
-        let values: Vec<Option<&Value>> = columns
-            .iter()
-            .map(|column| {
-                map.get(column.name).or_else(|| {
-                    map.iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(column.name))
-                        .map(|(_, v)| v)
-                })
-            })
-            .collect();
-        match type_row(&STAGING_SONGS, &values, &labels) {
+        let mut values: Vec<Option<Value>> = vec![None; columns.len()];
+        for (key, value) in map {
+            if let Some(i) = columns
+                .iter()
+                .position(|c| c.name.eq_ignore_ascii_case(&key))
+            {
+                values[i] = Some(value);
+            }
+        }
+        match type_row(&STAGING_SONGS, values, &labels) {
             Ok(row) => parsed.rows.push(row),
             Err(reason) => parsed.rejects.push(sink.reject(line_no, reason, raw)),
         }

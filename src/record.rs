@@ -58,16 +58,16 @@ impl Reject {
 /// Types one JSON value for a column. `None`/`null` is NULL; an empty string is NULL for
 /// numeric columns (as `userId: ""` for logged-out traffic). The error says what was wrong,
 /// without the column name, which the caller adds.
-pub fn type_value(value: Option<&Value>, column: &Column) -> Result<Field, String> {
+pub fn type_value(value: Option<Value>, column: &Column) -> Result<Field, String> {
     let field = match value {
         None | Some(Value::Null) => Field::Null,
         Some(value) => match column.ty {
             ColumnType::Text => Field::Text(match value {
-                Value::String(s) => s.clone(),
+                Value::String(s) => s,
                 other => other.to_string(),
             }),
-            ColumnType::Integer | ColumnType::BigInt => type_integer(value, column.ty)?,
-            ColumnType::Double => type_double(value)?,
+            ColumnType::Integer | ColumnType::BigInt => type_integer(&value, column.ty)?,
+            ColumnType::Double => type_double(&value)?,
             ColumnType::Timestamp => {
                 return Err("timestamps are not read from sources".to_string());
             }
@@ -134,14 +134,14 @@ fn shown(value: &Value) -> String {
 
 /// Types a whole record: `values[i]` belongs to `table.columns[i]`. `labels[i]` names the
 /// source of each value in errors (the JSON path or key).
-pub fn type_row(table: &Table, values: &[Option<&Value>], labels: &[&str]) -> Result<Row, String> {
+pub fn type_row(table: &Table, values: Vec<Option<Value>>, labels: &[&str]) -> Result<Row, String> {
     table
         .columns
         .iter()
         .zip(values)
         .zip(labels)
         .map(|((column, value), label)| {
-            type_value(*value, column).map_err(|e| format!("{} ({label}): {e}", column.name))
+            type_value(value, column).map_err(|e| format!("{} ({label}): {e}", column.name))
         })
         .collect()
 }
@@ -163,25 +163,25 @@ mod tests {
     #[test]
     fn user_id_as_string_number_or_empty() {
         let user = column("user_id");
-        assert_eq!(type_value(Some(&json!("39")), user), Ok(Field::Int(39)));
-        assert_eq!(type_value(Some(&json!(39)), user), Ok(Field::Int(39)));
-        assert_eq!(type_value(Some(&json!("")), user), Ok(Field::Null));
+        assert_eq!(type_value(Some(json!("39")), user), Ok(Field::Int(39)));
+        assert_eq!(type_value(Some(json!(39)), user), Ok(Field::Int(39)));
+        assert_eq!(type_value(Some(json!("")), user), Ok(Field::Null));
         assert_eq!(type_value(None, user), Ok(Field::Null));
-        assert!(type_value(Some(&json!("abc")), user).is_err());
+        assert!(type_value(Some(json!("abc")), user).is_err());
     }
 
     #[test]
     fn integers_accept_integral_floats_only() {
         let ts = column("ts");
         assert_eq!(
-            type_value(Some(&json!(1541903636796.0)), ts),
+            type_value(Some(json!(1541903636796.0)), ts),
             Ok(Field::Int(1541903636796))
         );
-        let err = type_value(Some(&json!("abc")), ts).unwrap_err();
+        let err = type_value(Some(json!("abc")), ts).unwrap_err();
         assert!(err.contains("\"abc\" is not a whole number"), "{err}");
-        assert!(type_value(Some(&json!(1.5)), ts).is_err());
-        assert!(type_value(Some(&json!(true)), ts).is_err());
-        assert!(type_value(Some(&json!(3_000_000_000i64)), column("session_id")).is_err());
+        assert!(type_value(Some(json!(1.5)), ts).is_err());
+        assert!(type_value(Some(json!(true)), ts).is_err());
+        assert!(type_value(Some(json!(3_000_000_000i64)), column("session_id")).is_err());
     }
 
     #[test]
@@ -194,11 +194,11 @@ mod tests {
     fn text_keeps_strings_and_renders_other_json() {
         let artist = column("artist");
         assert_eq!(
-            type_value(Some(&json!("Sigur Rós")), artist),
+            type_value(Some(json!("Sigur Rós")), artist),
             Ok(Field::Text("Sigur Rós".into()))
         );
         assert_eq!(
-            type_value(Some(&json!(12)), artist),
+            type_value(Some(json!(12)), artist),
             Ok(Field::Text("12".into()))
         );
     }
@@ -207,15 +207,15 @@ mod tests {
     fn doubles_from_numbers_and_numeric_strings() {
         let length = column("length");
         assert_eq!(
-            type_value(Some(&json!(218.93179)), length),
+            type_value(Some(json!(218.93179)), length),
             Ok(Field::Float(218.93179))
         );
         assert_eq!(
-            type_value(Some(&json!("1.5")), length),
+            type_value(Some(json!("1.5")), length),
             Ok(Field::Float(1.5))
         );
-        assert!(type_value(Some(&json!("NaN")), length).is_err());
-        assert!(type_value(Some(&json!([1])), length).is_err());
+        assert!(type_value(Some(json!("NaN")), length).is_err());
+        assert!(type_value(Some(json!([1])), length).is_err());
     }
 
     #[test]

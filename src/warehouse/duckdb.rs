@@ -1,14 +1,15 @@
-//! The embedded engine: one DuckDB file, no server, works offline. Staging rows go in through
-//! DuckDB's appender, inside the caller's transaction.
+//! The embedded engine: one DuckDB file, no server, works offline. Staging batches go in
+//! through DuckDB's Arrow appender (several times faster than appending value by value),
+//! inside the caller's transaction.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use duckdb::types::{ToSqlOutput, ValueRef};
-use duckdb::{appender_params_from_iter, Connection, ToSql};
+use arrow_array::RecordBatch;
+use duckdb::types::ValueRef;
+use duckdb::Connection;
 
 use super::{Cell, QueryResult, Warehouse};
-use crate::record::{Field, Row};
 use crate::schema::Table;
 use crate::sql::Dialect;
 
@@ -30,17 +31,6 @@ impl DuckDbWarehouse {
             path: path.to_path_buf(),
             conn,
         })
-    }
-}
-
-impl ToSql for Field {
-    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
-            Field::Null => ValueRef::Null,
-            Field::Int(i) => ValueRef::BigInt(*i),
-            Field::Float(f) => ValueRef::Double(*f),
-            Field::Text(s) => ValueRef::Text(s.as_bytes()),
-        }))
     }
 }
 
@@ -121,14 +111,15 @@ impl Warehouse for DuckDbWarehouse {
         self.execute("ROLLBACK")
     }
 
-    fn append(&mut self, table: &Table, rows: &[Row]) -> Result<()> {
+    fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()> {
         let context = || format!("DuckDB failed appending to {}", table.name);
-        let mut appender = self.conn.appender(table.name).with_context(context)?;
-        for row in rows {
-            appender
-                .append_row(appender_params_from_iter(row.iter()))
-                .with_context(context)?;
+        if batch.num_rows() == 0 {
+            return Ok(());
         }
+        let mut appender = self.conn.appender(table.name).with_context(context)?;
+        appender
+            .append_record_batch(batch.clone())
+            .with_context(context)?;
         appender.flush().with_context(context)
     }
 }

@@ -7,7 +7,8 @@ mod duckdb;
 use anyhow::{bail, Result};
 
 use crate::config::{Config, EngineChoice};
-use crate::record::Row;
+use arrow_array::RecordBatch;
+
 use crate::schema::Table;
 use crate::sql::Dialect;
 
@@ -61,8 +62,8 @@ pub trait Warehouse {
     fn begin(&mut self) -> Result<()>;
     fn commit(&mut self) -> Result<()>;
     fn rollback(&mut self) -> Result<()>;
-    /// Appends rows to a table in bulk; each row holds the table's columns in order.
-    fn append(&mut self, table: &Table, rows: &[Row]) -> Result<()>;
+    /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
+    fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
 }
 
 /// Opens the warehouse `dwh.cfg` selects: DuckDB unless a cluster host is configured.
