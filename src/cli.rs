@@ -1,6 +1,7 @@
 //! What every binary shares: the common flags, logging set-up, and the mapping of errors to
 //! exit codes (0 ok, 1 failure, 2 usage — clap's own), so scripts can trust them.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,7 +19,7 @@ pub struct CommonArgs {
     #[arg(long, value_name = "PATH", default_value = "dwh.cfg", global = true)]
     pub config: PathBuf,
 
-    /// No progress bars, only results and errors.
+    /// No progress bars and no warnings: only results and errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
@@ -36,16 +37,17 @@ impl CommonArgs {
 
     /// Sets up logging to stderr: RUST_LOG if set, else from -q/-v.
     pub fn init_logging(&self) {
-        let default = match (self.quiet, self.verbose) {
-            (true, _) => "error",
-            (false, 0) => "warn",
-            (false, 1) => "sparkify=info",
-            (false, _) => "sparkify=debug,info",
+        let default = match (self.verbose, self.quiet) {
+            (0, true) => "error",
+            (0, false) => "warn",
+            (1, _) => "sparkify=info",
+            _ => "sparkify=debug,info",
         };
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .try_init();
     }

@@ -41,7 +41,7 @@ impl Progress {
         self.bar(
             prefix,
             total,
-            "{prefix:>10} [{bar:30}] {human_pos}/{human_len} {per_sec} {msg}",
+            "{prefix:>10} [{bar:30}] {human_pos}/{human_len} {msg}",
         )
     }
 

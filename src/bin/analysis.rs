@@ -17,7 +17,10 @@ use sparkify::report::Format;
 /// Run etl first. Rankings (both_levels, top_users, top_artists, top_songs) are cut to
 /// --limit rows; the other answers are shown whole.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,

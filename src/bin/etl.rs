@@ -21,7 +21,10 @@ use sparkify::etl::EtlOptions;
 /// Every run replaces staging and the star schema, so running it twice on the same input
 /// leaves the same tables. Run create_tables first.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
