@@ -183,6 +183,18 @@ fn stage_and_transform(
     phases.push(("transform", clock.elapsed()));
 
     let clock = Instant::now();
+    for table in STAR_TABLES {
+        for (key, query) in sql::duplicate_keys(table) {
+            let duplicates = warehouse.query(&query)?.single_int().unwrap_or_default();
+            ensure!(
+                duplicates == 0,
+                "check failed: {duplicates} value(s) of {}({}) are held by more than one row; \
+                 nothing was committed",
+                table.name,
+                key.join(", ")
+            );
+        }
+    }
     let mut tables = Vec::new();
     for table in ALL_TABLES {
         let count = warehouse

@@ -326,7 +326,11 @@ mod tests {
     use crate::record::Field;
 
     fn mapping() -> JsonPaths {
-        let paths: Vec<String> = [
+        mapping_with_user_path("$['userId']")
+    }
+
+    fn mapping_with_user_path(user_path: &str) -> JsonPaths {
+        let mut paths: Vec<String> = [
             "artist",
             "auth",
             "firstName",
@@ -349,6 +353,7 @@ mod tests {
         .iter()
         .map(|k| format!("\"$['{k}']\""))
         .collect();
+        paths[17] = format!("\"{user_path}\"");
         let text = format!("{{\"jsonpaths\": [{}]}}", paths.join(","));
         JsonPaths::parse(text.as_bytes(), STAGING_EVENTS.columns.len()).unwrap()
     }
@@ -378,6 +383,31 @@ mod tests {
             parsed.rejects[2].reason
         );
         assert_eq!(parsed.rejects[0].raw_text, "not json");
+    }
+
+    #[test]
+    fn nested_paths_read_the_whole_record() {
+        let mapping = mapping_with_user_path("$.user['id']");
+        assert!(mapping.top_level_keys().is_none());
+        let text = "{\"ts\": 5, \"sessionId\": 1, \"itemInSession\": 2, \"user\": {\"id\": \"7\"}}\n[1]\n\"x\"";
+        let parsed = parse_log_file("f.json", text.as_bytes(), &mapping);
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0][17], Field::Int(7));
+        assert_eq!(parsed.rows[0][15], Field::Int(5));
+        assert_eq!(parsed.rejects[0].reason, "a JSON array, not an object");
+        assert_eq!(parsed.rejects[1].reason, "a JSON string, not an object");
+    }
+
+    #[test]
+    fn top_level_reader_skips_unknown_members_and_handles_escapes() {
+        let text = r#"{"extra": {"deep": [1, {"x": null}]}, "user\u0049d": "8", "ts": 9, "sessionId": 1, "itemInSession": 0, "artist": {"a": 1}} trailing"#;
+        let parsed = parse_log_file("f.json", text.as_bytes(), &mapping());
+        assert_eq!(parsed.rejects.len(), 1, "trailing characters are not JSON");
+        let text = r#"{"extra": {"deep": [1, {"x": null}]}, "user\u0049d": "8", "ts": 9, "sessionId": 1, "itemInSession": 0, "artist": {"a": 1}}"#;
+        let parsed = parse_log_file("f.json", text.as_bytes(), &mapping());
+        assert_eq!(parsed.rows.len(), 1, "{:?}", parsed.rejects);
+        assert_eq!(parsed.rows[0][17], Field::Int(8));
+        assert_eq!(parsed.rows[0][0], Field::Text("{\"a\":1}".into()));
     }
 
     #[test]

@@ -26,6 +26,16 @@ impl Dialect {
         }
     }
 
+    /// Whether tables declare their primary and unique keys. DuckDB maintains an index for
+    /// each declared key on every insert: on 1M events that made the transform 3x slower
+    /// (songplays 4.0 s against 1.3 s), so there the keys are checked by [`duplicate_keys`]
+    /// after the transform instead.
+    pub fn declares_keys(self) -> bool {
+        match self {
+            Dialect::DuckDb => false,
+        }
+    }
+
     /// A TIMESTAMP (UTC) from epoch milliseconds.
     pub fn epoch_ms_to_timestamp(self, expr: &str) -> String {
         match self {
@@ -47,16 +57,34 @@ pub fn create_table(table: &Table, dialect: Dialect) -> String {
             format!("    {} {}{null}", c.name, dialect.type_name(c.ty))
         })
         .collect();
-    if !table.primary_key.is_empty() {
-        lines.push(format!(
-            "    PRIMARY KEY ({})",
-            table.primary_key.join(", ")
-        ));
-    }
-    if !table.unique.is_empty() {
-        lines.push(format!("    UNIQUE ({})", table.unique.join(", ")));
+    if dialect.declares_keys() {
+        if !table.primary_key.is_empty() {
+            let key = table.primary_key.join(", ");
+            lines.push(format!("    PRIMARY KEY ({key})"));
+        }
+        if !table.unique.is_empty() {
+            lines.push(format!("    UNIQUE ({})", table.unique.join(", ")));
+        }
     }
     format!("CREATE TABLE {} (\n{}\n)", table.name, lines.join(",\n"))
+}
+
+/// For each key of `table` (primary, then unique), a query counting the key values held by
+/// more than one row; 0 means the key holds.
+pub fn duplicate_keys(table: &Table) -> Vec<(&'static [&'static str], String)> {
+    [table.primary_key, table.unique]
+        .into_iter()
+        .filter(|key| !key.is_empty())
+        .map(|key| {
+            let columns = key.join(", ");
+            let sql = format!(
+                "SELECT COUNT(*) FROM (SELECT {columns} FROM {} GROUP BY {columns} \
+                 HAVING COUNT(*) > 1) duplicates",
+                table.name
+            );
+            (key, sql)
+        })
+        .collect()
 }
 
 pub fn delete_all(table: &Table) -> String {
@@ -332,8 +360,17 @@ mod tests {
         let ddl = create_table(&SONGPLAYS, Dialect::DuckDb);
         assert!(ddl.starts_with("CREATE TABLE songplays ("));
         assert!(ddl.contains("start_time TIMESTAMP NOT NULL"));
-        assert!(ddl.contains("PRIMARY KEY (songplay_id)"));
-        assert!(ddl.contains("UNIQUE (user_id, session_id, item_in_session)"));
+        assert!(
+            !ddl.contains("PRIMARY KEY"),
+            "DuckDB checks keys after the transform"
+        );
+        let checks = duplicate_keys(&SONGPLAYS);
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[1].0, ["user_id", "session_id", "item_in_session"]);
+        assert!(checks[1]
+            .1
+            .contains("GROUP BY user_id, session_id, item_in_session HAVING COUNT(*) > 1"));
+        assert!(duplicate_keys(&STAGING_EVENTS).is_empty());
         let staging = create_table(&STAGING_EVENTS, Dialect::DuckDb);
         assert!(staging.contains("user_id INTEGER"));
         assert!(!staging.contains("PRIMARY KEY"));

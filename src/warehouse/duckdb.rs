@@ -127,3 +127,66 @@ impl Warehouse for DuckDbWarehouse {
 fn first_line(sql: &str) -> &str {
     sql.lines().next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::record_batch;
+    use crate::record::Field;
+    use crate::schema::{LOAD_ERRORS, TIME};
+    use crate::sql;
+
+    fn warehouse(dir: &tempfile::TempDir) -> DuckDbWarehouse {
+        DuckDbWarehouse::open(&dir.path().join("w.duckdb")).unwrap()
+    }
+
+    #[test]
+    fn duplicate_key_check_counts_repeated_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wh = warehouse(&dir);
+        wh.execute(&sql::create_table(&TIME, Dialect::DuckDb))
+            .unwrap();
+        let (_, check) = &sql::duplicate_keys(&TIME)[0];
+        wh.execute(
+            "INSERT INTO time VALUES (TIMESTAMP '2018-11-04 10:00:00', 10, 4, 44, 11, 2018, 0)",
+        )
+        .unwrap();
+        assert_eq!(wh.query(check).unwrap().single_int(), Some(0));
+        wh.execute(
+            "INSERT INTO time VALUES (TIMESTAMP '2018-11-04 10:00:00', 10, 4, 44, 11, 2018, 0)",
+        )
+        .unwrap();
+        assert_eq!(wh.query(check).unwrap().single_int(), Some(1));
+    }
+
+    #[test]
+    fn appends_inside_a_rolled_back_transaction_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wh = warehouse(&dir);
+        wh.execute(&sql::create_table(&LOAD_ERRORS, Dialect::DuckDb))
+            .unwrap();
+        let row = vec![
+            Field::Text("log_data".into()),
+            Field::Text("f.json".into()),
+            Field::Int(1),
+            Field::Text("bad".into()),
+            Field::Null,
+        ];
+        let batch = record_batch(&LOAD_ERRORS, &[row]).unwrap();
+        wh.begin().unwrap();
+        wh.append(&LOAD_ERRORS, &batch).unwrap();
+        let count = sql::count_rows(&LOAD_ERRORS);
+        assert_eq!(wh.query(&count).unwrap().single_int(), Some(1));
+        wh.rollback().unwrap();
+        assert_eq!(wh.query(&count).unwrap().single_int(), Some(0));
+        wh.append(&LOAD_ERRORS, &batch).unwrap();
+        let result = wh
+            .query("SELECT file, line, raw_text FROM load_errors")
+            .unwrap();
+        assert_eq!(result.columns, ["file", "line", "raw_text"]);
+        assert_eq!(
+            result.rows,
+            vec![vec![Cell::Text("f.json".into()), Cell::Int(1), Cell::Null]]
+        );
+    }
+}
