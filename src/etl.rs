@@ -3,7 +3,6 @@
 //! rejected than `[WAREHOUSE] MAX_ERRORS` allows, the transaction is rolled back and the
 //! warehouse is exactly as it was before the run.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -82,8 +81,8 @@ pub fn run(
 
     warehouse.begin()?;
     let inputs = Inputs {
-        songs: (&sources.song_data, &songs),
-        logs: (&sources.log_data, &logs),
+        songs: &songs,
+        logs: &logs,
         mapping: &mapping,
     };
     let outcome = stage_and_transform(warehouse, &inputs, options, progress, phases);
@@ -106,11 +105,12 @@ pub fn run(
 
 /// The discovered sources of one run.
 struct Inputs<'a> {
-    songs: (&'a Path, &'a Discovered),
-    logs: (&'a Path, &'a Discovered),
+    songs: &'a Discovered,
+    logs: &'a Discovered,
     mapping: &'a JsonPaths,
 }
 
+/// Everything between BEGIN and COMMIT; an error here means the caller rolls back.
 fn stage_and_transform(
     warehouse: &mut dyn Warehouse,
     inputs: &Inputs<'_>,
@@ -119,57 +119,76 @@ fn stage_and_transform(
     mut phases: Vec<(&'static str, Duration)>,
 ) -> Result<EtlReport> {
     let clock = Instant::now();
+    let stats = stage(warehouse, inputs, progress)?;
+    phases.push(("load", clock.elapsed()));
+    fail_over_max_errors(&stats, options.max_errors)?;
+
+    let clock = Instant::now();
+    transform(warehouse, progress)?;
+    phases.push(("transform", clock.elapsed()));
+
+    let clock = Instant::now();
+    check_keys(warehouse)?;
+    let tables = count_and_reconcile(warehouse, &stats)?;
+    phases.push(("check", clock.elapsed()));
+
+    Ok(EtlReport {
+        warehouse: warehouse.describe(),
+        sources: stats,
+        tables,
+        phases,
+    })
+}
+
+/// Replaces staging and `load_errors` with the records of both sources.
+fn stage(
+    warehouse: &mut dyn Warehouse,
+    inputs: &Inputs<'_>,
+    progress: &Progress,
+) -> Result<Vec<SourceStats>> {
     for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
         warehouse.execute(&sql::delete_all(table))?;
     }
-    let (song_root, songs) = inputs.songs;
-    let (log_root, logs) = inputs.logs;
-    let stats = vec![
-        load_source(
-            warehouse,
-            SourceKind::Song,
-            song_root,
-            songs,
-            None,
-            progress,
-        )?,
+    Ok(vec![
+        load_source(warehouse, SourceKind::Song, inputs.songs, None, progress)?,
         load_source(
             warehouse,
             SourceKind::Log,
-            log_root,
-            logs,
+            inputs.logs,
             Some(inputs.mapping),
             progress,
         )?,
-    ];
-    phases.push(("load", clock.elapsed()));
+    ])
+}
 
+fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
     let rejected: u64 = stats.iter().map(|s| s.rejected).sum();
-    if rejected > options.max_errors {
-        let shown: Vec<String> = stats
-            .iter()
-            .flat_map(|s| &s.first_rejects)
-            .map(|r| match r.line {
-                Some(line) => format!("  {}:{line}: {}", r.file, r.reason),
-                None => format!("  {}: {}", r.file, r.reason),
-            })
-            .collect();
-        bail!(
-            "{rejected} record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = {}; nothing was \
-             committed and the warehouse is as it was. First rejects:\n{}\nFix the input, or \
-             raise MAX_ERRORS (or pass --max-errors) to load the rest and keep the rejects in \
-             load_errors",
-            options.max_errors,
-            shown.join("\n")
-        );
+    if rejected <= max_errors {
+        return Ok(());
     }
+    let shown: Vec<String> = stats
+        .iter()
+        .flat_map(|s| &s.first_rejects)
+        .map(|r| match r.line {
+            Some(line) => format!("  {}:{line}: {}", r.file, r.reason),
+            None => format!("  {}: {}", r.file, r.reason),
+        })
+        .collect();
+    bail!(
+        "{rejected} record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = {max_errors}; nothing \
+         was committed and the warehouse is as it was. First rejects:\n{}\nFix the input, or \
+         raise MAX_ERRORS (or pass --max-errors) to load the rest and keep the rejects in \
+         load_errors",
+        shown.join("\n")
+    )
+}
 
-    let clock = Instant::now();
-    let dialect = warehouse.dialect();
+/// Replaces the star schema with the transform of staging.
+fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     for table in STAR_TABLES {
         warehouse.execute(&sql::delete_all(table))?;
     }
-    let transform = sql::transform(dialect);
+    let transform = sql::transform(warehouse.dialect());
     let bar = progress.items("transform", transform.len() as u64);
     for (table, statement) in &transform {
         bar.set_message(table.name);
@@ -180,9 +199,11 @@ fn stage_and_transform(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    phases.push(("transform", clock.elapsed()));
+    Ok(())
+}
 
-    let clock = Instant::now();
+/// Fails when a primary or unique key of the star schema is held by more than one row.
+fn check_keys(warehouse: &mut dyn Warehouse) -> Result<()> {
     for table in STAR_TABLES {
         for (key, query) in sql::duplicate_keys(table) {
             let duplicates = warehouse.query(&query)?.single_int().unwrap_or_default();
@@ -195,6 +216,15 @@ fn stage_and_transform(
             );
         }
     }
+    Ok(())
+}
+
+/// Counts every table and checks that staging and `load_errors` hold exactly the records
+/// read: records read = staged + rejected.
+fn count_and_reconcile(
+    warehouse: &mut dyn Warehouse,
+    stats: &[SourceStats],
+) -> Result<Vec<(&'static str, i64)>> {
     let mut tables = Vec::new();
     for table in ALL_TABLES {
         let count = warehouse
@@ -204,26 +234,20 @@ fn stage_and_transform(
         tables.push((table.name, count));
     }
     let rows_of = |name: &str| tables.iter().find(|(t, _)| *t == name).map(|(_, n)| *n);
-    let staged = |source: &str| {
+    let staged = |kind: SourceKind| {
         stats
             .iter()
-            .find(|s| s.source == source)
+            .find(|s| s.source == kind.name())
             .map(|s| s.staged as i64)
     };
+    let rejected: u64 = stats.iter().map(|s| s.rejected).sum();
     ensure!(
-        rows_of(STAGING_SONGS.name) == staged(SourceKind::Song.name())
-            && rows_of(STAGING_EVENTS.name) == staged(SourceKind::Log.name())
+        rows_of(STAGING_SONGS.name) == staged(SourceKind::Song)
+            && rows_of(STAGING_EVENTS.name) == staged(SourceKind::Log)
             && rows_of(LOAD_ERRORS.name) == Some(rejected as i64),
         "reconciliation failed: staging tables and load_errors do not hold the {} records \
          read; nothing was committed",
         stats.iter().map(|s| s.records).sum::<u64>()
     );
-    phases.push(("check", clock.elapsed()));
-
-    Ok(EtlReport {
-        warehouse: warehouse.describe(),
-        sources: stats,
-        tables,
-        phases,
-    })
+    Ok(tables)
 }

@@ -2,7 +2,6 @@
 //! chunks, while the previous chunk is appended to the warehouse, so memory stays bounded by a
 //! few chunks whatever the size of the input. Rejects go to `load_errors` as they are found.
 
-use std::path::Path;
 use std::sync::mpsc;
 
 use anyhow::Result;
@@ -95,12 +94,11 @@ fn chunks(files: &[SourceFile]) -> Vec<&[SourceFile]> {
 pub fn load_source(
     warehouse: &mut dyn Warehouse,
     kind: SourceKind,
-    root: &Path,
     discovered: &Discovered,
     mapping: Option<&JsonPaths>,
     progress: &Progress,
 ) -> Result<SourceStats> {
-    tracing::info!(source = kind.name(), root = %root.display(), files = discovered.files.len(), "loading");
+    tracing::info!(source = kind.name(), root = %discovered.root.display(), files = discovered.files.len(), "loading");
     let mut stats = SourceStats {
         source: kind.name(),
         files: discovered.files.len() as u64,

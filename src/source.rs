@@ -20,6 +20,7 @@ pub struct SourceFile {
 /// What a source root holds.
 #[derive(Debug, Clone, Default)]
 pub struct Discovered {
+    pub root: PathBuf,
     pub files: Vec<SourceFile>,
 }
 
@@ -78,7 +79,10 @@ pub fn discover(root: &Path, setting: &str, found: &ProgressBar) -> Result<Disco
         );
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Discovered { files })
+    Ok(Discovered {
+        root: root.to_path_buf(),
+        files,
+    })
 }
 
 #[cfg(test)]
