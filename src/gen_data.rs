@@ -58,12 +58,12 @@ impl Rng {
         self.unit() < p
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
 
     fn code(&mut self, alphabet: &[u8], len: usize) -> String {
-        (0..len).map(|_| *self.pick(alphabet) as char).collect()
+        (0..len).map(|_| self.pick(alphabet) as char).collect()
     }
 }
 
@@ -248,7 +248,7 @@ fn make_artists(rng: &mut Rng, count: usize) -> Vec<Artist> {
             } else {
                 format!("{} {}", rng.pick(ADJECTIVES), rng.pick(NOUNS))
             };
-            let place = rng.chance(0.6).then(|| *rng.pick(PLACES));
+            let place = rng.chance(0.6).then(|| rng.pick(PLACES));
             Artist {
                 id: format!("AR{}", rng.code(ALNUM, 16)),
                 name,
@@ -298,14 +298,14 @@ fn make_users(rng: &mut Rng, count: usize, days: u32) -> Vec<User> {
                 .then(|| 1 + rng.below(days.max(2) as u64 - 1) as u32);
             User {
                 id: i as u32 + 2,
-                first: *rng.pick(FIRST_NAMES),
-                last: *rng.pick(LAST_NAMES),
+                first: rng.pick(FIRST_NAMES),
+                last: rng.pick(LAST_NAMES),
                 gender: if rng.chance(0.5) { "F" } else { "M" },
                 level,
                 switch_day,
                 registration: 1_540_000_000_000 + rng.below(1_000_000_000) as i64,
-                location: *rng.pick(USER_LOCATIONS),
-                agent: *rng.pick(USER_AGENTS),
+                location: rng.pick(USER_LOCATIONS),
+                agent: rng.pick(USER_AGENTS),
             }
         })
         .collect()
@@ -394,7 +394,7 @@ fn event_json(event: &Event<'_>, user: Option<(&User, &'static str)>) -> Value {
 /// A play: mostly a catalogue song (sometimes with a duration a few milliseconds off), else a
 /// near miss on duration, or a song the catalogue does not have.
 fn make_play(rng: &mut Rng, songs: &[Song], artists: &[Artist]) -> (String, String, f64) {
-    let song = rng.pick(songs);
+    let song = &songs[rng.below(songs.len() as u64) as usize];
     let artist = artists[song.artist].name.clone();
     let roll = rng.unit();
     if roll < 0.80 {
@@ -501,11 +501,11 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary> {
                         Some(make_play(&mut rng, &songs, &artists)),
                     ),
                     Some(_) => {
-                        let (p, m, s) = *rng.pick(USER_PAGES);
+                        let (p, m, s) = rng.pick(USER_PAGES);
                         (p, m, s, None)
                     }
                     None => {
-                        let (p, m, s) = *rng.pick(GUEST_PAGES);
+                        let (p, m, s) = rng.pick(GUEST_PAGES);
                         (p, m, s, None)
                     }
                 };
