@@ -15,7 +15,8 @@ use sparkify::report::Format;
 /// songs (top_songs).
 ///
 /// Run etl first. Rankings (both_levels, top_users, top_artists, top_songs) are cut to
-/// --limit rows; the other answers are shown whole.
+/// --limit rows; the other answers are shown whole. The warehouse is the one the config file
+/// selects: with [CLUSTER] HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH.
 #[derive(Parser)]
 #[command(
     version,

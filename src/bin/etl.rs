@@ -19,7 +19,8 @@ use sparkify::etl::EtlOptions;
 /// run is committed and the warehouse stays as it was; the exit code is then 1.
 ///
 /// Every run replaces staging and the star schema, so running it twice on the same input
-/// leaves the same tables. Run create_tables first.
+/// leaves the same tables. Run create_tables first. The warehouse is the one the config file
+/// selects: with [CLUSTER] HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH.
 #[derive(Parser)]
 #[command(
     version,
