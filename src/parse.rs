@@ -386,6 +386,14 @@ mod tests {
     }
 
     #[test]
+    fn windows_line_endings_and_a_byte_order_mark() {
+        let text = format!("\u{feff}{EVENT}\r\n\r\n{EVENT}\r\n");
+        let parsed = parse_log_file("f.json", text.as_bytes(), &mapping());
+        assert_eq!(parsed.rows.len(), 2, "{:?}", parsed.rejects);
+        assert_eq!(parsed.rows[1][16], Field::Text("UA".into()));
+    }
+
+    #[test]
     fn nested_paths_read_the_whole_record() {
         let mapping = mapping_with_user_path("$.user['id']");
         assert!(mapping.top_level_keys().is_none());
