@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
+use crate::config::{Config, EngineChoice};
 use crate::progress::Progress;
 
 /// Flags every binary takes.
@@ -23,6 +23,10 @@ pub struct CommonArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb or postgres.
+    #[arg(long, value_name = "ENGINE", global = true, value_parser = parse_engine)]
+    pub engine: Option<EngineChoice>,
+
     /// More log output on stderr: -v for steps, -vv for details. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -32,7 +36,11 @@ impl CommonArgs {
     /// Sets up logging and reads the config file.
     pub fn init(&self) -> Result<Config> {
         self.init_logging();
-        Config::load(&self.config)
+        let mut config = Config::load(&self.config)?;
+        if let Some(engine) = self.engine {
+            config.warehouse.engine = engine;
+        }
+        Ok(config)
     }
 
     /// Sets up logging to stderr: RUST_LOG if set, else from -q/-v.
@@ -55,6 +63,10 @@ impl CommonArgs {
     pub fn progress(&self) -> Progress {
         Progress::new(self.quiet)
     }
+}
+
+fn parse_engine(value: &str) -> Result<EngineChoice, String> {
+    EngineChoice::parse(value).ok_or_else(|| format!("use one of {}", EngineChoice::NAMES))
 }
 
 /// Runs a binary's body: prints an error as one `error: ...` message with its causes and

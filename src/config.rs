@@ -55,6 +55,16 @@ pub enum EngineChoice {
 impl EngineChoice {
     pub const NAMES: &'static str = "auto, duckdb, postgres, redshift, redshift-data";
 
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineChoice::Auto => "auto",
+            EngineChoice::DuckDb => "duckdb",
+            EngineChoice::Postgres => "postgres",
+            EngineChoice::Redshift => "redshift",
+            EngineChoice::RedshiftData => "redshift-data",
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         Some(match value.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => EngineChoice::Auto,
@@ -202,6 +212,23 @@ impl Config {
         })
     }
 
+    /// The engine to use: an explicit `[WAREHOUSE] ENGINE` (or `--engine`), else DuckDB when
+    /// `[CLUSTER] HOST` is empty, Redshift when it is a Redshift endpoint, PostgreSQL otherwise.
+    pub fn engine(&self) -> EngineChoice {
+        let host = self.cluster.host.to_ascii_lowercase();
+        match self.warehouse.engine {
+            EngineChoice::Auto if host.is_empty() => EngineChoice::DuckDb,
+            EngineChoice::Auto
+                if host.ends_with(".redshift.amazonaws.com")
+                    || host.ends_with(".redshift-serverless.amazonaws.com") =>
+            {
+                EngineChoice::Redshift
+            }
+            EngineChoice::Auto => EngineChoice::Postgres,
+            chosen => chosen,
+        }
+    }
+
     /// The local source directories, or an error saying how to configure them.
     pub fn local_sources(&self) -> Result<&SourcePaths> {
         match &self.local {
@@ -339,6 +366,28 @@ mod tests {
         );
         let err = parse("[LOCAL]\nLOG_DATA=x\n").unwrap_err().to_string();
         assert!(err.contains("[LOCAL] SONG_DATA is missing"), "{err}");
+    }
+
+    #[test]
+    fn engine_follows_the_host_unless_chosen() {
+        let engine = |text: &str| parse(text).unwrap().engine();
+        assert_eq!(engine(""), EngineChoice::DuckDb);
+        assert_eq!(
+            engine("[CLUSTER]\nHOST=db.internal\n"),
+            EngineChoice::Postgres
+        );
+        assert_eq!(
+            engine("[CLUSTER]\nHOST=wg.123.us-west-2.redshift-serverless.amazonaws.com\n"),
+            EngineChoice::Redshift
+        );
+        assert_eq!(
+            engine("[CLUSTER]\nHOST=c.abc.us-west-2.redshift.amazonaws.com\n"),
+            EngineChoice::Redshift
+        );
+        assert_eq!(
+            engine("[CLUSTER]\nHOST=db.internal\n[WAREHOUSE]\nENGINE=duckdb\n"),
+            EngineChoice::DuckDb
+        );
     }
 
     #[test]

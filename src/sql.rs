@@ -9,20 +9,23 @@
 
 use crate::schema::{ColumnType, Table, ARTISTS, SONGPLAYS, SONGS, TIME, USERS};
 
-/// A SQL dialect. PostgreSQL and Redshift join here as variants.
+/// A SQL dialect. Redshift joins here as a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     DuckDb,
+    Postgres,
 }
 
 impl Dialect {
     pub fn type_name(self, ty: ColumnType) -> &'static str {
         match (self, ty) {
             (Dialect::DuckDb, ColumnType::Text) => "VARCHAR",
-            (Dialect::DuckDb, ColumnType::Integer) => "INTEGER",
-            (Dialect::DuckDb, ColumnType::BigInt) => "BIGINT",
+            (Dialect::Postgres, ColumnType::Text) => "TEXT",
+            (_, ColumnType::Integer) => "INTEGER",
+            (_, ColumnType::BigInt) => "BIGINT",
             (Dialect::DuckDb, ColumnType::Double) => "DOUBLE",
-            (Dialect::DuckDb, ColumnType::Timestamp) => "TIMESTAMP",
+            (Dialect::Postgres, ColumnType::Double) => "DOUBLE PRECISION",
+            (_, ColumnType::Timestamp) => "TIMESTAMP",
         }
     }
 
@@ -33,6 +36,7 @@ impl Dialect {
     pub fn declares_keys(self) -> bool {
         match self {
             Dialect::DuckDb => false,
+            Dialect::Postgres => true,
         }
     }
 
@@ -40,6 +44,7 @@ impl Dialect {
     pub fn epoch_ms_to_timestamp(self, expr: &str) -> String {
         match self {
             Dialect::DuckDb => format!("epoch_ms({expr})"),
+            Dialect::Postgres => format!("TIMESTAMP 'epoch' + {expr} * INTERVAL '1 millisecond'"),
         }
     }
 }
@@ -99,7 +104,8 @@ pub fn count_rows(table: &Table) -> String {
 pub fn existing_tables(tables: &[&Table]) -> String {
     let names: Vec<String> = tables.iter().map(|t| format!("'{}'", t.name)).collect();
     format!(
-        "SELECT table_name FROM information_schema.tables WHERE table_name IN ({})",
+        "SELECT table_name FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_name IN ({})",
         names.join(", ")
     )
 }

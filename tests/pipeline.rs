@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{udacity_sample, Workspace, STAR_AND_STAGING};
+use common::{sources_with_log_lines, udacity_sample, Workspace, BAD_LINES, STAR_AND_STAGING};
 use predicates::prelude::*;
 
 #[test]
@@ -160,31 +160,6 @@ fn file_order_and_file_layout_do_not_change_the_tables() {
         assert_eq!(original.dump(table), shuffled.dump(table), "table {table}");
     }
 }
-
-/// A small source tree holding one good event, one good song and the given extra log lines.
-fn sources_with_log_lines(dir: &Path, extra_lines: &str) {
-    let good_event = r#"{"artist":"A","auth":"Logged In","firstName":"J","gender":"M","itemInSession":0,"lastName":"B","length":100.0,"level":"free","location":"X","method":"PUT","page":"NextSong","registration":1540991795796.0,"sessionId":829,"song":"S","status":200,"ts":1543537327796,"userAgent":"UA","userId":"91"}"#;
-    fs::create_dir_all(dir.join("log_data/2018/11")).unwrap();
-    fs::create_dir_all(dir.join("song_data/A/B/C")).unwrap();
-    fs::write(
-        dir.join("log_data/2018/11/2018-11-01-events.json"),
-        format!("{good_event}\n{extra_lines}"),
-    )
-    .unwrap();
-    fs::write(
-        dir.join("song_data/A/B/C/TRABC.json"),
-        r#"{"num_songs": 1, "artist_id": "AR1", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "A", "song_id": "SO1", "title": "S", "duration": 100.005, "year": 0}"#,
-    )
-    .unwrap();
-    fs::write(
-        dir.join("log_json_path.json"),
-        sparkify::gen_data::LOG_JSONPATH,
-    )
-    .unwrap();
-}
-
-const BAD_LINES: &str =
-    "this is not json\n[1, 2, 3]\n{\"ts\": \"abc\", \"sessionId\": 1, \"itemInSession\": 2}\n";
 
 #[test]
 fn bad_input_is_recorded_in_load_errors_and_counted() {

@@ -10,7 +10,9 @@ use sparkify::cli::{exit_code, CommonArgs};
 ///
 /// The warehouse is chosen by the config file: with [CLUSTER] HOST empty (or
 /// [WAREHOUSE] ENGINE = duckdb) it is the DuckDB file [WAREHOUSE] DUCKDB_PATH
-/// (default sparkify.duckdb next to the config file). Run this once before etl;
+/// (default sparkify.duckdb next to the config file); with a PostgreSQL host (or
+/// ENGINE = postgres) it is that server, reached with [CLUSTER] HOST, DB_PORT, DB_NAME,
+/// DB_USER and DB_PASSWORD. --engine overrides the file. Run this once before etl;
 /// running it again empties the warehouse.
 #[derive(Parser)]
 #[command(version)]

@@ -1,8 +1,9 @@
 //! The warehouse behind one trait. The ETL, `create_tables` and `analysis` speak only to
-//! [`Warehouse`]; each engine (DuckDB today; PostgreSQL and Redshift next) decides how it
+//! [`Warehouse`]; each engine (DuckDB, PostgreSQL; Redshift next) decides how it
 //! connects, runs SQL in its [`Dialect`] and bulk-appends staging rows.
 
 mod duckdb;
+mod postgres;
 
 use anyhow::{bail, Result};
 
@@ -13,6 +14,7 @@ use crate::schema::Table;
 use crate::sql::Dialect;
 
 pub use self::duckdb::DuckDbWarehouse;
+pub use self::postgres::PostgresWarehouse;
 
 /// One value of a query result, independent of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,25 +68,18 @@ pub trait Warehouse {
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
 }
 
-/// Opens the warehouse `dwh.cfg` selects: DuckDB unless a cluster host is configured.
+/// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]).
 pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
-    let engine = match config.warehouse.engine {
-        EngineChoice::Auto if config.cluster.host.is_empty() => EngineChoice::DuckDb,
-        other => other,
-    };
-    match engine {
+    match config.engine() {
         EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open(
             &config.warehouse.duckdb_path,
         )?)),
-        EngineChoice::Auto => bail!(
-            "{}: [CLUSTER] HOST is set, but the postgres and redshift engines are not available \
-             in this version: empty HOST or set [WAREHOUSE] ENGINE = duckdb",
-            config.path.display()
-        ),
+        EngineChoice::Postgres => Ok(Box::new(PostgresWarehouse::connect(&config.cluster)?)),
         other => bail!(
-            "{}: [WAREHOUSE] ENGINE = {other:?} is not available in this version: set it to duckdb \
-             or auto",
-            config.path.display()
+            "{}: the {} engine is not available in this version: set [WAREHOUSE] ENGINE to \
+             duckdb or postgres",
+            config.path.display(),
+            other.name()
         ),
     }
 }
