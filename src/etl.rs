@@ -70,21 +70,10 @@ pub fn run(
     let mut phases = Vec::new();
     let clock = Instant::now();
     ensure_tables_exist(warehouse)?;
-    let sources = config.local_sources()?;
-    let mapping = JsonPaths::load(&sources.log_jsonpath, STAGING_EVENTS.columns.len())?;
-    let found = progress.spinner("discover");
-    found.set_message(".json files found");
-    let songs = discover(&sources.song_data, "[LOCAL] SONG_DATA", &found)?;
-    let logs = discover(&sources.log_data, "[LOCAL] LOG_DATA", &found)?;
-    found.finish_and_clear();
+    let inputs = discover_inputs(config, progress)?;
     phases.push(("discover", clock.elapsed()));
 
     warehouse.begin()?;
-    let inputs = Inputs {
-        songs: &songs,
-        logs: &logs,
-        mapping: &mapping,
-    };
     let outcome = stage_and_transform(warehouse, &inputs, options, progress, phases);
     let mut report = match outcome {
         Ok(report) => report,
@@ -103,17 +92,36 @@ pub fn run(
     Ok(report)
 }
 
-/// The discovered sources of one run.
-struct Inputs<'a> {
-    songs: &'a Discovered,
-    logs: &'a Discovered,
-    mapping: &'a JsonPaths,
+/// The sources of one run, found and checked.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub songs: Discovered,
+    pub logs: Discovered,
+    /// The JSONPaths mapping of log records onto staging columns.
+    pub mapping: JsonPaths,
+}
+
+/// Finds the files of both sources and reads the JSONPaths file: everything a load needs
+/// before it touches the warehouse (and all `etl --dry-run` does).
+pub fn discover_inputs(config: &Config, progress: &Progress) -> Result<Inputs> {
+    let sources = config.local_sources()?;
+    let mapping = JsonPaths::load(&sources.log_jsonpath, STAGING_EVENTS.columns.len())?;
+    let found = progress.spinner("discover");
+    found.set_message(".json files found");
+    let songs = discover(&sources.song_data, "[LOCAL] SONG_DATA", &found)?;
+    let logs = discover(&sources.log_data, "[LOCAL] LOG_DATA", &found)?;
+    found.finish_and_clear();
+    Ok(Inputs {
+        songs,
+        logs,
+        mapping,
+    })
 }
 
 /// Everything between BEGIN and COMMIT; an error here means the caller rolls back.
 fn stage_and_transform(
     warehouse: &mut dyn Warehouse,
-    inputs: &Inputs<'_>,
+    inputs: &Inputs,
     options: &EtlOptions,
     progress: &Progress,
     mut phases: Vec<(&'static str, Duration)>,
@@ -143,19 +151,19 @@ fn stage_and_transform(
 /// Replaces staging and `load_errors` with the records of both sources.
 fn stage(
     warehouse: &mut dyn Warehouse,
-    inputs: &Inputs<'_>,
+    inputs: &Inputs,
     progress: &Progress,
 ) -> Result<Vec<SourceStats>> {
     for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
         warehouse.execute(&sql::delete_all(table))?;
     }
     Ok(vec![
-        load_source(warehouse, SourceKind::Song, inputs.songs, None, progress)?,
+        load_source(warehouse, SourceKind::Song, &inputs.songs, None, progress)?,
         load_source(
             warehouse,
             SourceKind::Log,
-            inputs.logs,
-            Some(inputs.mapping),
+            &inputs.logs,
+            Some(&inputs.mapping),
             progress,
         )?,
     ])

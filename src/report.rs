@@ -6,7 +6,7 @@ use std::fmt::Write;
 use prettytable::{format, Cell as TableCell, Row as TableRow, Table};
 use serde_json::{json, Map, Value};
 
-use crate::etl::EtlReport;
+use crate::etl::{EtlReport, Inputs};
 use crate::warehouse::{Cell, QueryResult};
 
 /// How `analysis` prints its answers.
@@ -122,6 +122,33 @@ pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> St
             format!("{:#}\n", document)
         }
     }
+}
+
+/// What `etl --dry-run` prints: the files and bytes a load would read, per source.
+pub fn dry_run_summary(inputs: &Inputs) -> String {
+    let sources = text_table(
+        &["source", "root", "files", "bytes", "unreadable"],
+        [("song_data", &inputs.songs), ("log_data", &inputs.logs)]
+            .into_iter()
+            .map(|(name, found)| {
+                vec![
+                    name.to_string(),
+                    found.root.display().to_string(),
+                    found.files.len().to_string(),
+                    found.bytes().to_string(),
+                    found
+                        .files
+                        .iter()
+                        .filter(|f| f.unreadable.is_some())
+                        .count()
+                        .to_string(),
+                ]
+            }),
+    );
+    format!(
+        "dry run: nothing loaded; the JSONPaths file maps {} columns\n{sources}",
+        inputs.mapping.paths.len()
+    )
 }
 
 /// The summary `etl` prints when it is done.

@@ -20,7 +20,9 @@ impl Dialect {
     pub fn type_name(self, ty: ColumnType) -> &'static str {
         match (self, ty) {
             (Dialect::DuckDb, ColumnType::Text) => "VARCHAR",
-            (Dialect::Postgres, ColumnType::Text) => "TEXT",
+            // Byte order, as DuckDB's, whatever the database's collation: sorts and the
+            // tie-breaks that pick among duplicate records agree on both engines.
+            (Dialect::Postgres, ColumnType::Text) => "TEXT COLLATE \"C\"",
             (_, ColumnType::Integer) => "INTEGER",
             (_, ColumnType::BigInt) => "BIGINT",
             (Dialect::DuckDb, ColumnType::Double) => "DOUBLE",

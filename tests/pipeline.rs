@@ -425,6 +425,30 @@ fn bundled_data_is_the_generators_output_and_loads_cleanly() {
 }
 
 #[test]
+fn dry_run_lists_the_sources_and_touches_no_warehouse() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), BAD_LINES);
+    let ws = Workspace::new(sources.path(), "");
+    let size = |file: &str| fs::metadata(sources.path().join(file)).unwrap().len();
+    let songs = size("song_data/A/B/C/TRABC.json");
+    let logs = size("log_data/2018/11/2018-11-01-events.json");
+    ws.cmd("etl")
+        .arg("--dry-run")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("dry run: nothing loaded"))
+        .stdout(
+            predicate::str::is_match(format!(r"\| song_data \| .*song_data +\| 1 +\| {songs} "))
+                .unwrap(),
+        )
+        .stdout(
+            predicate::str::is_match(format!(r"\| log_data +\| .*log_data +\| 1 +\| {logs} "))
+                .unwrap(),
+        );
+    assert!(!ws.duckdb().exists(), "a dry run created the warehouse");
+}
+
+#[test]
 fn gen_data_refuses_to_overwrite_without_force() {
     let out = tempfile::tempdir().unwrap();
     let ws = Workspace::new(out.path(), "");

@@ -24,7 +24,7 @@ use sparkify::etl::EtlOptions;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config"
+    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --dry-run                list the files a load would read"
 )]
 struct Args {
     #[command(flatten)]
@@ -33,12 +33,22 @@ struct Args {
     /// Rejected records to tolerate; overrides [WAREHOUSE] MAX_ERRORS.
     #[arg(long, value_name = "N")]
     max_errors: Option<u64>,
+
+    /// List what would be loaded (files and bytes per source) and check the JSONPaths file,
+    /// without touching the warehouse.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_code((|| {
         let config = args.common.init()?;
+        if args.dry_run {
+            let inputs = sparkify::etl::discover_inputs(&config, &args.common.progress())?;
+            print!("{}", sparkify::report::dry_run_summary(&inputs));
+            return Ok(());
+        }
         let mut warehouse = sparkify::warehouse::open(&config)?;
         let options = EtlOptions {
             max_errors: args.max_errors.unwrap_or(config.warehouse.max_errors),
