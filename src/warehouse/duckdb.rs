@@ -9,7 +9,7 @@ use arrow_array::RecordBatch;
 use duckdb::types::ValueRef;
 use duckdb::Connection;
 
-use super::{Cell, QueryResult, Warehouse};
+use super::{first_line, Cell, QueryResult, Warehouse};
 use crate::schema::Table;
 use crate::sql::Dialect;
 
@@ -103,18 +103,6 @@ impl Warehouse for DuckDbWarehouse {
         Ok(result)
     }
 
-    fn begin(&mut self) -> Result<()> {
-        self.execute("BEGIN TRANSACTION")
-    }
-
-    fn commit(&mut self) -> Result<()> {
-        self.execute("COMMIT")
-    }
-
-    fn rollback(&mut self) -> Result<()> {
-        self.execute("ROLLBACK")
-    }
-
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()> {
         let context = || format!("DuckDB failed appending to {}", table.name);
         if batch.num_rows() == 0 {
@@ -126,10 +114,6 @@ impl Warehouse for DuckDbWarehouse {
             .with_context(context)?;
         appender.flush().with_context(context)
     }
-}
-
-fn first_line(sql: &str) -> &str {
-    sql.lines().next().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -61,11 +61,22 @@ pub trait Warehouse {
     /// Runs one or more statements that return no rows.
     fn execute(&mut self, sql: &str) -> Result<()>;
     fn query(&mut self, sql: &str) -> Result<QueryResult>;
-    fn begin(&mut self) -> Result<()>;
-    fn commit(&mut self) -> Result<()>;
-    fn rollback(&mut self) -> Result<()>;
+    fn begin(&mut self) -> Result<()> {
+        self.execute("BEGIN")
+    }
+    fn commit(&mut self) -> Result<()> {
+        self.execute("COMMIT")
+    }
+    fn rollback(&mut self) -> Result<()> {
+        self.execute("ROLLBACK")
+    }
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
+}
+
+/// The first line of a statement, to name it in errors without flooding them.
+fn first_line(sql: &str) -> &str {
+    sql.lines().next().unwrap_or_default()
 }
 
 /// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]).

@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
-use super::{Cell, QueryResult, Warehouse};
+use super::{first_line, Cell, QueryResult, Warehouse};
 use crate::config::ClusterConfig;
 use crate::schema::Table;
 use crate::sql::Dialect;
@@ -155,10 +155,6 @@ fn cell(row: &tokio_postgres::Row, index: usize) -> Result<Cell> {
     Ok(cell.unwrap_or(Cell::Null))
 }
 
-fn first_line(sql: &str) -> &str {
-    sql.lines().next().unwrap_or_default()
-}
-
 impl Warehouse for PostgresWarehouse {
     fn describe(&self) -> String {
         format!("postgres {}", self.place)
@@ -195,18 +191,6 @@ impl Warehouse for PostgresWarehouse {
             .collect::<Result<Vec<Vec<Cell>>>>()
             .with_context(context)?;
         Ok(QueryResult { columns, rows })
-    }
-
-    fn begin(&mut self) -> Result<()> {
-        self.execute("BEGIN")
-    }
-
-    fn commit(&mut self) -> Result<()> {
-        self.execute("COMMIT")
-    }
-
-    fn rollback(&mut self) -> Result<()> {
-        self.execute("ROLLBACK")
     }
 
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()> {
