@@ -40,7 +40,7 @@ pub struct SourceStats {
 
 /// One parsed chunk, ready to append.
 struct Chunk {
-    rows: RecordBatch,
+    batch: RecordBatch,
     rejects: Vec<Reject>,
 }
 
@@ -128,7 +128,7 @@ pub fn load_source(
                     rows.extend(file.rows);
                     rejects.extend(file.rejects);
                 }
-                let chunk = record_batch(kind.table(), &rows).map(|rows| Chunk { rows, rejects });
+                let chunk = record_batch(kind.table(), &rows).map(|batch| Chunk { batch, rejects });
                 if sender.send(chunk).is_err() {
                     return; // the appender failed and stopped listening
                 }
@@ -136,12 +136,12 @@ pub fn load_source(
         });
         for chunk in receiver {
             let chunk = chunk?;
-            warehouse.append(kind.table(), &chunk.rows)?;
+            warehouse.append(kind.table(), &chunk.batch)?;
             if !chunk.rejects.is_empty() {
                 let rows: Vec<Row> = chunk.rejects.iter().map(Reject::to_row).collect();
                 warehouse.append(&LOAD_ERRORS, &record_batch(&LOAD_ERRORS, &rows)?)?;
             }
-            stats.staged += chunk.rows.num_rows() as u64;
+            stats.staged += chunk.batch.num_rows() as u64;
             stats.rejected += chunk.rejects.len() as u64;
             let room = REJECTS_SHOWN.saturating_sub(stats.first_rejects.len());
             stats

@@ -6,10 +6,9 @@ mod duckdb;
 mod postgres;
 
 use anyhow::{bail, Result};
-
-use crate::config::{Config, EngineChoice};
 use arrow_array::RecordBatch;
 
+use crate::config::{Config, EngineChoice};
 use crate::schema::Table;
 use crate::sql::Dialect;
 
