@@ -51,6 +51,11 @@ impl Dialect {
     }
 }
 
+/// Transaction control, the same in every dialect.
+pub const BEGIN: &str = "BEGIN";
+pub const COMMIT: &str = "COMMIT";
+pub const ROLLBACK: &str = "ROLLBACK";
+
 pub fn drop_table(table: &Table) -> String {
     format!("DROP TABLE IF EXISTS {}", table.name)
 }

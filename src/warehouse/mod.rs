@@ -61,13 +61,13 @@ pub trait Warehouse {
     fn execute(&mut self, sql: &str) -> Result<()>;
     fn query(&mut self, sql: &str) -> Result<QueryResult>;
     fn begin(&mut self) -> Result<()> {
-        self.execute("BEGIN")
+        self.execute(crate::sql::BEGIN)
     }
     fn commit(&mut self) -> Result<()> {
-        self.execute("COMMIT")
+        self.execute(crate::sql::COMMIT)
     }
     fn rollback(&mut self) -> Result<()> {
-        self.execute("ROLLBACK")
+        self.execute(crate::sql::ROLLBACK)
     }
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
