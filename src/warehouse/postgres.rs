@@ -18,7 +18,7 @@ use tokio_postgres::{Client, NoTls};
 use super::{first_line, Cell, QueryResult, Warehouse};
 use crate::config::ClusterConfig;
 use crate::schema::Table;
-use crate::sql::Dialect;
+use crate::sql::{self, Dialect};
 
 /// COPY data is sent to the server in pieces of about this size.
 const COPY_PIECE_BYTES: usize = 1 << 20;
@@ -197,8 +197,7 @@ impl Warehouse for PostgresWarehouse {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let columns: Vec<&str> = table.column_names().collect();
-        let copy = format!("COPY {} ({}) FROM STDIN", table.name, columns.join(", "));
+        let copy = sql::copy_from_stdin(table);
         let client = &self.client;
         self.runtime
             .block_on(async {
