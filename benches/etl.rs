@@ -17,7 +17,7 @@ use sparkify::jsonpaths::JsonPaths;
 use sparkify::load::parse_file;
 use sparkify::parse::SourceKind;
 use sparkify::schema::STAGING_EVENTS;
-use sparkify::source::{discover, SourceFile};
+use sparkify::source::{discover_dir, Discovered};
 
 struct Options {
     songs: usize,
@@ -54,10 +54,8 @@ fn seconds(start: Instant) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-fn files(root: &Path) -> Vec<SourceFile> {
-    discover(root, "bench", &indicatif::ProgressBar::hidden())
-        .expect("dataset present")
-        .files
+fn files(root: &Path) -> Discovered {
+    discover_dir(root, "bench", &indicatif::ProgressBar::hidden()).expect("dataset present")
 }
 
 fn main() {
@@ -79,7 +77,7 @@ fn main() {
     }
     let songs = files(&data.join("song_data"));
     let logs = files(&data.join("log_data"));
-    let bytes: u64 = songs.iter().chain(&logs).map(|f| f.size).sum();
+    let bytes: u64 = songs.bytes() + logs.bytes();
     let mapping = JsonPaths::load(
         &data.join("log_json_path.json"),
         STAGING_EVENTS.columns.len(),
@@ -87,10 +85,10 @@ fn main() {
     .expect("JSONPaths");
 
     let read = || {
-        songs
-            .par_iter()
-            .chain(logs.par_iter())
-            .map(|f| std::fs::read(&f.path).map(|b| b.len()).unwrap_or(0))
+        [&songs, &logs]
+            .iter()
+            .flat_map(|source| source.read(&source.files))
+            .map(|contents| contents.map(|b| b.len()).unwrap_or(0))
             .sum::<usize>()
     };
     read(); // warm the page cache
@@ -99,14 +97,17 @@ fn main() {
     let read_s = seconds(start);
 
     let start = Instant::now();
-    let records: u64 = songs
-        .par_iter()
-        .map(|f| parse_file(f, SourceKind::Song, None).records())
-        .chain(
-            logs.par_iter()
-                .map(|f| parse_file(f, SourceKind::Log, Some(&mapping)).records()),
-        )
-        .sum();
+    let parse = |source: &Discovered, kind: SourceKind, mapping: Option<&JsonPaths>| {
+        let contents = source.read(&source.files);
+        source
+            .files
+            .par_iter()
+            .zip(&contents)
+            .map(|(f, c)| parse_file(f, c, kind, mapping).records())
+            .sum::<u64>()
+    };
+    let records =
+        parse(&songs, SourceKind::Song, None) + parse(&logs, SourceKind::Log, Some(&mapping));
     let parse_s = seconds(start);
 
     let config = options.dir.join("bench.cfg");
@@ -159,8 +160,8 @@ fn main() {
 
     println!(
         "dataset: {} song files, {} log files, {:.0} MiB, {records} records, {} cores",
-        songs.len(),
-        logs.len(),
+        songs.files.len(),
+        logs.files.len(),
         mib,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );

@@ -23,7 +23,7 @@ pub struct CommonArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb or postgres.
+    /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb, postgres or redshift.
     #[arg(long, value_name = "ENGINE", global = true, value_parser = parse_engine)]
     pub engine: Option<EngineChoice>,
 
@@ -36,6 +36,7 @@ impl CommonArgs {
     /// Sets up logging and reads the config file.
     pub fn init(&self) -> Result<Config> {
         self.init_logging();
+        crate::tls::install_crypto_provider();
         let mut config = Config::load(&self.config)?;
         if let Some(engine) = self.engine {
             config.warehouse.engine = engine;

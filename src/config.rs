@@ -77,6 +77,47 @@ impl EngineChoice {
     }
 }
 
+/// `[CLUSTER] SSLMODE`: whether the connection to a server is encrypted and how its certificate
+/// is checked, with libpq's names and meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, plain otherwise; the certificate is not checked.
+    Prefer,
+    /// TLS always; the certificate is not checked.
+    Require,
+    /// TLS; the certificate chain must lead to a trusted root, whatever name it carries.
+    VerifyCa,
+    /// TLS; trusted chain and the certificate names the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const NAMES: &'static str = "disable, prefer, require, verify-ca, verify-full";
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value.trim().to_ascii_lowercase().as_str() {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
 /// `[CLUSTER]`: a warehouse reached over the network.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterConfig {
@@ -85,24 +126,87 @@ pub struct ClusterConfig {
     pub db_user: String,
     pub db_password: Secret,
     pub db_port: u16,
+    /// `SSLMODE`; `None` leaves the choice to the engine (prefer on PostgreSQL, verify-full on
+    /// Redshift).
+    pub sslmode: Option<SslMode>,
+    /// `SSLROOTCERT`: a PEM file of trusted roots used instead of the bundled Mozilla roots.
+    pub sslrootcert: Option<PathBuf>,
 }
 
-/// Where the three source inputs are: two directory trees of `.json` files and the JSONPaths
-/// file that maps log records to staging columns.
+impl ClusterConfig {
+    /// Whether `HOST` is a Redshift Serverless endpoint (which has only the SYS system views).
+    pub fn is_serverless(&self) -> bool {
+        self.host
+            .to_ascii_lowercase()
+            .ends_with(".redshift-serverless.amazonaws.com")
+    }
+}
+
+/// Where one source input is: a local path or an `s3://bucket/prefix` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    S3 { bucket: String, key: String },
+}
+
+impl Location {
+    /// `s3://bucket/key` as an S3 location, anything else as a path relative to `base`.
+    pub fn parse(value: &str, base: &Path) -> Result<Location, String> {
+        let Some(rest) = value.strip_prefix("s3://") else {
+            return Ok(Location::File(base.join(value)));
+        };
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err("an s3:// URI needs a bucket: s3://bucket/prefix".into());
+        }
+        Ok(Location::S3 {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+}
+
+impl Location {
+    /// What files are sorted by: the path, or the key.
+    pub fn cmp_key(&self) -> &std::ffi::OsStr {
+        match self {
+            Location::File(path) => path.as_os_str(),
+            Location::S3 { key, .. } => key.as_ref(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
+/// Where the three source inputs are: two trees of `.json` files and the JSONPaths file that
+/// maps log records to staging columns. `section` is where they were configured, for messages.
 #[derive(Debug, Clone)]
-pub struct SourcePaths {
-    pub log_data: PathBuf,
-    pub song_data: PathBuf,
-    pub log_jsonpath: PathBuf,
+pub struct Sources {
+    pub section: &'static str,
+    pub log_data: Location,
+    pub song_data: Location,
+    pub log_jsonpath: Location,
 }
 
-/// `[S3]`: the sources as `s3://` URIs, for Redshift's own COPY and for a later S3 reader.
+/// `[S3]`: the sources as `s3://` URIs: read by Redshift's own COPY, and by the local engines
+/// when there is no `[LOCAL]` section.
 #[derive(Debug, Clone, Default)]
 pub struct S3Config {
     pub log_data: String,
     pub song_data: String,
     pub log_jsonpath: String,
+    /// The region of the source bucket.
     pub region: String,
+    /// An S3-compatible endpoint (MinIO, Ceph, R2), addressed path-style; `AWS_ENDPOINT_URL`
+    /// wins over it.
+    pub endpoint: Option<String>,
 }
 
 /// `[WAREHOUSE]`: which engine and how strict a load is.
@@ -114,6 +218,28 @@ pub struct WarehouseConfig {
     pub max_errors: u64,
 }
 
+/// `[AWS]`: static keys, when the user keeps them here rather than in the AWS default chain.
+#[derive(Debug, Clone, Default)]
+pub struct AwsKeys {
+    pub key: String,
+    pub secret: Secret,
+}
+
+/// `[DWH]`: the Redshift Serverless resources `iac_create` provisions and `iac_delete` removes,
+/// which the redshift-data engine also addresses.
+#[derive(Debug, Clone, Default)]
+pub struct DwhConfig {
+    pub region: String,
+    pub namespace: String,
+    pub workgroup: String,
+    pub iam_role_name: String,
+    /// Redshift Processing Units of the workgroup (`DWH_BASE_CAPACITY`, default 8, the least).
+    pub base_capacity: i32,
+    /// A provisioned cluster for the redshift-data engine (`DWH_CLUSTER_IDENTIFIER`), instead of
+    /// the workgroup.
+    pub cluster_identifier: String,
+}
+
 /// Everything the steps read from `dwh.cfg`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -123,8 +249,10 @@ pub struct Config {
     pub iam_role_arn: String,
     pub s3: S3Config,
     /// `[LOCAL]`, when the file has that section.
-    pub local: Option<SourcePaths>,
+    pub local: Option<Sources>,
     pub warehouse: WarehouseConfig,
+    pub aws: AwsKeys,
+    pub dwh: DwhConfig,
 }
 
 /// Default file name of the DuckDB warehouse, relative to the config file.
@@ -168,13 +296,26 @@ impl Config {
             db_user: file.get("CLUSTER", "DB_USER").unwrap_or_default(),
             db_password: Secret::new(file.get("CLUSTER", "DB_PASSWORD").unwrap_or_default()),
             db_port: file.parse_or("CLUSTER", "DB_PORT", 5439, "a TCP port such as 5439")?,
+            sslmode: match file.get("CLUSTER", "SSLMODE") {
+                None => None,
+                Some(text) => Some(SslMode::parse(&text).ok_or_else(|| {
+                    file.key_error(
+                        "CLUSTER",
+                        "SSLMODE",
+                        &text,
+                        &format!("one of {}", SslMode::NAMES),
+                    )
+                })?),
+            },
+            sslrootcert: file.path("CLUSTER", "SSLROOTCERT"),
         };
 
         let local = if file.has_section("LOCAL") {
-            Some(SourcePaths {
-                log_data: file.required_path("LOCAL", "LOG_DATA")?,
-                song_data: file.required_path("LOCAL", "SONG_DATA")?,
-                log_jsonpath: file.required_path("LOCAL", "LOG_JSONPATH")?,
+            Some(Sources {
+                section: "LOCAL",
+                log_data: file.required_location("LOCAL", "LOG_DATA")?,
+                song_data: file.required_location("LOCAL", "SONG_DATA")?,
+                log_jsonpath: file.required_location("LOCAL", "LOG_JSONPATH")?,
             })
         } else {
             None
@@ -206,9 +347,35 @@ impl Config {
                 song_data: file.get("S3", "SONG_DATA").unwrap_or_default(),
                 log_jsonpath: file.get("S3", "LOG_JSONPATH").unwrap_or_default(),
                 region: file.get("S3", "REGION").unwrap_or_default(),
+                endpoint: file.get("S3", "ENDPOINT"),
             },
             local,
             warehouse,
+            aws: AwsKeys {
+                key: file.get("AWS", "KEY").unwrap_or_default(),
+                secret: Secret::new(file.get("AWS", "SECRET").unwrap_or_default()),
+            },
+            dwh: DwhConfig {
+                region: file.get("DWH", "DWH_REGION").unwrap_or_default(),
+                namespace: file
+                    .get("DWH", "DWH_NAMESPACE_NAME")
+                    .unwrap_or_else(|| "sparkify-namespace".into()),
+                workgroup: file
+                    .get("DWH", "DWH_WORKGROUP_NAME")
+                    .unwrap_or_else(|| "sparkify-workgroup".into()),
+                iam_role_name: file
+                    .get("DWH", "DWH_IAM_ROLE_NAME")
+                    .unwrap_or_else(|| "sparkify-redshift-s3-read".into()),
+                base_capacity: file.parse_or(
+                    "DWH",
+                    "DWH_BASE_CAPACITY",
+                    8,
+                    "Redshift Processing Units: 8 to 512, in steps of 8",
+                )?,
+                cluster_identifier: file
+                    .get("DWH", "DWH_CLUSTER_IDENTIFIER")
+                    .unwrap_or_default(),
+            },
         })
     }
 
@@ -229,16 +396,39 @@ impl Config {
         }
     }
 
-    /// The local source directories, or an error saying how to configure them.
-    pub fn local_sources(&self) -> Result<&SourcePaths> {
+    /// The sources the tool reads itself (the local engines): `[LOCAL]` when the file has
+    /// that section, else the `s3://` URIs of `[S3]`.
+    pub fn sources(&self) -> Result<Sources> {
         match &self.local {
-            Some(paths) => Ok(paths),
-            None => bail!(
-                "{}: no [LOCAL] section: add [LOCAL] with LOG_DATA, SONG_DATA and LOG_JSONPATH \
-                 pointing at the source directories and the JSONPaths file",
-                self.path.display()
-            ),
+            Some(local) => Ok(local.clone()),
+            None => self.s3_sources(),
         }
+    }
+
+    /// The `[S3]` sources (what Redshift's COPY reads), each checked to be an `s3://` URI.
+    pub fn s3_sources(&self) -> Result<Sources> {
+        let s3 = |key: &str, value: &str| -> Result<Location> {
+            match Location::parse(value, Path::new("")) {
+                Ok(location @ Location::S3 { .. }) => Ok(location),
+                _ => bail!(
+                    "{}: [S3] {key} = {value:?} is not an s3:// URI: set it to \
+                     s3://bucket/prefix{}",
+                    self.path.display(),
+                    if self.local.is_none() {
+                        ", or add [LOCAL] with LOG_DATA, SONG_DATA and LOG_JSONPATH for the \
+                         local engines"
+                    } else {
+                        ""
+                    }
+                ),
+            }
+        };
+        Ok(Sources {
+            section: "S3",
+            log_data: s3("LOG_DATA", &self.s3.log_data)?,
+            song_data: s3("SONG_DATA", &self.s3.song_data)?,
+            log_jsonpath: s3("LOG_JSONPATH", &self.s3.log_jsonpath)?,
+        })
     }
 }
 
@@ -274,14 +464,15 @@ impl IniFile<'_> {
         self.get(section, key).map(|v| self.base.join(v))
     }
 
-    fn required_path(&self, section: &str, key: &str) -> Result<PathBuf> {
-        self.path(section, key).ok_or_else(|| {
+    fn required_location(&self, section: &str, key: &str) -> Result<Location> {
+        let value = self.get(section, key).ok_or_else(|| {
             anyhow!(
                 "{}: [{section}] {key} is missing or empty: set it to a path (relative paths are \
-                 taken from the config file's directory)",
+                 taken from the config file's directory) or an s3://bucket/prefix URI",
                 self.path.display()
             )
-        })
+        })?;
+        Location::parse(&value, self.base).map_err(|e| self.key_error(section, key, &value, &e))
     }
 
     fn parse_or<T: std::str::FromStr>(
@@ -346,8 +537,45 @@ mod tests {
         )
         .unwrap();
         let local = config.local.unwrap();
-        assert_eq!(local.log_data, Path::new("/base/data/log_data"));
-        assert_eq!(local.song_data, Path::new("/abs/songs"));
+        assert_eq!(local.log_data, Location::File("/base/data/log_data".into()));
+        assert_eq!(local.song_data, Location::File("/abs/songs".into()));
+    }
+
+    #[test]
+    fn sources_come_from_local_else_from_s3() {
+        let config = parse(
+            "[S3]\nLOG_DATA=s3://b/log_data\nSONG_DATA=s3://b/song_data\nLOG_JSONPATH=s3://b/p.json\n",
+        )
+        .unwrap();
+        let sources = config.sources().unwrap();
+        assert_eq!(sources.section, "S3");
+        assert_eq!(
+            sources.log_data,
+            Location::S3 {
+                bucket: "b".into(),
+                key: "log_data".into()
+            }
+        );
+        assert_eq!(sources.log_jsonpath.to_string(), "s3://b/p.json");
+        let err = parse("[S3]\nLOG_DATA=/tmp/x\n")
+            .unwrap()
+            .sources()
+            .unwrap_err();
+        assert!(err.to_string().contains("[S3] LOG_DATA"), "{err}");
+        let err = parse("[LOCAL]\nLOG_DATA=s3://\n").unwrap_err().to_string();
+        assert!(err.contains("needs a bucket"), "{err}");
+    }
+
+    #[test]
+    fn sslmode_is_checked() {
+        let config = parse("[CLUSTER]\nSSLMODE=Verify-Full\nSSLROOTCERT=ca.pem\n").unwrap();
+        assert_eq!(config.cluster.sslmode, Some(SslMode::VerifyFull));
+        assert_eq!(
+            config.cluster.sslrootcert.as_deref(),
+            Some(Path::new("/base/ca.pem"))
+        );
+        let err = parse("[CLUSTER]\nSSLMODE=on\n").unwrap_err().to_string();
+        assert!(err.contains("verify-full"), "{err}");
     }
 
     #[test]
@@ -392,7 +620,11 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let config = parse("[CLUSTER]\nDB_PASSWORD=s3cr3t-sentinel\n").unwrap();
+        let config = parse(
+            "[CLUSTER]\nDB_PASSWORD=s3cr3t-sentinel\n[AWS]\nKEY=AKID\nSECRET=s3cr3t-sentinel\n",
+        )
+        .unwrap();
+        assert_eq!(config.aws.secret.expose(), "s3cr3t-sentinel");
         let shown = format!("{config:?} {}", config.cluster.db_password);
         assert!(!shown.contains("s3cr3t-sentinel"), "{shown}");
     }

@@ -5,17 +5,19 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 
-use crate::config::Config;
+use crate::config::{Config, Location, Sources};
 use crate::jsonpaths::JsonPaths;
-use crate::load::{load_source, SourceStats};
+use crate::load::{load_source, SourceStats, REJECTS_SHOWN};
 use crate::parse::SourceKind;
 use crate::progress::Progress;
+use crate::record::Reject;
+use crate::s3::S3Store;
 use crate::schema::{ALL_TABLES, LOAD_ERRORS, STAGING_EVENTS, STAGING_SONGS, STAR_TABLES};
 use crate::source::{discover, Discovered};
-use crate::sql;
-use crate::warehouse::Warehouse;
+use crate::sql::{self, S3Copy};
+use crate::warehouse::{Cell, Warehouse};
 
 /// What an `etl` run did, for the summary.
 #[derive(Debug, Clone)]
@@ -70,11 +72,24 @@ pub fn run(
     let mut phases = Vec::new();
     let clock = Instant::now();
     ensure_tables_exist(warehouse)?;
-    let inputs = discover_inputs(config, progress)?;
-    phases.push(("discover", clock.elapsed()));
+    // Redshift reads the sources itself; the local engines get them from the tool.
+    let inputs = if warehouse.stages_from_s3() {
+        None
+    } else {
+        let inputs = discover_inputs(config, &config.sources()?, progress)?;
+        phases.push(("discover", clock.elapsed()));
+        Some(inputs)
+    };
 
     warehouse.begin()?;
-    let outcome = stage_and_transform(warehouse, &inputs, options, progress, phases);
+    let outcome = stage_and_transform(
+        warehouse,
+        config,
+        inputs.as_ref(),
+        options,
+        progress,
+        phases,
+    );
     let mut report = match outcome {
         Ok(report) => report,
         Err(error) => {
@@ -102,14 +117,46 @@ pub struct Inputs {
 }
 
 /// Finds the files of both sources and reads the JSONPaths file: everything a load needs
-/// before it touches the warehouse (and all `etl --dry-run` does).
-pub fn discover_inputs(config: &Config, progress: &Progress) -> Result<Inputs> {
-    let sources = config.local_sources()?;
-    let mapping = JsonPaths::load(&sources.log_jsonpath, STAGING_EVENTS.columns.len())?;
+/// before it touches the warehouse (and all `etl --dry-run` does). `sources` is
+/// [`Config::sources`] for the local engines, [`Config::s3_sources`] for Redshift.
+pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) -> Result<Inputs> {
+    let in_s3 = [&sources.song_data, &sources.log_data, &sources.log_jsonpath]
+        .iter()
+        .any(|l| matches!(l, Location::S3 { .. }));
+    let store = if in_s3 {
+        Some(S3Store::connect(&config.s3)?)
+    } else {
+        None
+    };
+    let section = sources.section;
+    let columns = STAGING_EVENTS.columns.len();
+    let mapping = match &sources.log_jsonpath {
+        Location::File(path) => JsonPaths::load(path, columns)?,
+        location @ Location::S3 { bucket, key } => {
+            let store = store.as_ref().expect("an S3 client exists for S3 sources");
+            let bytes = store.get(bucket, key).map_err(|e| {
+                anyhow!(
+                    "[{section}] LOG_JSONPATH = {location}: {e}: point it at the JSONPaths file"
+                )
+            })?;
+            JsonPaths::parse(&bytes, columns)
+                .with_context(|| format!("[{section}] LOG_JSONPATH = {location}"))?
+        }
+    };
     let found = progress.spinner("discover");
     found.set_message(".json files found");
-    let songs = discover(&sources.song_data, "[LOCAL] SONG_DATA", &found)?;
-    let logs = discover(&sources.log_data, "[LOCAL] LOG_DATA", &found)?;
+    let songs = discover(
+        &sources.song_data,
+        &format!("[{section}] SONG_DATA"),
+        store.as_ref(),
+        &found,
+    )?;
+    let logs = discover(
+        &sources.log_data,
+        &format!("[{section}] LOG_DATA"),
+        store.as_ref(),
+        &found,
+    )?;
     found.finish_and_clear();
     Ok(Inputs {
         songs,
@@ -118,16 +165,21 @@ pub fn discover_inputs(config: &Config, progress: &Progress) -> Result<Inputs> {
     })
 }
 
-/// Everything between BEGIN and COMMIT; an error here means the caller rolls back.
+/// Everything between BEGIN and COMMIT; an error here means the caller rolls back. Without
+/// `inputs` the warehouse stages from `[S3]` itself.
 fn stage_and_transform(
     warehouse: &mut dyn Warehouse,
-    inputs: &Inputs,
+    config: &Config,
+    inputs: Option<&Inputs>,
     options: &EtlOptions,
     progress: &Progress,
     mut phases: Vec<(&'static str, Duration)>,
 ) -> Result<EtlReport> {
     let clock = Instant::now();
-    let stats = stage(warehouse, inputs, progress)?;
+    let stats = match inputs {
+        Some(inputs) => stage(warehouse, inputs, progress)?,
+        None => stage_from_s3(warehouse, config, options.max_errors, progress)?,
+    };
     phases.push(("load", clock.elapsed()));
     fail_over_max_errors(&stats, options.max_errors)?;
 
@@ -167,6 +219,147 @@ fn stage(
             progress,
         )?,
     ])
+}
+
+/// Redshift's own COPY of both sources from `[S3]` with the role of `[IAM_ROLE]`. The records
+/// it skipped (at most MAXERROR per source) are read back from its load-error table into
+/// `load_errors`; a COPY that fails shows those rows.
+fn stage_from_s3(
+    warehouse: &mut dyn Warehouse,
+    config: &Config,
+    max_errors: u64,
+    progress: &Progress,
+) -> Result<Vec<SourceStats>> {
+    let role = config.iam_role_arn.as_str();
+    if role.is_empty() {
+        bail!(
+            "{}: [IAM_ROLE] ARN is empty: Redshift's COPY needs a role it can assume to read \
+             the [S3] bucket: run iac_create, or set ARN to such a role",
+            config.path.display()
+        );
+    }
+    for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
+        warehouse.execute(&sql::delete_all(table))?;
+    }
+    let s3 = &config.s3;
+    let serverless = config.cluster.is_serverless();
+    let sources = [
+        (
+            SourceKind::Song,
+            "SONG_DATA",
+            &s3.song_data,
+            "auto ignorecase",
+        ),
+        (
+            SourceKind::Log,
+            "LOG_DATA",
+            &s3.log_data,
+            s3.log_jsonpath.as_str(),
+        ),
+    ];
+    let bar = progress.items("copy", sources.len() as u64);
+    let mut all = Vec::new();
+    for (kind, key, from, json) in sources {
+        if !from.starts_with("s3://") {
+            bail!(
+                "{}: [S3] {key} = {from:?} is not an s3:// URI: Redshift loads staging from S3",
+                config.path.display()
+            );
+        }
+        if kind == SourceKind::Log && !json.starts_with("s3://") {
+            bail!(
+                "{}: [S3] LOG_JSONPATH = {json:?} is not an s3:// URI: Redshift reads the \
+                 JSONPaths file from S3",
+                config.path.display()
+            );
+        }
+        let copy = sql::copy_from_s3(&S3Copy {
+            table: kind.table(),
+            from,
+            iam_role: role,
+            json,
+            region: &s3.region,
+            max_errors,
+        })
+        .map_err(|e| {
+            anyhow!(
+                "{}: a value of [S3] or [IAM_ROLE] cannot be used: {e}",
+                config.path.display()
+            )
+        })?;
+        bar.set_message(kind.table().name);
+        tracing::info!(table = kind.table().name, %from, "Redshift COPY");
+        if let Err(error) = warehouse.execute(&copy) {
+            // The failed COPY aborted the transaction; its error rows outlive it.
+            let _ = warehouse.rollback();
+            let shown = match redshift_rejects(warehouse, kind, serverless) {
+                Ok(rejects) if !rejects.is_empty() => rejects
+                    .iter()
+                    .take(20)
+                    .map(|r| format!("  {}:{}: {}", r.file, r.line.unwrap_or(0), r.reason))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => format!(
+                    "  (no rows found; see {} for this session)",
+                    if serverless {
+                        "sys_load_error_detail"
+                    } else {
+                        "stl_load_errors"
+                    }
+                ),
+            };
+            return Err(error.context(format!(
+                "Redshift's COPY of [S3] {key} = {from} into {} failed; nothing was committed. \
+                 Load errors:\n{shown}\nFix the input, or raise [WAREHOUSE] MAX_ERRORS (or pass \
+                 --max-errors) to skip bad records and keep them in load_errors",
+                kind.table().name
+            )));
+        }
+        let staged = warehouse
+            .query(sql::REDSHIFT_LAST_COPY_COUNT)?
+            .single_int()
+            .unwrap_or_default() as u64;
+        let rejects = redshift_rejects(warehouse, kind, serverless)?;
+        if !rejects.is_empty() {
+            warehouse.execute(&sql::insert_rejects_redshift(&rejects))?;
+        }
+        all.push(SourceStats {
+            source: kind.name(),
+            files: 0,
+            bytes: 0,
+            records: staged + rejects.len() as u64,
+            staged,
+            rejected: rejects.len() as u64,
+            first_rejects: rejects.into_iter().take(REJECTS_SHOWN).collect(),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(all)
+}
+
+/// The records Redshift's last COPY in this session skipped, as rejects.
+fn redshift_rejects(
+    warehouse: &mut dyn Warehouse,
+    kind: SourceKind,
+    serverless: bool,
+) -> Result<Vec<Reject>> {
+    let result = warehouse.query(sql::redshift_load_errors(serverless))?;
+    let text = |cell: &Cell| cell.to_string();
+    Ok(result
+        .rows
+        .iter()
+        .map(|row| Reject {
+            source: kind.name(),
+            file: text(&row[0]),
+            line: match row[1] {
+                Cell::Int(line) => Some(line as u64),
+                _ => None,
+            },
+            reason: format!("{}: {}", text(&row[2]), text(&row[3])),
+            raw_text: text(&row[4]),
+        })
+        .collect())
 }
 
 fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {

@@ -5,28 +5,35 @@
 //!
 //! - [`config`] reads `dwh.cfg`; [`cli`] holds what every binary shares.
 //! - [`schema`] defines every table once; [`sql`] holds every statement and the dialects.
-//! - [`warehouse`] puts each engine behind one trait.
-//! - [`source`] finds the input files, [`parse`], [`jsonpaths`] and [`record`] turn their bytes
+//! - [`warehouse`] puts each engine behind one trait; [`tls`] secures the server engines.
+//! - [`source`] finds the input files (on disk or, through [`s3`], in a bucket), [`parse`], [`jsonpaths`] and [`record`] turn their bytes
 //!   into typed rows or rejects, [`batch`] into Arrow batches, [`load`] streams them into
 //!   staging.
 //! - [`create_tables`], [`etl`] and [`analysis`] are the pipeline's steps; [`report`] renders
 //!   their results and [`progress`] shows how far they are.
 //! - [`gen_data`] writes synthetic source data in the original layout.
+//! - [`iac`] provisions and removes Redshift Serverless, with clients from [`aws`];
+//!   [`config_edit`] writes what it learns back into `dwh.cfg`.
 
 pub mod analysis;
+pub mod aws;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod config_edit;
 pub mod create_tables;
 pub mod etl;
 pub mod gen_data;
+pub mod iac;
 pub mod jsonpaths;
 pub mod load;
 pub mod parse;
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod s3;
 pub mod schema;
 pub mod source;
 pub mod sql;
+pub mod tls;
 pub mod warehouse;

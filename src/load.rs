@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use anyhow::Result;
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::batch::record_batch;
@@ -44,30 +45,34 @@ struct Chunk {
     rejects: Vec<Reject>,
 }
 
-/// Reads and parses one file; a file that cannot be read becomes one reject.
-pub fn parse_file(file: &SourceFile, kind: SourceKind, mapping: Option<&JsonPaths>) -> ParsedFile {
-    let name = file.path.display().to_string();
-    let unreadable = |reason: String| ParsedFile {
-        rows: Vec::new(),
-        rejects: vec![Reject {
-            source: kind.name(),
-            file: name.clone(),
-            line: None,
-            reason,
-            raw_text: String::new(),
-        }],
-    };
-    if let Some(error) = &file.unreadable {
-        return unreadable(format!("cannot read file: {error}"));
-    }
-    let bytes = match std::fs::read(&file.path) {
+/// Parses one file from its contents (see [`Discovered::read`]); a file that could not be read
+/// becomes one reject.
+pub fn parse_file(
+    file: &SourceFile,
+    contents: &Result<Bytes, String>,
+    kind: SourceKind,
+    mapping: Option<&JsonPaths>,
+) -> ParsedFile {
+    let name = file.location.to_string();
+    let bytes = match contents {
         Ok(bytes) => bytes,
-        Err(e) => return unreadable(format!("cannot read file: {e}")),
+        Err(error) => {
+            return ParsedFile {
+                rows: Vec::new(),
+                rejects: vec![Reject {
+                    source: kind.name(),
+                    file: name,
+                    line: None,
+                    reason: format!("cannot read file: {error}"),
+                    raw_text: String::new(),
+                }],
+            }
+        }
     };
     match (kind, mapping) {
-        (SourceKind::Log, Some(mapping)) => parse_log_file(&name, &bytes, mapping),
+        (SourceKind::Log, Some(mapping)) => parse_log_file(&name, bytes, mapping),
         (SourceKind::Log, None) => unreachable!("log files are parsed with a JSONPaths mapping"),
-        (SourceKind::Song, _) => parse_song_file(&name, &bytes),
+        (SourceKind::Song, _) => parse_song_file(&name, bytes),
     }
 }
 
@@ -98,7 +103,7 @@ pub fn load_source(
     mapping: Option<&JsonPaths>,
     progress: &Progress,
 ) -> Result<SourceStats> {
-    tracing::info!(source = kind.name(), root = %discovered.root.display(), files = discovered.files.len(), "loading");
+    tracing::info!(source = kind.name(), root = %discovered.root, files = discovered.files.len(), "loading");
     let mut stats = SourceStats {
         source: kind.name(),
         files: discovered.files.len() as u64,
@@ -114,14 +119,17 @@ pub fn load_source(
         let read_bar = read_bar.clone();
         scope.spawn(move || {
             for files in chunks(&discovered.files) {
+                let contents = discovered.read(files);
                 let parsed: Vec<ParsedFile> = files
                     .par_iter()
-                    .map(|file| {
-                        let parsed = parse_file(file, kind, mapping);
+                    .zip(&contents)
+                    .map(|(file, contents)| {
+                        let parsed = parse_file(file, contents, kind, mapping);
                         read_bar.inc(file.size);
                         parsed
                     })
                     .collect();
+                drop(contents);
                 let mut rows = Vec::with_capacity(parsed.iter().map(|p| p.rows.len()).sum());
                 let mut rejects = Vec::new();
                 for file in parsed {
@@ -160,11 +168,11 @@ pub fn load_source(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::config::Location;
 
     fn file(size: u64) -> SourceFile {
         SourceFile {
-            path: PathBuf::from("f.json"),
+            location: Location::File("f.json".into()),
             size,
             unreadable: None,
         }

@@ -133,7 +133,7 @@ pub fn dry_run_summary(inputs: &Inputs) -> String {
             .map(|(name, found)| {
                 vec![
                     name.to_string(),
-                    found.root.display().to_string(),
+                    found.root.to_string(),
                     found.files.len().to_string(),
                     found.bytes().to_string(),
                     found

@@ -2,31 +2,64 @@
 //! (sorted) order. A source that is missing or holds no `.json` file is a configuration error; a
 //! single file that cannot be read is bad input, reported with the rest of the rejects.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
+use bytes::Bytes;
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 use walkdir::WalkDir;
 
-/// One `.json` file found below a source root.
+use crate::config::Location;
+use crate::s3::{ensure_found, S3Store};
+
+/// One `.json` file (or S3 object) found below a source root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
-    pub path: PathBuf,
+    pub location: Location,
     pub size: u64,
     /// Set when the file was found but cannot be read (e.g. a dangling link).
     pub unreadable: Option<String>,
 }
 
-/// What a source root holds.
-#[derive(Debug, Clone, Default)]
+/// What a source root holds, and how to read it.
+#[derive(Debug, Clone)]
 pub struct Discovered {
-    pub root: PathBuf,
+    pub root: Location,
     pub files: Vec<SourceFile>,
+    /// The client for a root in S3.
+    store: Option<Arc<S3Store>>,
 }
 
 impl Discovered {
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// The contents of `files` (some of this root's), in order: local files read in parallel,
+    /// S3 objects fetched concurrently. A file that cannot be read gives the reason instead.
+    pub fn read(&self, files: &[SourceFile]) -> Vec<Result<Bytes, String>> {
+        if let (Some(store), Location::S3 { bucket, .. }) = (&self.store, &self.root) {
+            let keys: Vec<&str> = files
+                .iter()
+                .map(|f| match &f.location {
+                    Location::S3 { key, .. } => key.as_str(),
+                    Location::File(_) => "",
+                })
+                .collect();
+            return store.get_many(bucket, &keys);
+        }
+        files
+            .par_iter()
+            .map(|file| match (&file.unreadable, &file.location) {
+                (Some(error), _) => Err(error.clone()),
+                (None, Location::File(path)) => std::fs::read(path)
+                    .map(Bytes::from)
+                    .map_err(|e| e.to_string()),
+                (None, Location::S3 { .. }) => Err("an S3 object outside an S3 source".into()),
+            })
+            .collect()
     }
 }
 
@@ -35,9 +68,44 @@ fn is_json(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-/// Lists the `.json` files below `root`, ticking `found` once per file. `setting` names the
-/// config key the root came from, for errors (e.g. `[LOCAL] LOG_DATA`).
-pub fn discover(root: &Path, setting: &str, found: &ProgressBar) -> Result<Discovered> {
+/// Lists the `.json` files below `root`, a directory or an `s3://bucket/prefix` (read with
+/// `store`), ticking `found` once per file. `setting` names the config key the root came from,
+/// for errors (e.g. `[LOCAL] LOG_DATA`).
+pub fn discover(
+    root: &Location,
+    setting: &str,
+    store: Option<&Arc<S3Store>>,
+    found: &ProgressBar,
+) -> Result<Discovered> {
+    match root {
+        Location::File(path) => discover_dir(path, setting, found),
+        Location::S3 { bucket, key } => {
+            let Some(store) = store else {
+                bail!("{setting} = {root}: no S3 client was set up for it");
+            };
+            let objects = store.list(bucket, key, ".json", setting, found)?;
+            ensure_found(&objects, setting, bucket, key)?;
+            Ok(Discovered {
+                root: root.clone(),
+                files: objects
+                    .into_iter()
+                    .map(|o| SourceFile {
+                        location: Location::S3 {
+                            bucket: bucket.clone(),
+                            key: o.key,
+                        },
+                        size: o.size,
+                        unreadable: None,
+                    })
+                    .collect(),
+                store: Some(store.clone()),
+            })
+        }
+    }
+}
+
+/// Lists the `.json` files below the directory `root`, at any depth, sorted by path.
+pub fn discover_dir(root: &Path, setting: &str, found: &ProgressBar) -> Result<Discovered> {
     if !root.exists() {
         bail!(
             "{setting} = {}: no such file or directory: point it at the directory that holds the source files",
@@ -51,7 +119,7 @@ pub fn discover(root: &Path, setting: &str, found: &ProgressBar) -> Result<Disco
                 let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
                 found.inc(1);
                 files.push(SourceFile {
-                    path: entry.into_path(),
+                    location: Location::File(entry.into_path()),
                     size,
                     unreadable: None,
                 });
@@ -59,7 +127,7 @@ pub fn discover(root: &Path, setting: &str, found: &ProgressBar) -> Result<Disco
             Ok(_) => {}
             Err(e) => match e.path() {
                 Some(path) if is_json(path) => files.push(SourceFile {
-                    path: path.to_path_buf(),
+                    location: Location::File(path.to_path_buf()),
                     size: 0,
                     unreadable: Some(e.to_string()),
                 }),
@@ -78,16 +146,18 @@ pub fn discover(root: &Path, setting: &str, found: &ProgressBar) -> Result<Disco
             root.display()
         );
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.sort_by(|a, b| a.location.cmp_key().cmp(b.location.cmp_key()));
     Ok(Discovered {
-        root: root.to_path_buf(),
+        root: Location::File(root.to_path_buf()),
         files,
+        store: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn finds_json_at_any_depth_and_ignores_other_files() {
@@ -98,11 +168,14 @@ mod tests {
         std::fs::write(root.join("top.JSON"), "{}").unwrap();
         std::fs::write(root.join("a/notes.txt"), "x").unwrap();
         std::fs::write(root.join("a/.DS_Store"), "x").unwrap();
-        let found = discover(root, "[LOCAL] SONG_DATA", &ProgressBar::hidden()).unwrap();
+        let found = discover_dir(root, "[LOCAL] SONG_DATA", &ProgressBar::hidden()).unwrap();
         let names: Vec<_> = found
             .files
             .iter()
-            .map(|f| f.path.strip_prefix(root).unwrap().to_path_buf())
+            .map(|f| match &f.location {
+                Location::File(path) => path.strip_prefix(root).unwrap().to_path_buf(),
+                other => panic!("{other}"),
+            })
             .collect();
         assert_eq!(
             names,
@@ -114,7 +187,7 @@ mod tests {
     #[test]
     fn missing_or_empty_roots_are_errors_naming_the_setting() {
         let dir = tempfile::tempdir().unwrap();
-        let err = discover(
+        let err = discover_dir(
             &dir.path().join("nope"),
             "[LOCAL] LOG_DATA",
             &ProgressBar::hidden(),
@@ -124,7 +197,7 @@ mod tests {
         assert!(err.starts_with("[LOCAL] LOG_DATA = "), "{err}");
         assert!(err.contains("no such file"), "{err}");
         std::fs::write(dir.path().join("readme.md"), "x").unwrap();
-        let err = discover(dir.path(), "[LOCAL] LOG_DATA", &ProgressBar::hidden())
+        let err = discover_dir(dir.path(), "[LOCAL] LOG_DATA", &ProgressBar::hidden())
             .unwrap_err()
             .to_string();
         assert!(err.contains("holds no .json file"), "{err}");
@@ -136,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ok.json"), "{}").unwrap();
         std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("bad.json")).unwrap();
-        let found = discover(dir.path(), "[LOCAL] LOG_DATA", &ProgressBar::hidden()).unwrap();
+        let found = discover_dir(dir.path(), "[LOCAL] LOG_DATA", &ProgressBar::hidden()).unwrap();
         assert_eq!(found.files.len(), 2);
         assert!(found.files[0].unreadable.is_some());
         assert!(found.files[1].unreadable.is_none());

@@ -492,12 +492,12 @@ fn every_binary_explains_itself_and_keeps_secrets() {
             .stdout(predicate::str::contains("--config"))
             .stdout(predicate::str::contains(mentions));
     }
-    for bin in ["iac_create", "iac_delete"] {
-        ws.cmd(bin)
-            .assert()
-            .code(1)
-            .stderr(predicate::str::contains("not available yet"));
-    }
+    // The workspace's [CLUSTER] names no database: iac_create says what to set.
+    ws.cmd("iac_create")
+        .args(["--dry-run", "--cidr", "203.0.113.7/32"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("[CLUSTER] DB_NAME is empty"));
     for args in [
         &["create_tables", "-vv"][..],
         &["etl", "-vv"],

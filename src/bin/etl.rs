@@ -4,14 +4,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sparkify::cli::{exit_code, CommonArgs};
+use sparkify::config::EngineChoice;
 use sparkify::etl::EtlOptions;
 
 /// Load the song catalogue and the event logs into staging, transform them into the star
 /// schema, and print what was read, staged, rejected and how long each phase took.
 ///
-/// Sources come from [LOCAL]: SONG_DATA and LOG_DATA are directories whose .json files are
-/// read at any depth (other files are ignored); LOG_JSONPATH is the Redshift JSONPaths file
-/// that maps each log record onto the staging columns by position.
+/// Sources come from [LOCAL] when the config has that section, else from [S3]: SONG_DATA and
+/// LOG_DATA are directories or s3://bucket/prefix URIs whose .json files are read at any depth
+/// (other files are ignored); LOG_JSONPATH is the Redshift JSONPaths file that maps each log
+/// record onto the staging columns by position. S3 is read with the AWS default credentials
+/// (unsigned when there are none, for a public bucket), [S3] REGION, and [S3] ENDPOINT or
+/// AWS_ENDPOINT_URL for an S3-compatible store.
+///
+/// On Redshift, staging is loaded by Redshift itself: COPY from the [S3] URIs with the role of
+/// [IAM_ROLE] ARN; the records it skips (at most MAX_ERRORS) go to load_errors as well.
 ///
 /// A record that is not JSON, not an object, or has a value that does not fit its column is
 /// rejected into load_errors (file, line, reason, raw text). If more than
@@ -20,7 +27,8 @@ use sparkify::etl::EtlOptions;
 ///
 /// Every run replaces staging and the star schema, so running it twice on the same input
 /// leaves the same tables. Run create_tables first. The warehouse is the one the config file
-/// selects: with [CLUSTER] HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH.
+/// selects: with [CLUSTER] HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH; otherwise
+/// PostgreSQL, or Redshift for a Redshift endpoint (see --engine).
 #[derive(Parser)]
 #[command(
     version,
@@ -45,7 +53,13 @@ fn main() -> ExitCode {
     exit_code((|| {
         let config = args.common.init()?;
         if args.dry_run {
-            let inputs = sparkify::etl::discover_inputs(&config, &args.common.progress())?;
+            // Redshift reads [S3] itself; the local engines read [LOCAL], else [S3].
+            let sources = match config.engine() {
+                EngineChoice::Redshift | EngineChoice::RedshiftData => config.s3_sources()?,
+                _ => config.sources()?,
+            };
+            let inputs =
+                sparkify::etl::discover_inputs(&config, &sources, &args.common.progress())?;
             print!("{}", sparkify::report::dry_run_summary(&inputs));
             return Ok(());
         }

@@ -1,27 +1,149 @@
-//! `iac_create`: Redshift Serverless provisioning; not in this version yet.
+//! `iac_create`: provisions Amazon Redshift Serverless for the pipeline (see `sparkify::iac`).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use sparkify::cli::{exit_code, CommonArgs};
+use sparkify::config_edit::{self, Setting};
+use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
 
-/// Provision (iac_create) or tear down (iac_delete) Amazon Redshift Serverless from the
-/// [DWH] section of the config file.
+/// Provision Amazon Redshift Serverless from the config file, in this order, each step checking
+/// for its resource first so that a second run changes nothing:
 ///
-/// Not available in this version: it exits 1. The embedded DuckDB warehouse needs no
-/// provisioning: run create_tables, etl and analysis.
+/// 1. the IAM role [DWH] DWH_IAM_ROLE_NAME that Redshift assumes, with an inline policy that
+///    may only list and read the [S3] sources;
+/// 2. the namespace [DWH] DWH_NAMESPACE_NAME (database [CLUSTER] DB_NAME, admin [CLUSTER]
+///    DB_USER with password DB_PASSWORD, or --manage-password), the role attached as default;
+/// 3. the workgroup [DWH] DWH_WORKGROUP_NAME ([DWH] DWH_BASE_CAPACITY RPU, default 8;
+///    require_ssl on);
+/// 4. an ingress rule on the workgroup's security group: TCP on its port from this machine's
+///    public IP as a /32 (--cidr to give it, --no-ingress for none);
+/// 5. waits until namespace and workgroup are AVAILABLE (--timeout);
+/// 6. writes [CLUSTER] HOST and DB_PORT and [IAM_ROLE] ARN into the config file (other lines
+///    kept; the file left readable by its owner only).
+///
+/// AWS access: region from --region, AWS_REGION or [DWH] DWH_REGION; credentials from the AWS
+/// default chain (or [AWS] KEY/SECRET). Costs start when the workgroup is available: run
+/// iac_delete when done.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Examples:\n  iac_create --dry-run             print the plan, change nothing\n  iac_create                       provision, then run create_tables, etl, analysis\n  iac_create --no-ingress          for the redshift-data engine: no open port\n  iac_create --cidr 203.0.113.7/32 open the port to this address"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+
+    /// AWS region; overrides AWS_REGION and [DWH] DWH_REGION.
+    #[arg(long)]
+    region: Option<String>,
+
+    /// Print what would be created and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Let AWS Secrets Manager generate and keep the admin password instead of
+    /// [CLUSTER] DB_PASSWORD.
+    #[arg(long)]
+    manage_password: bool,
+
+    /// Open no port: use the redshift-data engine (Data API) afterwards.
+    #[arg(long, conflicts_with = "cidr")]
+    no_ingress: bool,
+
+    /// The network allowed to connect, instead of this machine's public IP/32.
+    #[arg(long, value_name = "ADDRESS/BITS")]
+    cidr: Option<String>,
+
+    /// Where this machine's public IP is asked.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://checkip.amazonaws.com"
+    )]
+    ip_endpoint: String,
+
+    /// Seconds to wait for the namespace and workgroup to become available.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1200)]
+    timeout: u64,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.common.init_logging();
-    exit_code(Err(anyhow::anyhow!(
-        "iac_create is not available yet in this version; the embedded DuckDB warehouse needs no \
-         provisioning: run create_tables, etl and analysis"
-    )))
+    exit_code((|| {
+        let config = args.common.init()?;
+        if let Some(cidr) = &args.cidr {
+            iac::check_cidr(cidr)?;
+        }
+        let timing = Timing {
+            timeout: Duration::from_secs(args.timeout),
+            ..Timing::default()
+        };
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the AWS runtime")?;
+        let cidr = match (&args.cidr, args.no_ingress, args.dry_run) {
+            (_, true, _) => None,
+            (Some(cidr), _, _) => Some(cidr.clone()),
+            (None, false, true) => Some(format!(
+                "(this machine's public IP, from {})/32",
+                args.ip_endpoint
+            )),
+            (None, false, false) => Some(runtime.block_on(iac::caller_cidr(&args.ip_endpoint))?),
+        };
+        let plan = CreatePlan::new(&config, args.manage_password, cidr, timing)?;
+        let region = sparkify::aws::region(&config, args.region.as_deref())
+            .unwrap_or_else(|| "(the AWS default)".into());
+        if args.dry_run {
+            println!("iac_create would, in region {region}:");
+            for (index, step) in plan.describe().iter().enumerate() {
+                println!("  {}. {step}", index + 1);
+            }
+            println!("Nothing was changed (--dry-run).");
+            return Ok(());
+        }
+        println!("iac_create in region {region}");
+        let sdk = runtime.block_on(sparkify::aws::sdk_config(&config, args.region.as_deref()));
+        let clients = Clients::new(&sdk);
+        let reporter = ConsoleReporter::new(&args.common.progress());
+        let created = runtime.block_on(iac::create(&clients, &plan, &reporter));
+        reporter.finish();
+        let created = created?;
+        let port = created.port.to_string();
+        config_edit::update(
+            &config.path,
+            &[
+                Setting {
+                    section: "CLUSTER",
+                    key: "HOST",
+                    value: &created.host,
+                },
+                Setting {
+                    section: "CLUSTER",
+                    key: "DB_PORT",
+                    value: &port,
+                },
+                Setting {
+                    section: "IAM_ROLE",
+                    key: "ARN",
+                    value: &created.role_arn,
+                },
+            ],
+        )?;
+        if created.changed {
+            println!(
+                "wrote HOST = {}, DB_PORT = {port} and ARN = {} into {}",
+                created.host,
+                created.role_arn,
+                config.path.display()
+            );
+        } else {
+            println!(
+                "nothing to change: everything already exists; {} is up to date",
+                config.path.display()
+            );
+        }
+        println!("next: create_tables, etl, analysis; iac_delete when done (a workgroup costs while it runs)");
+        Ok(())
+    })())
 }

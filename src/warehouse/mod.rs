@@ -1,9 +1,12 @@
 //! The warehouse behind one trait. The ETL, `create_tables` and `analysis` speak only to
-//! [`Warehouse`]; each engine (DuckDB, PostgreSQL; Redshift next) decides how it
-//! connects, runs SQL in its [`Dialect`] and bulk-appends staging rows.
+//! [`Warehouse`]; each engine (DuckDB, PostgreSQL, Redshift, Redshift Data API) decides how it
+//! connects, runs SQL in its [`Dialect`] and bulk-appends staging rows. Redshift, over the wire
+//! or through the Data API, loads staging itself from S3.
 
 mod duckdb;
 mod postgres;
+mod redshift;
+mod redshift_data;
 
 use anyhow::{bail, Result};
 use arrow_array::RecordBatch;
@@ -14,6 +17,8 @@ use crate::sql::Dialect;
 
 pub use self::duckdb::DuckDbWarehouse;
 pub use self::postgres::PostgresWarehouse;
+pub use self::redshift::RedshiftWarehouse;
+pub use self::redshift_data::{Polling, RedshiftDataWarehouse, Target};
 
 /// One value of a query result, independent of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +74,11 @@ pub trait Warehouse {
     fn rollback(&mut self) -> Result<()> {
         self.execute(crate::sql::ROLLBACK)
     }
+    /// Whether the warehouse loads staging itself from `[S3]` (Redshift's COPY) instead of
+    /// receiving the rows the tool reads.
+    fn stages_from_s3(&self) -> bool {
+        false
+    }
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
 }
@@ -85,11 +95,8 @@ pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
             &config.warehouse.duckdb_path,
         )?)),
         EngineChoice::Postgres => Ok(Box::new(PostgresWarehouse::connect(&config.cluster)?)),
-        other => bail!(
-            "{}: the {} engine is not available in this version: set [WAREHOUSE] ENGINE to \
-             duckdb or postgres",
-            config.path.display(),
-            other.name()
-        ),
+        EngineChoice::Redshift => Ok(Box::new(RedshiftWarehouse::connect(&config.cluster)?)),
+        EngineChoice::RedshiftData => Ok(Box::new(RedshiftDataWarehouse::connect(config)?)),
+        EngineChoice::Auto => bail!("the engine choice was not resolved"),
     }
 }

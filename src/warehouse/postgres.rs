@@ -1,6 +1,7 @@
-//! PostgreSQL over the wire (tokio-postgres). The tool reads and parses the sources itself and
-//! streams each staging batch into the server with `COPY ... FROM STDIN` in text format; the
-//! transform then runs on the server, inside the caller's transaction, as on DuckDB.
+//! PostgreSQL over the wire (tokio-postgres), and the connection Redshift shares with it. The
+//! tool reads and parses the sources itself and streams each staging batch into the server with
+//! `COPY ... FROM STDIN` in text format; the transform then runs on the server, inside the
+//! caller's transaction, as on DuckDB. TLS follows `[CLUSTER] SSLMODE` (see [`crate::tls`]).
 
 use std::fmt::Write as _;
 
@@ -16,9 +17,10 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
 use super::{first_line, Cell, QueryResult, Warehouse};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, SslMode};
 use crate::schema::Table;
 use crate::sql::{self, Dialect};
+use crate::tls;
 
 /// COPY data is sent to the server in pieces of about this size.
 const COPY_PIECE_BYTES: usize = 1 << 20;
@@ -28,11 +30,26 @@ pub struct PostgresWarehouse {
     client: Client,
     /// `user@host:port/db`, for messages.
     place: String,
+    /// The SSL mode the connection was made with, for messages.
+    sslmode: SslMode,
 }
 
 impl PostgresWarehouse {
-    /// Connects with the `[CLUSTER]` settings.
+    /// Connects to PostgreSQL with the `[CLUSTER]` settings; `SSLMODE` defaults to `prefer`.
     pub fn connect(cluster: &ClusterConfig) -> Result<Self> {
+        Self::connect_with(
+            cluster,
+            cluster.sslmode.unwrap_or(SslMode::Prefer),
+            "PostgreSQL",
+        )
+    }
+
+    /// Connects with an explicit SSL mode; `server` names the server kind in errors.
+    pub(super) fn connect_with(
+        cluster: &ClusterConfig,
+        sslmode: SslMode,
+        server: &str,
+    ) -> Result<Self> {
         let place = format!(
             "{}@{}:{}/{}",
             cluster.db_user, cluster.host, cluster.db_port, cluster.db_name
@@ -51,22 +68,78 @@ impl PostgresWarehouse {
             .enable_all()
             .build()
             .context("cannot start the PostgreSQL client runtime")?;
-        let (client, connection) = runtime.block_on(config.connect(NoTls)).with_context(|| {
-            format!(
-                "cannot connect to PostgreSQL at {place}: check [CLUSTER] HOST, DB_PORT, \
-                     DB_NAME, DB_USER and DB_PASSWORD"
-            )
-        })?;
-        runtime.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!("PostgreSQL connection closed: {e}");
+        let connected = match sslmode {
+            SslMode::Disable => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                runtime
+                    .block_on(config.connect(NoTls))
+                    .map(|(client, connection)| {
+                        runtime.spawn(watch(connection));
+                        client
+                    })
             }
-        });
+            mode => {
+                config.ssl_mode(if mode == SslMode::Prefer {
+                    tokio_postgres::config::SslMode::Prefer
+                } else {
+                    tokio_postgres::config::SslMode::Require
+                });
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(
+                    mode,
+                    cluster.sslrootcert.as_deref(),
+                )?);
+                runtime
+                    .block_on(config.connect(tls))
+                    .map(|(client, connection)| {
+                        runtime.spawn(watch(connection));
+                        client
+                    })
+            }
+        };
+        let client = connected.map_err(|e| {
+            let e = anyhow!(e);
+            let hint = if format!("{e:#}").contains("certificate") {
+                "the server's TLS certificate was not accepted: set [CLUSTER] SSLROOTCERT to the \
+                 PEM file of the CA that signed it, or check that HOST is the name in it"
+            } else {
+                "check [CLUSTER] HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD and SSLMODE"
+            };
+            e.context(format!(
+                "cannot connect to {server} at {place} (sslmode {}): {hint}",
+                sslmode.name()
+            ))
+        })?;
         Ok(PostgresWarehouse {
             runtime,
             client,
             place,
+            sslmode,
         })
+    }
+
+    /// Whether the session is encrypted, as the server sees it (PostgreSQL's `pg_stat_ssl`).
+    pub fn server_reports_tls(&mut self) -> Result<bool> {
+        let result = self.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")?;
+        Ok(result.single_int() == Some(1))
+    }
+
+    pub(super) fn place(&self) -> &str {
+        &self.place
+    }
+
+    pub(super) fn sslmode(&self) -> SslMode {
+        self.sslmode
+    }
+}
+
+/// Drives a connection until it closes; an abnormal end is logged.
+async fn watch<F, E>(connection: F)
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    if let Err(e) = connection.await {
+        tracing::error!("server connection closed: {e}");
     }
 }
 

@@ -1,0 +1,217 @@
+//! Writes values back into `dwh.cfg` (what `iac_create` learns: the endpoint and the role ARN)
+//! without disturbing anything else in the file: every other line, comment and blank is kept
+//! byte for byte. The new file replaces the old atomically (temporary file in the same
+//! directory, fsync, rename), so an interrupted write leaves the old file intact, and it is
+//! left readable by its owner only, since it may hold a password.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// One `[section] key = value` to set.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting<'a> {
+    pub section: &'a str,
+    pub key: &'a str,
+    pub value: &'a str,
+}
+
+/// The section a line opens, if it is a `[section]` header.
+fn section_of(line: &str) -> Option<&str> {
+    let trimmed = line.trim();
+    trimmed
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .map(str::trim)
+}
+
+/// The key of a `key = value` (or `key: value`) line; comments and blanks have none.
+fn key_of(line: &str) -> Option<&str> {
+    let trimmed = line.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+        return None;
+    }
+    let end = trimmed.find(['=', ':'])?;
+    Some(trimmed[..end].trim())
+}
+
+/// `text` with `setting` applied: the value of an existing key replaced in place (its key and
+/// spacing kept), a missing key added at the end of its section, a missing section appended.
+pub fn apply(text: &str, setting: Setting) -> String {
+    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
+    let mut in_section = false;
+    let mut last_in_section: Option<usize> = None;
+    for index in 0..lines.len() {
+        let line = lines[index].clone();
+        if let Some(section) = section_of(&line) {
+            in_section = section.eq_ignore_ascii_case(setting.section);
+            if in_section {
+                last_in_section = Some(index);
+            }
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        match key_of(&line) {
+            Some(key) if key.eq_ignore_ascii_case(setting.key) => {
+                let body = line.trim_end_matches(['\r', '\n']);
+                let ending = &line[body.len()..];
+                let split = body.find(['=', ':']).expect("a key line holds = or :");
+                let (head, rest) = body.split_at(split + 1);
+                // `KEY = value` stays spaced, `KEY=value` tight; an empty `KEY =` takes
+                // its spacing from before the `=`.
+                let spaced = rest.starts_with(' ')
+                    || (rest.trim().is_empty() && head.trim_end_matches(['=', ':']).ends_with(' '));
+                let spacing = if spaced && !setting.value.is_empty() {
+                    " "
+                } else {
+                    ""
+                };
+                lines[index] = format!("{head}{spacing}{}{ending}", setting.value);
+                return lines.concat();
+            }
+            Some(_) => last_in_section = Some(index),
+            None => {}
+        }
+    }
+    let new_line = format!("{} = {}{newline}", setting.key, setting.value);
+    match last_in_section {
+        Some(index) => {
+            if !lines[index].ends_with('\n') {
+                lines[index].push_str(newline);
+            }
+            lines.insert(index + 1, new_line);
+        }
+        None => {
+            if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+                lines.push(newline.to_string());
+            }
+            lines.push(format!("{newline}[{}]{newline}{new_line}", setting.section));
+        }
+    }
+    lines.concat()
+}
+
+/// Applies `settings` to the file at `path` and replaces it atomically, mode 0600.
+pub fn update(path: &Path, settings: &[Setting]) -> Result<()> {
+    update_with(path, settings, || Ok(()))
+}
+
+/// [`update`], with `before_rename` run between writing the new file and putting it in place;
+/// an error there (as a crash would) leaves the old file as it was.
+pub fn update_with(
+    path: &Path,
+    settings: &[Setting],
+    before_rename: impl FnOnce() -> io::Result<()>,
+) -> Result<()> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read {} to update it", path.display()))?;
+    let updated = settings
+        .iter()
+        .fold(text, |text, setting| apply(&text, *setting));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let write = || -> io::Result<()> {
+        let mut temporary = tempfile::Builder::new()
+            .prefix(".dwh.cfg.")
+            .tempfile_in(dir)?;
+        temporary.write_all(updated.as_bytes())?;
+        temporary.as_file().sync_all()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(temporary.path(), fs::Permissions::from_mode(0o600))?;
+        }
+        before_rename()?;
+        temporary.persist(path).map_err(|e| e.error)?;
+        // The rename itself is made durable by syncing the directory.
+        if let Ok(dir) = fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    };
+    write().with_context(|| {
+        format!(
+            "cannot write {}; it was left as it was: check that its directory is writable",
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# top comment\n[CLUSTER]\n; how to reach it\nHOST =\nDB_NAME = dwh\n\n\
+                        [IAM_ROLE]\narn='old'\n[S3]\nREGION = us-west-2";
+
+    fn set<'a>(section: &'a str, key: &'a str, value: &'a str) -> Setting<'a> {
+        Setting {
+            section,
+            key,
+            value,
+        }
+    }
+
+    #[test]
+    fn replaces_in_place_and_keeps_every_other_byte() {
+        let out = apply(FILE, set("cluster", "host", "wg.1.us-west-2.amazonaws.com"));
+        assert_eq!(
+            out,
+            FILE.replace("HOST =\n", "HOST = wg.1.us-west-2.amazonaws.com\n")
+        );
+        let out = apply(&out, set("IAM_ROLE", "ARN", "arn:aws:iam::1:role/r"));
+        assert!(out.contains("\narn=arn:aws:iam::1:role/r\n"), "{out}");
+        // Setting it back gives the original bytes.
+        let back = apply(&out, set("CLUSTER", "HOST", ""));
+        assert_eq!(back.replace("arn=arn:aws:iam::1:role/r", "arn='old'"), FILE);
+    }
+
+    #[test]
+    fn adds_missing_keys_and_sections() {
+        let out = apply(FILE, set("CLUSTER", "DB_PORT", "5439"));
+        assert!(
+            out.contains("DB_NAME = dwh\nDB_PORT = 5439\n\n[IAM_ROLE]"),
+            "{out}"
+        );
+        let out = apply(FILE, set("S3", "ENDPOINT", "x"));
+        assert!(out.ends_with("REGION = us-west-2\nENDPOINT = x\n"), "{out}");
+        let out = apply(FILE, set("DWH", "DWH_REGION", "eu-west-1"));
+        assert!(
+            out.ends_with("REGION = us-west-2\n\n[DWH]\nDWH_REGION = eu-west-1\n"),
+            "{out}"
+        );
+        let crlf = apply("[CLUSTER]\r\nHOST =\r\n", set("CLUSTER", "HOST", "h"));
+        assert_eq!(crlf, "[CLUSTER]\r\nHOST = h\r\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn update_is_atomic_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dwh.cfg");
+        fs::write(&path, FILE).unwrap();
+        let settings = [set("CLUSTER", "HOST", "new-host")];
+        let err = update_with(&path, &settings, || Err(io::Error::other("crash"))).unwrap_err();
+        assert!(format!("{err:#}").contains("left as it was"), "{err:#}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), FILE);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temporary file left"
+        );
+        update(&path, &settings).unwrap();
+        assert!(fs::read_to_string(&path)
+            .unwrap()
+            .contains("HOST = new-host\n"));
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

@@ -1,0 +1,262 @@
+//! Sources in S3 (or any S3-compatible store) for the local engines: listing a prefix page by
+//! page and fetching objects concurrently, with bounded parallelism, SDK retries with backoff
+//! and a timeout per attempt. Credentials come from the AWS default chain; without any, requests
+//! go unsigned, which is what a public bucket such as `udacity-dend` needs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::ProvideCredentials;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use indicatif::ProgressBar;
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+
+use crate::config::S3Config;
+
+/// Objects fetched at the same time. S3 serves each GET at tens of MB/s; the source objects are
+/// small, so latency, not bandwidth, bounds a fetch and many must be in flight.
+const CONCURRENT_GETS: usize = 32;
+/// Attempts per request (the first and retries), with exponential backoff and jitter.
+const MAX_ATTEMPTS: u32 = 5;
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+/// An attempt that takes longer than this is abandoned and retried.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The region used when neither `[S3] REGION` nor the AWS configuration names one.
+const FALLBACK_REGION: &str = "us-east-1";
+
+/// One object found under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A connection to S3: the client and the runtime its requests run on, for callers that are
+/// not async themselves.
+pub struct S3Store {
+    runtime: Runtime,
+    client: Client,
+    /// Whether requests go unsigned (no credentials found).
+    pub anonymous: bool,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store")
+            .field("anonymous", &self.anonymous)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Store {
+    /// A client for the `[S3]` settings: `REGION`, and `ENDPOINT` unless `AWS_ENDPOINT_URL`
+    /// (or `AWS_ENDPOINT_URL_S3`) is set. A custom endpoint is addressed path-style, as MinIO,
+    /// Ceph and R2 expect.
+    pub fn connect(settings: &S3Config) -> Result<Arc<S3Store>> {
+        crate::tls::install_crypto_provider();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("s3")
+            .enable_all()
+            .build()
+            .context("cannot start the S3 client runtime")?;
+        let env_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        let custom_endpoint = env_endpoint || settings.endpoint.is_some();
+        let (client, anonymous) = runtime.block_on(async {
+            let loader = || {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .retry_config(
+                        RetryConfig::standard()
+                            .with_max_attempts(MAX_ATTEMPTS)
+                            .with_initial_backoff(INITIAL_BACKOFF),
+                    )
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(Duration::from_secs(10))
+                            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                            .build(),
+                    );
+                if !settings.region.is_empty() {
+                    loader = loader.region(Region::new(settings.region.clone()));
+                }
+                if let (false, Some(endpoint)) = (env_endpoint, &settings.endpoint) {
+                    loader = loader.endpoint_url(endpoint);
+                }
+                loader
+            };
+            let mut sdk = loader().load().await;
+            let anonymous = match sdk.credentials_provider() {
+                None => true,
+                Some(provider) => provider.provide_credentials().await.is_err(),
+            };
+            if anonymous {
+                tracing::info!("no AWS credentials found: S3 requests go unsigned");
+                sdk = loader().no_credentials().load().await;
+            }
+            let mut config = aws_sdk_s3::config::Builder::from(&sdk);
+            if sdk.region().is_none() {
+                config = config.region(Region::new(FALLBACK_REGION));
+            }
+            if custom_endpoint {
+                config = config.force_path_style(true);
+            }
+            (Client::from_conf(config.build()), anonymous)
+        });
+        Ok(Arc::new(S3Store {
+            runtime,
+            client,
+            anonymous,
+        }))
+    }
+
+    /// Lists the objects under `s3://bucket/prefix` whose key ends in `suffix`, page by page,
+    /// in key order, ticking `found` per object kept. `setting` names the config key, for errors.
+    pub fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        suffix: &str,
+        setting: &str,
+        found: &ProgressBar,
+    ) -> Result<Vec<Object>> {
+        self.runtime.block_on(async {
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .into_paginator()
+                .send();
+            let mut objects = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    let why = match e.code() {
+                        Some("NoSuchBucket") => format!(
+                            "the bucket {bucket} does not exist: check the URI (and [S3] \
+                             ENDPOINT for an S3-compatible store)"
+                        ),
+                        Some("AccessDenied") => format!(
+                            "access to the bucket {bucket} is denied: {}",
+                            if self.anonymous {
+                                "no AWS credentials were found (environment, ~/.aws, instance \
+                                 role) and the bucket is not public"
+                            } else {
+                                "the AWS credentials in use may not list it"
+                            }
+                        ),
+                        Some("PermanentRedirect") | Some("AuthorizationHeaderMalformed") => {
+                            format!(
+                                "the bucket {bucket} is in another region: set [S3] REGION to it"
+                            )
+                        }
+                        _ => format!("listing failed: {}", DisplayErrorContext(&e)),
+                    };
+                    anyhow::anyhow!("{setting} = s3://{bucket}/{prefix}: {why}")
+                })?;
+                for object in page.contents() {
+                    let Some(key) = object.key() else { continue };
+                    if !key_has_suffix(key, suffix) {
+                        continue;
+                    }
+                    found.inc(1);
+                    objects.push(Object {
+                        key: key.to_string(),
+                        size: object.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(objects)
+        })
+    }
+
+    /// Fetches one object. The error is a sentence for the user.
+    pub fn get(&self, bucket: &str, key: &str) -> Result<Bytes, String> {
+        self.runtime.block_on(get(self.client.clone(), bucket, key))
+    }
+
+    /// Fetches objects of one bucket concurrently, at most [`CONCURRENT_GETS`] at a time; the
+    /// results are in the order of `keys`. A key that cannot be fetched after the retries gives
+    /// an error sentence in its place, not a failure of the whole call.
+    pub fn get_many(&self, bucket: &str, keys: &[&str]) -> Vec<Result<Bytes, String>> {
+        self.runtime.block_on(async {
+            let permits = Arc::new(Semaphore::new(CONCURRENT_GETS));
+            let mut tasks = tokio::task::JoinSet::new();
+            for (index, key) in keys.iter().enumerate() {
+                let permits = permits.clone();
+                let client = self.client.clone();
+                let (bucket, key) = (bucket.to_string(), key.to_string());
+                tasks.spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    (index, get(client, &bucket, &key).await)
+                });
+            }
+            let mut results: Vec<Result<Bytes, String>> =
+                keys.iter().map(|_| Err("not fetched".into())).collect();
+            while let Some(done) = tasks.join_next().await {
+                match done {
+                    Ok((index, result)) => results[index] = result,
+                    Err(e) => tracing::error!("an S3 fetch task failed: {e}"),
+                }
+            }
+            results
+        })
+    }
+}
+
+fn key_has_suffix(key: &str, suffix: &str) -> bool {
+    key.len() >= suffix.len()
+        && key.is_char_boundary(key.len() - suffix.len())
+        && key[key.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+async fn get(client: Client, bucket: &str, key: &str) -> Result<Bytes, String> {
+    let response = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| match e.code() {
+            Some("NoSuchKey") => "the object was deleted after it was listed".to_string(),
+            _ => format!("cannot fetch it: {}", DisplayErrorContext(&e)),
+        })?;
+    let body = response
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("the download broke off: {}", DisplayErrorContext(&e)))?;
+    Ok(body.into_bytes())
+}
+
+/// Refuses a prefix that names no objects, with the fix.
+pub fn ensure_found(objects: &[Object], setting: &str, bucket: &str, prefix: &str) -> Result<()> {
+    if objects.is_empty() {
+        bail!(
+            "{setting} = s3://{bucket}/{prefix}: holds no .json object: point it at the prefix \
+             of the source files"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_match_ignores_case() {
+        assert!(key_has_suffix("a/b.JSON", ".json"));
+        assert!(!key_has_suffix("a/b.json.gz", ".json"));
+        assert!(!key_has_suffix("é", ".json"));
+    }
+}

@@ -1,0 +1,284 @@
+//! Amazon Redshift through the Redshift Data API: the same SQL as the redshift engine, sent
+//! over HTTPS with IAM credentials, so no port needs to be open. Each statement is submitted
+//! with ExecuteStatement, its status polled with DescribeStatement (backing off), and rows read
+//! with GetStatementResult page by page. All statements of one run share a Data API session, so
+//! BEGIN ... COMMIT spans them as on a connection.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use arrow_array::RecordBatch;
+use aws_sdk_redshiftdata::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_redshiftdata::types::{Field, StatusString};
+use aws_sdk_redshiftdata::Client;
+use tokio::runtime::Runtime;
+
+use super::{first_line, Cell, QueryResult, Warehouse};
+use crate::config::Config;
+use crate::schema::Table;
+use crate::sql::Dialect;
+
+/// Where the statements go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A Redshift Serverless workgroup.
+    Workgroup(String),
+    /// A provisioned cluster, as a database user (temporary credentials from IAM).
+    Cluster { identifier: String, db_user: String },
+}
+
+/// How the status of a statement is polled.
+#[derive(Debug, Clone, Copy)]
+pub struct Polling {
+    pub first: Duration,
+    pub max: Duration,
+    /// Longest a statement may run.
+    pub timeout: Duration,
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        Polling {
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            timeout: Duration::from_secs(3 * 3600),
+        }
+    }
+}
+
+/// How long the Data API keeps the session between two statements.
+const SESSION_KEEP_ALIVE_SECONDS: i32 = 600;
+
+pub struct RedshiftDataWarehouse {
+    runtime: Runtime,
+    client: Client,
+    target: Target,
+    database: String,
+    polling: Polling,
+    /// The Data API session of this run, once the first statement opened it.
+    session: Option<String>,
+}
+
+impl RedshiftDataWarehouse {
+    /// The warehouse `dwh.cfg` names: `[DWH] DWH_WORKGROUP_NAME` (or `DWH_CLUSTER_IDENTIFIER`
+    /// with `[CLUSTER] DB_USER`), database `[CLUSTER] DB_NAME`, AWS settings as in
+    /// [`crate::aws`].
+    pub fn connect(config: &Config) -> Result<Self> {
+        let runtime = runtime()?;
+        let sdk = runtime.block_on(crate::aws::sdk_config(config, None));
+        let target = if config.dwh.cluster_identifier.is_empty() {
+            Target::Workgroup(config.dwh.workgroup.clone())
+        } else {
+            Target::Cluster {
+                identifier: config.dwh.cluster_identifier.clone(),
+                db_user: config.cluster.db_user.clone(),
+            }
+        };
+        if config.cluster.db_name.is_empty() {
+            bail!(
+                "{}: [CLUSTER] DB_NAME is empty: the redshift-data engine needs the database name",
+                config.path.display()
+            );
+        }
+        Ok(Self::with_client(
+            runtime,
+            Client::new(&sdk),
+            target,
+            config.cluster.db_name.clone(),
+            Polling::default(),
+        ))
+    }
+
+    /// A warehouse over an existing client (tests pass a mocked one).
+    pub fn with_client(
+        runtime: Runtime,
+        client: Client,
+        target: Target,
+        database: String,
+        polling: Polling,
+    ) -> Self {
+        RedshiftDataWarehouse {
+            runtime,
+            client,
+            target,
+            database,
+            polling,
+            session: None,
+        }
+    }
+
+    /// Submits `sql` and waits until it ends; returns the statement id and whether it has rows.
+    fn run(&mut self, sql: &str) -> Result<(String, bool)> {
+        let client = self.client.clone();
+        let mut request = client.execute_statement().sql(sql);
+        request = match &self.session {
+            Some(session) => request.session_id(session),
+            None => {
+                let request = request
+                    .database(&self.database)
+                    .session_keep_alive_seconds(SESSION_KEEP_ALIVE_SECONDS);
+                match &self.target {
+                    Target::Workgroup(name) => request.workgroup_name(name),
+                    Target::Cluster {
+                        identifier,
+                        db_user,
+                    } => request.cluster_identifier(identifier).db_user(db_user),
+                }
+            }
+        };
+        let context = || format!("Redshift Data API failed on: {}", first_line(sql));
+        let submitted = self
+            .runtime
+            .block_on(request.send())
+            .map_err(|e| anyhow!("{}", explain(&e)))
+            .with_context(context)?;
+        if self.session.is_none() {
+            self.session = submitted.session_id().map(str::to_string);
+        }
+        let id = submitted
+            .id()
+            .ok_or_else(|| anyhow!("the Data API returned no statement id"))
+            .with_context(context)?
+            .to_string();
+        let has_rows = self.wait(&id, sql).with_context(context)?;
+        Ok((id, has_rows))
+    }
+
+    /// Polls DescribeStatement, backing off, until the statement finishes.
+    fn wait(&self, id: &str, sql: &str) -> Result<bool> {
+        let polling = self.polling;
+        let client = self.client.clone();
+        self.runtime.block_on(async move {
+            let start = std::time::Instant::now();
+            let mut pause = polling.first;
+            loop {
+                let described = client
+                    .describe_statement()
+                    .id(id)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("{}", explain(&e)))?;
+                match described.status() {
+                    Some(StatusString::Finished) => {
+                        return Ok(described.has_result_set().unwrap_or(false))
+                    }
+                    Some(StatusString::Failed) | Some(StatusString::Aborted) => bail!(
+                        "the statement {}: {}\n{sql}",
+                        described
+                            .status()
+                            .map(|s| s.as_str().to_ascii_lowercase())
+                            .unwrap_or_default(),
+                        described.error().unwrap_or("no reason given")
+                    ),
+                    _ => {}
+                }
+                if start.elapsed() > polling.timeout {
+                    bail!("the statement ran longer than {:?}", polling.timeout);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(polling.max);
+            }
+        })
+    }
+
+    /// Reads every page of a finished statement's rows.
+    fn rows(&self, id: &str) -> Result<QueryResult> {
+        let client = self.client.clone();
+        self.runtime.block_on(async move {
+            let mut result = QueryResult::default();
+            let mut token: Option<String> = None;
+            loop {
+                let page = client
+                    .get_statement_result()
+                    .id(id)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("{}", explain(&e)))?;
+                if result.columns.is_empty() {
+                    result.columns = page
+                        .column_metadata()
+                        .iter()
+                        .map(|c| c.name().unwrap_or_default().to_string())
+                        .collect();
+                }
+                for record in page.records() {
+                    result.rows.push(record.iter().map(cell).collect());
+                }
+                token = page.next_token().map(str::to_string);
+                if token.is_none() {
+                    return Ok(result);
+                }
+            }
+        })
+    }
+}
+
+fn runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the AWS client runtime")
+}
+
+fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &E) -> String {
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => DisplayErrorContext(error).to_string(),
+    }
+}
+
+fn cell(field: &Field) -> Cell {
+    match field {
+        Field::LongValue(v) => Cell::Int(*v),
+        Field::DoubleValue(v) => Cell::Float(*v),
+        Field::BooleanValue(v) => Cell::Int(i64::from(*v)),
+        Field::StringValue(v) => Cell::Text(v.clone()),
+        _ => Cell::Null,
+    }
+}
+
+impl Warehouse for RedshiftDataWarehouse {
+    fn describe(&self) -> String {
+        match &self.target {
+            Target::Workgroup(name) => {
+                format!("redshift-data workgroup {name}/{}", self.database)
+            }
+            Target::Cluster { identifier, .. } => {
+                format!("redshift-data cluster {identifier}/{}", self.database)
+            }
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Redshift
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<()> {
+        self.run(sql).map(|_| ())
+    }
+
+    fn query(&mut self, sql: &str) -> Result<QueryResult> {
+        let (id, has_rows) = self.run(sql)?;
+        if !has_rows {
+            return Ok(QueryResult::default());
+        }
+        self.rows(&id).with_context(|| {
+            format!(
+                "Redshift Data API failed reading the rows of: {}",
+                first_line(sql)
+            )
+        })
+    }
+
+    fn stages_from_s3(&self) -> bool {
+        true
+    }
+
+    fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {
+        bail!(
+            "{} is loaded by Redshift's COPY from S3, not by the tool",
+            table.name
+        )
+    }
+}

@@ -1,0 +1,368 @@
+-- drop staging_events
+DROP TABLE IF EXISTS staging_events;
+
+-- create staging_events
+CREATE TABLE staging_events (
+    artist VARCHAR(65535),
+    auth VARCHAR(65535),
+    first_name VARCHAR(65535),
+    gender VARCHAR(65535),
+    item_in_session INTEGER NOT NULL,
+    last_name VARCHAR(65535),
+    length DOUBLE PRECISION,
+    level VARCHAR(65535),
+    location VARCHAR(65535),
+    method VARCHAR(65535),
+    page VARCHAR(65535),
+    registration DOUBLE PRECISION,
+    session_id INTEGER NOT NULL,
+    song VARCHAR(65535),
+    status INTEGER,
+    ts BIGINT NOT NULL,
+    user_agent VARCHAR(65535),
+    user_id INTEGER
+)
+DISTSTYLE EVEN;
+
+-- drop staging_songs
+DROP TABLE IF EXISTS staging_songs;
+
+-- create staging_songs
+CREATE TABLE staging_songs (
+    num_songs INTEGER,
+    artist_id VARCHAR(65535) NOT NULL,
+    artist_latitude DOUBLE PRECISION,
+    artist_longitude DOUBLE PRECISION,
+    artist_location VARCHAR(65535),
+    artist_name VARCHAR(65535),
+    song_id VARCHAR(65535) NOT NULL,
+    title VARCHAR(65535),
+    duration DOUBLE PRECISION,
+    year INTEGER
+)
+DISTSTYLE EVEN;
+
+-- drop load_errors
+DROP TABLE IF EXISTS load_errors;
+
+-- create load_errors
+CREATE TABLE load_errors (
+    source VARCHAR(65535) NOT NULL,
+    file VARCHAR(65535) NOT NULL,
+    line BIGINT,
+    reason VARCHAR(65535) NOT NULL,
+    raw_text VARCHAR(65535)
+)
+DISTSTYLE EVEN;
+
+-- drop songplays
+DROP TABLE IF EXISTS songplays;
+
+-- create songplays
+CREATE TABLE songplays (
+    songplay_id BIGINT NOT NULL,
+    start_time TIMESTAMP NOT NULL,
+    user_id INTEGER NOT NULL,
+    level VARCHAR(65535),
+    song_id VARCHAR(65535),
+    artist_id VARCHAR(65535),
+    session_id INTEGER NOT NULL,
+    item_in_session INTEGER NOT NULL,
+    location VARCHAR(65535),
+    user_agent VARCHAR(65535),
+    PRIMARY KEY (songplay_id),
+    UNIQUE (user_id, session_id, item_in_session)
+)
+DISTKEY (start_time) SORTKEY (start_time);
+
+-- drop users
+DROP TABLE IF EXISTS users;
+
+-- create users
+CREATE TABLE users (
+    user_id INTEGER NOT NULL,
+    first_name VARCHAR(65535),
+    last_name VARCHAR(65535),
+    gender VARCHAR(65535),
+    level VARCHAR(65535),
+    PRIMARY KEY (user_id)
+)
+DISTSTYLE ALL SORTKEY (user_id);
+
+-- drop songs
+DROP TABLE IF EXISTS songs;
+
+-- create songs
+CREATE TABLE songs (
+    song_id VARCHAR(65535) NOT NULL,
+    title VARCHAR(65535),
+    artist_id VARCHAR(65535),
+    year INTEGER,
+    duration DOUBLE PRECISION,
+    PRIMARY KEY (song_id)
+)
+DISTSTYLE ALL SORTKEY (song_id);
+
+-- drop artists
+DROP TABLE IF EXISTS artists;
+
+-- create artists
+CREATE TABLE artists (
+    artist_id VARCHAR(65535) NOT NULL,
+    name VARCHAR(65535),
+    location VARCHAR(65535),
+    latitude DOUBLE PRECISION,
+    longitude DOUBLE PRECISION,
+    PRIMARY KEY (artist_id)
+)
+DISTSTYLE ALL SORTKEY (artist_id);
+
+-- drop time
+DROP TABLE IF EXISTS time;
+
+-- create time
+CREATE TABLE time (
+    start_time TIMESTAMP NOT NULL,
+    hour INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    week INTEGER NOT NULL,
+    month INTEGER NOT NULL,
+    year INTEGER NOT NULL,
+    weekday INTEGER NOT NULL,
+    PRIMARY KEY (start_time)
+)
+DISTKEY (start_time) SORTKEY (start_time);
+
+-- existing tables
+SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('staging_events', 'staging_songs', 'load_errors', 'songplays', 'users', 'songs', 'artists', 'time');
+
+-- delete staging_events
+DELETE FROM staging_events;
+
+-- delete staging_songs
+DELETE FROM staging_songs;
+
+-- copy staging_songs
+COPY staging_songs (num_songs, artist_id, artist_latitude, artist_longitude, artist_location, artist_name, song_id, title, duration, year)
+FROM 's3://udacity-dend/song_data'
+IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
+FORMAT AS JSON 'auto ignorecase'
+REGION 'us-west-2'
+MAXERROR 0;
+
+-- copy staging_events
+COPY staging_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
+FROM 's3://udacity-dend/log_data'
+IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
+FORMAT AS JSON 's3://udacity-dend/log_json_path.json'
+REGION 'us-west-2'
+MAXERROR 0;
+
+-- last copy count
+SELECT pg_last_copy_count();
+
+-- load errors serverless
+SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, TRIM(error_message) AS reason, '' AS raw_line FROM sys_load_error_detail WHERE query_id = pg_last_copy_id() ORDER BY file_name, line_number;
+
+-- load errors provisioned
+SELECT TRIM(filename) AS file, line_number AS line, TRIM(colname) AS column_name, TRIM(err_reason) AS reason, TRIM(raw_line) AS raw_line FROM stl_load_errors WHERE query = pg_last_copy_id() ORDER BY filename, line_number;
+
+-- insert rejects
+INSERT INTO load_errors (source, file, line, reason, raw_text) VALUES
+('log_data', 's3://udacity-dend/log_data/2018/11/2018-11-01-events.json', 7, 'userid: Invalid digit, Value ''x''', '{"userId": "x\\\\y"} end');
+
+-- transform songs
+INSERT INTO songs (song_id, title, artist_id, year, duration)
+SELECT song_id, title, artist_id, year, duration
+FROM (
+    SELECT song_id, title, artist_id, year, duration,
+           ROW_NUMBER() OVER (
+               PARTITION BY song_id
+               ORDER BY artist_id NULLS LAST, title NULLS LAST, year NULLS LAST,
+                        duration NULLS LAST
+           ) AS pick
+    FROM staging_songs
+) ranked
+WHERE pick = 1;
+
+-- transform artists
+INSERT INTO artists (artist_id, name, location, latitude, longitude)
+SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+FROM (
+    SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitude,
+           ROW_NUMBER() OVER (
+               PARTITION BY artist_id
+               ORDER BY CASE WHEN artist_latitude IS NULL THEN 1 ELSE 0 END,
+                        CASE WHEN artist_location IS NULL OR artist_location = '' THEN 1 ELSE 0 END,
+                        artist_name NULLS LAST, artist_location NULLS LAST,
+                        artist_latitude NULLS LAST, artist_longitude NULLS LAST
+           ) AS pick
+    FROM staging_songs
+) ranked
+WHERE pick = 1;
+
+-- transform users
+INSERT INTO users (user_id, first_name, last_name, gender, level)
+SELECT user_id, first_name, last_name, gender, level
+FROM (
+    SELECT user_id, first_name, last_name, gender, level,
+           ROW_NUMBER() OVER (
+               PARTITION BY user_id
+               ORDER BY ts DESC NULLS LAST, item_in_session DESC NULLS LAST,
+                        session_id DESC NULLS LAST, level NULLS LAST, first_name NULLS LAST,
+                        last_name NULLS LAST, gender NULLS LAST
+           ) AS pick
+    FROM staging_events
+    WHERE user_id IS NOT NULL
+) ranked
+WHERE pick = 1;
+
+-- transform songplays
+INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id, session_id,
+                       item_in_session, location, user_agent)
+WITH plays AS (
+    SELECT ts, user_id, level, song, artist, length, session_id, item_in_session, location,
+           user_agent
+    FROM (
+        SELECT e.*,
+               ROW_NUMBER() OVER (
+                   PARTITION BY user_id, session_id, item_in_session
+                   ORDER BY ts NULLS LAST, level NULLS LAST, song NULLS LAST,
+                            artist NULLS LAST, length NULLS LAST, location NULLS LAST,
+                            user_agent NULLS LAST
+               ) AS pick
+        FROM staging_events e
+        WHERE page = 'NextSong' AND user_id IS NOT NULL
+    ) ranked
+    WHERE pick = 1
+),
+matches AS (
+    SELECT p.user_id, p.session_id, p.item_in_session, s.song_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY p.user_id, p.session_id, p.item_in_session
+               ORDER BY ABS(s.duration - p.length), s.song_id
+           ) AS pick
+    FROM plays p
+    JOIN staging_songs s
+      ON s.title = p.song
+     AND s.artist_name = p.artist
+     AND ABS(s.duration - p.length) <= 0.01
+)
+SELECT ROW_NUMBER() OVER (ORDER BY p.ts, p.user_id, p.session_id, p.item_in_session),
+       TIMESTAMP 'epoch' + p.ts * INTERVAL '1 millisecond', p.user_id, p.level, m.song_id, so.artist_id, p.session_id,
+       p.item_in_session, p.location, p.user_agent
+FROM plays p
+LEFT JOIN matches m
+  ON m.user_id = p.user_id AND m.session_id = p.session_id
+ AND m.item_in_session = p.item_in_session AND m.pick = 1
+LEFT JOIN songs so ON so.song_id = m.song_id;
+
+-- transform time
+INSERT INTO time (start_time, hour, day, week, month, year, weekday)
+SELECT start_time,
+       CAST(EXTRACT(hour FROM start_time) AS INTEGER),
+       CAST(EXTRACT(day FROM start_time) AS INTEGER),
+       CAST(EXTRACT(week FROM start_time) AS INTEGER),
+       CAST(EXTRACT(month FROM start_time) AS INTEGER),
+       CAST(EXTRACT(year FROM start_time) AS INTEGER),
+       CAST(EXTRACT(dow FROM start_time) AS INTEGER)
+FROM (SELECT DISTINCT start_time FROM songplays) plays;
+
+-- keys songs(song_id)
+SELECT COUNT(*) FROM (SELECT song_id FROM songs GROUP BY song_id HAVING COUNT(*) > 1) duplicates;
+
+-- count songs
+SELECT COUNT(*) FROM songs;
+
+-- keys artists(artist_id)
+SELECT COUNT(*) FROM (SELECT artist_id FROM artists GROUP BY artist_id HAVING COUNT(*) > 1) duplicates;
+
+-- count artists
+SELECT COUNT(*) FROM artists;
+
+-- keys users(user_id)
+SELECT COUNT(*) FROM (SELECT user_id FROM users GROUP BY user_id HAVING COUNT(*) > 1) duplicates;
+
+-- count users
+SELECT COUNT(*) FROM users;
+
+-- keys songplays(songplay_id)
+SELECT COUNT(*) FROM (SELECT songplay_id FROM songplays GROUP BY songplay_id HAVING COUNT(*) > 1) duplicates;
+
+-- keys songplays(user_id, session_id, item_in_session)
+SELECT COUNT(*) FROM (SELECT user_id, session_id, item_in_session FROM songplays GROUP BY user_id, session_id, item_in_session HAVING COUNT(*) > 1) duplicates;
+
+-- count songplays
+SELECT COUNT(*) FROM songplays;
+
+-- keys time(start_time)
+SELECT COUNT(*) FROM (SELECT start_time FROM time GROUP BY start_time HAVING COUNT(*) > 1) duplicates;
+
+-- count time
+SELECT COUNT(*) FROM time;
+
+-- analysis both_levels
+SELECT u.user_id, u.first_name, u.last_name, p.plays
+FROM (SELECT user_id, COUNT(*) AS plays FROM songplays GROUP BY user_id
+      HAVING COUNT(DISTINCT level) = 2) p
+JOIN users u ON u.user_id = p.user_id
+ORDER BY p.plays DESC, u.user_id
+LIMIT 5;
+
+-- analysis users_by_level
+SELECT level, COUNT(*) AS users FROM users GROUP BY level ORDER BY level;
+
+-- analysis song_count
+SELECT COUNT(*) AS songs FROM songs;
+
+-- analysis artist_count
+SELECT COUNT(*) AS artists FROM artists;
+
+-- analysis top_users
+SELECT u.user_id, u.first_name, u.last_name, u.level, p.plays
+FROM (SELECT user_id, COUNT(*) AS plays FROM songplays GROUP BY user_id) p
+JOIN users u ON u.user_id = p.user_id
+ORDER BY p.plays DESC, u.user_id
+LIMIT 5;
+
+-- analysis plays_by_year
+SELECT t.year, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.year ORDER BY t.year;
+
+-- analysis plays_by_day
+SELECT t.day, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.day ORDER BY t.day;
+
+-- analysis plays_by_week
+SELECT t.week, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.week ORDER BY t.week;
+
+-- analysis plays_by_month
+SELECT t.month, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.month ORDER BY t.month;
+
+-- analysis plays_by_hour
+SELECT t.hour, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.hour ORDER BY t.hour;
+
+-- analysis plays_by_weekday
+SELECT t.weekday,
+       CASE t.weekday WHEN 0 THEN 'Sunday' WHEN 1 THEN 'Monday' WHEN 2 THEN 'Tuesday'
+                      WHEN 3 THEN 'Wednesday' WHEN 4 THEN 'Thursday' WHEN 5 THEN 'Friday'
+                      ELSE 'Saturday' END AS day_name,
+       COUNT(*) AS plays
+FROM songplays sp JOIN time t ON t.start_time = sp.start_time
+GROUP BY t.weekday
+ORDER BY t.weekday;
+
+-- analysis top_artists
+SELECT a.artist_id, a.name, p.plays
+FROM (SELECT artist_id, COUNT(*) AS plays FROM songplays WHERE artist_id IS NOT NULL
+      GROUP BY artist_id) p
+JOIN artists a ON a.artist_id = p.artist_id
+ORDER BY p.plays DESC, a.artist_id
+LIMIT 5;
+
+-- analysis top_songs
+SELECT s.song_id, s.title, a.name AS artist, p.plays
+FROM (SELECT song_id, COUNT(*) AS plays FROM songplays WHERE song_id IS NOT NULL
+      GROUP BY song_id) p
+JOIN songs s ON s.song_id = p.song_id
+LEFT JOIN artists a ON a.artist_id = s.artist_id
+ORDER BY p.plays DESC, s.song_id
+LIMIT 5;
