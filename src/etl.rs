@@ -345,19 +345,22 @@ fn redshift_rejects(
     serverless: bool,
 ) -> Result<Vec<Reject>> {
     let result = warehouse.query(sql::redshift_load_errors(serverless))?;
-    let text = |cell: &Cell| cell.to_string();
+    // Columns: file, line, column, reason, raw line (see the query).
     Ok(result
         .rows
         .iter()
-        .map(|row| Reject {
-            source: kind.name(),
-            file: text(&row[0]),
-            line: match row[1] {
-                Cell::Int(line) => Some(line as u64),
-                _ => None,
-            },
-            reason: format!("{}: {}", text(&row[2]), text(&row[3])),
-            raw_text: text(&row[4]),
+        .map(|row| {
+            let text = |index: usize| row.get(index).map(Cell::to_string).unwrap_or_default();
+            Reject {
+                source: kind.name(),
+                file: text(0),
+                line: match row.get(1) {
+                    Some(Cell::Int(line)) => u64::try_from(*line).ok(),
+                    _ => None,
+                },
+                reason: format!("{}: {}", text(2), text(3)),
+                raw_text: text(4),
+            }
         })
         .collect())
 }

@@ -728,3 +728,228 @@ fn iac_create_dry_run_prints_the_plan_and_refuses_the_whole_internet() {
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("refusing"), "{stderr}");
 }
+
+/// A scripted Redshift behind the Data API: every statement is logged, COPY "loads" a fixed
+/// number of rows and skips a fixed number of bad records (or fails, with `copy_fails`), and
+/// queries answer from that script. Statement ids are the SQL itself, so each later call knows
+/// which statement it is about.
+struct FakeRedshift {
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    rules: Vec<Rule>,
+}
+
+const SONGS_STAGED: i64 = 10;
+const EVENTS_STAGED: i64 = 100;
+
+impl FakeRedshift {
+    fn new(copy_fails: bool) -> FakeRedshift {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let executed = log.clone();
+        let execute = mock!(aws_sdk_redshiftdata::Client::execute_statement).then_compute_output(
+            move |input| {
+                let sql = input.sql().unwrap_or_default().to_string();
+                executed.lock().unwrap().push(sql.clone());
+                ExecuteStatementOutput::builder()
+                    .id(sql)
+                    .session_id("session-1")
+                    .build()
+            },
+        );
+        let describe = mock!(aws_sdk_redshiftdata::Client::describe_statement).then_compute_output(
+            move |input| {
+                let sql = input.id().unwrap_or_default();
+                let failed = copy_fails && sql.starts_with("COPY staging_events");
+                let mut out = DescribeStatementOutput::builder()
+                    .id(sql)
+                    .has_result_set(sql.starts_with("SELECT"));
+                out = if failed {
+                    out.status(StatusString::Failed).error(
+                        "ERROR: Load into table 'staging_events' failed. Check \
+                         'sys_load_error_detail' system table for details.",
+                    )
+                } else {
+                    out.status(StatusString::Finished)
+                };
+                out.build().unwrap()
+            },
+        );
+        let answered = log.clone();
+        let results = mock!(aws_sdk_redshiftdata::Client::get_statement_result)
+            .then_compute_output(move |input| {
+                let sql = input.id().unwrap_or_default();
+                let log = answered.lock().unwrap();
+                let last_copy = log
+                    .iter()
+                    .rev()
+                    .find(|s| s.starts_with("COPY "))
+                    .cloned()
+                    .unwrap_or_default();
+                let events = last_copy.starts_with("COPY staging_events");
+                let rows: Vec<Vec<Field>> = if sql.contains("information_schema.tables") {
+                    sparkify::schema::ALL_TABLES
+                        .iter()
+                        .map(|t| vec![Field::StringValue(t.name.into())])
+                        .collect()
+                } else if sql.contains("pg_last_copy_count") {
+                    vec![vec![Field::LongValue(if events {
+                        EVENTS_STAGED
+                    } else {
+                        SONGS_STAGED
+                    })]]
+                } else if sql.contains("sys_load_error_detail") || sql.contains("stl_load_errors") {
+                    if events {
+                        (1..=2)
+                            .map(|line| {
+                                vec![
+                                    Field::StringValue(
+                                        "s3://udacity-dend/log_data/2018/11/bad.json".into(),
+                                    ),
+                                    Field::LongValue(line),
+                                    Field::StringValue("ts".into()),
+                                    Field::StringValue("Invalid digit, Value 'a'".into()),
+                                    Field::StringValue(String::new()),
+                                ]
+                            })
+                            .collect()
+                    } else {
+                        vec![]
+                    }
+                } else if let Some(table) = sql
+                    .strip_prefix("SELECT COUNT(*) FROM ")
+                    .filter(|rest| !rest.starts_with('('))
+                {
+                    let count = match table {
+                        "staging_songs" => SONGS_STAGED,
+                        "staging_events" => EVENTS_STAGED,
+                        "load_errors" => 2,
+                        _ => 7,
+                    };
+                    vec![vec![Field::LongValue(count)]]
+                } else {
+                    // The key checks: no duplicates.
+                    vec![vec![Field::LongValue(0)]]
+                };
+                GetStatementResultOutput::builder()
+                    .column_metadata(ColumnMetadata::builder().name("c").build())
+                    .set_records(Some(rows))
+                    .build()
+                    .unwrap()
+            });
+        FakeRedshift {
+            log,
+            rules: vec![execute, describe, results],
+        }
+    }
+
+    fn warehouse(&self) -> RedshiftDataWarehouse {
+        data_api(&self.rules)
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// The config of a Serverless workgroup (whose load errors are in `sys_load_error_detail`).
+fn redshift_config() -> Config {
+    let mut config = config();
+    config.cluster.host = HOST.into();
+    config.iam_role_arn = ROLE_ARN.into();
+    config.s3.region = "us-west-2".into();
+    config.dwh.workgroup = "sparkify-workgroup".into();
+    config
+}
+
+#[test]
+fn etl_on_redshift_copies_from_s3_and_keeps_what_it_skipped() {
+    let fake = FakeRedshift::new(false);
+    let mut warehouse = fake.warehouse();
+    let report = sparkify::etl::run(
+        &redshift_config(),
+        &mut warehouse,
+        &sparkify::etl::EtlOptions { max_errors: 5 },
+        &sparkify::progress::Progress::hidden(),
+    )
+    .unwrap();
+    assert_eq!(report.rejected(), 2);
+    assert_eq!(report.sources[0].staged, SONGS_STAGED as u64);
+    assert_eq!(report.sources[1].records, EVENTS_STAGED as u64 + 2);
+    let log = fake.log();
+    let position = |prefix: &str| {
+        log.iter()
+            .position(|s| s.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no statement starting {prefix:?} in {log:#?}"))
+    };
+    assert_eq!(log[position("BEGIN")], "BEGIN");
+    let copy_events = &log[position("COPY staging_events")];
+    assert!(
+        copy_events.contains(&format!("IAM_ROLE '{ROLE_ARN}'")),
+        "{copy_events}"
+    );
+    assert!(copy_events.contains("FORMAT AS JSON 's3://udacity-dend/log_json_path.json'"));
+    assert!(copy_events.contains("REGION 'us-west-2'") && copy_events.ends_with("MAXERROR 5"));
+    assert!(log[position("COPY staging_songs")].contains("JSON 'auto ignorecase'"));
+    let insert = &log[position("INSERT INTO load_errors")];
+    assert!(
+        insert.contains(
+            "'s3://udacity-dend/log_data/2018/11/bad.json', 2, 'ts: Invalid digit, Value ''a'''"
+        ),
+        "{insert}"
+    );
+    assert!(position("INSERT INTO songplays") > position("COPY staging_events"));
+    assert!(log.iter().any(|s| s.contains("FROM sys_load_error_detail")));
+    assert_eq!(log.last().map(String::as_str), Some("COMMIT"));
+    assert!(!log.iter().any(|s| s.contains(PASSWORD)));
+}
+
+#[test]
+fn a_failed_redshift_copy_shows_its_load_errors_and_commits_nothing() {
+    let fake = FakeRedshift::new(true);
+    let mut warehouse = fake.warehouse();
+    // A provisioned cluster: its load errors are in stl_load_errors.
+    let mut config = redshift_config();
+    config.cluster.host = "c.abc.us-west-2.redshift.amazonaws.com".into();
+    let err = sparkify::etl::run(
+        &config,
+        &mut warehouse,
+        &sparkify::etl::EtlOptions { max_errors: 0 },
+        &sparkify::progress::Progress::hidden(),
+    )
+    .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("[S3] LOG_DATA = s3://udacity-dend/log_data"),
+        "{err}"
+    );
+    assert!(
+        err.contains("s3://udacity-dend/log_data/2018/11/bad.json:1: ts: Invalid digit"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was committed"), "{err}");
+    let log = fake.log();
+    assert!(
+        log.iter().any(|s| s.contains("FROM stl_load_errors")),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|s| s == "ROLLBACK"), "{log:#?}");
+    assert!(!log.iter().any(|s| s == "COMMIT"), "{log:#?}");
+}
+
+#[test]
+fn etl_on_redshift_needs_the_role() {
+    let fake = FakeRedshift::new(false);
+    let mut config = redshift_config();
+    config.iam_role_arn.clear();
+    let err = sparkify::etl::run(
+        &config,
+        &mut fake.warehouse(),
+        &sparkify::etl::EtlOptions { max_errors: 0 },
+        &sparkify::progress::Progress::hidden(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("[IAM_ROLE] ARN is empty: Redshift's COPY needs a role"),
+        "{err}"
+    );
+}
