@@ -94,10 +94,17 @@ fn main() {
         })
         .expect("generate dataset");
     }
-    let mapping = JsonPaths::load(&dir.join("log_json_path.json"), STAGING_EVENTS.columns.len())
-        .expect("JSONPaths");
-    let logs = discover_dir(&dir.join("log_data"), "bench", &indicatif::ProgressBar::hidden())
-        .expect("log files");
+    let mapping = JsonPaths::load(
+        &dir.join("log_json_path.json"),
+        STAGING_EVENTS.columns.len(),
+    )
+    .expect("JSONPaths");
+    let logs = discover_dir(
+        &dir.join("log_data"),
+        "bench",
+        &indicatif::ProgressBar::hidden(),
+    )
+    .expect("log files");
     let contents = logs.read(&logs.files);
     let mut rows = Vec::new();
     for (file, contents) in logs.files.iter().zip(&contents) {
@@ -122,7 +129,10 @@ fn main() {
         runtime.block_on(async {
             let (client, connection) = server.connect(NoTls).await.expect("a PostgreSQL server");
             tokio::spawn(connection);
-            client.batch_execute(&statement).await.expect("admin statement");
+            client
+                .batch_execute(&statement)
+                .await
+                .expect("admin statement");
         })
     };
     admin(format!("CREATE DATABASE {name}"));
@@ -140,7 +150,9 @@ fn main() {
     let text = || {
         let mut warehouse = PostgresWarehouse::connect(&config.cluster).expect("connect");
         warehouse.begin().unwrap();
-        warehouse.execute(&sql::delete_all(&STAGING_EVENTS)).unwrap();
+        warehouse
+            .execute(&sql::delete_all(&STAGING_EVENTS))
+            .unwrap();
         let start = Instant::now();
         for batch in &batches {
             warehouse.append(&STAGING_EVENTS, batch).unwrap();
@@ -156,7 +168,10 @@ fn main() {
             let (client, connection) = server.connect(NoTls).await.unwrap();
             tokio::spawn(connection);
             client.batch_execute("BEGIN").await.unwrap();
-            client.batch_execute(&sql::delete_all(&STAGING_EVENTS)).await.unwrap();
+            client
+                .batch_execute(&sql::delete_all(&STAGING_EVENTS))
+                .await
+                .unwrap();
             let columns: Vec<&str> = STAGING_EVENTS.column_names().collect();
             let copy = format!(
                 "COPY staging_events ({}) FROM STDIN (FORMAT binary)",
@@ -197,11 +212,20 @@ fn main() {
     let binary_rows = warehouse
         .query("SELECT * FROM staging_events ORDER BY ts, session_id, item_in_session LIMIT 1000")
         .unwrap();
-    assert_eq!(text_rows, binary_rows, "the two formats stored different rows");
+    assert_eq!(
+        text_rows, binary_rows,
+        "the two formats stored different rows"
+    );
     drop(warehouse);
     admin(format!("DROP DATABASE {name} WITH (FORCE)"));
 
     println!("staging_events: {total} rows in {} batches", batches.len());
-    println!("COPY text    {text_s:6.2} s  {:8.0} rows/s", total as f64 / text_s);
-    println!("COPY binary  {binary_s:6.2} s  {:8.0} rows/s", total as f64 / binary_s);
+    println!(
+        "COPY text    {text_s:6.2} s  {:8.0} rows/s",
+        total as f64 / text_s
+    );
+    println!(
+        "COPY binary  {binary_s:6.2} s  {:8.0} rows/s",
+        total as f64 / binary_s
+    );
 }
