@@ -177,7 +177,7 @@ pub fn copy_from_s3(copy: &S3Copy) -> Result<String, String> {
 pub fn redshift_load_errors(serverless: bool) -> &'static str {
     if serverless {
         "SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, \
-         TRIM(error_message) AS reason, '' AS raw_line \
+         TRIM(error_message) AS reason, CAST('' AS VARCHAR) AS raw_line \
          FROM sys_load_error_detail WHERE query_id = pg_last_copy_id() \
          ORDER BY file_name, line_number"
     } else {

@@ -214,7 +214,7 @@ fn cell(row: &tokio_postgres::Row, index: usize) -> Result<Cell> {
         Type::BOOL => row
             .try_get::<_, Option<bool>>(index)?
             .map(|v| Cell::Int(v.into())),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
             row.try_get::<_, Option<String>>(index)?.map(Cell::Text)
         }
         Type::TIMESTAMP => row

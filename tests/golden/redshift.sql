@@ -162,7 +162,7 @@ MAXERROR 0;
 SELECT pg_last_copy_count();
 
 -- load errors serverless
-SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, TRIM(error_message) AS reason, '' AS raw_line FROM sys_load_error_detail WHERE query_id = pg_last_copy_id() ORDER BY file_name, line_number;
+SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, TRIM(error_message) AS reason, CAST('' AS VARCHAR) AS raw_line FROM sys_load_error_detail WHERE query_id = pg_last_copy_id() ORDER BY file_name, line_number;
 
 -- load errors provisioned
 SELECT TRIM(filename) AS file, line_number AS line, TRIM(colname) AS column_name, TRIM(err_reason) AS reason, TRIM(raw_line) AS raw_line FROM stl_load_errors WHERE query = pg_last_copy_id() ORDER BY filename, line_number;
