@@ -23,7 +23,8 @@ pub struct CommonArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb, postgres or redshift.
+    /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb, postgres, redshift or
+    /// redshift-data.
     #[arg(long, value_name = "ENGINE", global = true, value_parser = parse_engine)]
     pub engine: Option<EngineChoice>,
 

@@ -207,6 +207,9 @@ pub struct S3Config {
     /// An S3-compatible endpoint (MinIO, Ceph, R2), addressed path-style; `AWS_ENDPOINT_URL`
     /// wins over it.
     pub endpoint: Option<String>,
+    /// Seconds after which a request attempt is abandoned and retried (`ATTEMPT_TIMEOUT`,
+    /// default 30).
+    pub attempt_timeout_seconds: u64,
 }
 
 /// `[WAREHOUSE]`: which engine and how strict a load is.
@@ -348,6 +351,12 @@ impl Config {
                 log_jsonpath: file.get("S3", "LOG_JSONPATH").unwrap_or_default(),
                 region: file.get("S3", "REGION").unwrap_or_default(),
                 endpoint: file.get("S3", "ENDPOINT"),
+                attempt_timeout_seconds: file.parse_or(
+                    "S3",
+                    "ATTEMPT_TIMEOUT",
+                    30,
+                    "seconds, a whole number such as 30",
+                )?,
             },
             local,
             warehouse,

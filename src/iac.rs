@@ -274,7 +274,7 @@ pub struct ConsoleReporter {
 
 impl ConsoleReporter {
     pub fn new(progress: &crate::progress::Progress) -> Self {
-        let spinner = progress.spinner("waiting");
+        let spinner = progress.spinner("aws");
         spinner.set_message("");
         ConsoleReporter { spinner }
     }

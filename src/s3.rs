@@ -26,8 +26,6 @@ const CONCURRENT_GETS: usize = 32;
 /// Attempts per request (the first and retries), with exponential backoff and jitter.
 const MAX_ATTEMPTS: u32 = 5;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
-/// An attempt that takes longer than this is abandoned and retried.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The region used when neither `[S3] REGION` nor the AWS configuration names one.
 const FALLBACK_REGION: &str = "us-east-1";
 
@@ -82,7 +80,9 @@ impl S3Store {
                     .timeout_config(
                         TimeoutConfig::builder()
                             .connect_timeout(Duration::from_secs(10))
-                            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                            .operation_attempt_timeout(Duration::from_secs(
+                                settings.attempt_timeout_seconds.max(1),
+                            ))
                             .build(),
                     );
                 if !settings.region.is_empty() {

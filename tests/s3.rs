@@ -18,8 +18,9 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use sparkify::config::S3Config;
 use sparkify::s3::S3Store;
 
-/// s3s-fs with a fault: the first GET of any key containing `flaky` fails with a 500, as S3
-/// does now and then. Counts requests so tests can see retries and pages.
+/// s3s-fs with faults: the first GET of any key containing `flaky` fails with a 500, as S3
+/// does now and then, and the first GET of a key containing `slow` hangs for 5 s. Counts
+/// requests so tests can see retries and pages.
 struct FaultyFs {
     fs: s3s_fs::FileSystem,
     gets: Mutex<HashMap<String, u32>>,
@@ -49,6 +50,9 @@ impl S3 for FaultyFs {
         };
         if key.contains("flaky") && attempt == 1 {
             return Err(s3_error!(InternalError, "injected failure"));
+        }
+        if key.contains("slow") && attempt == 1 {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
         self.fs.get_object(req).await
     }
@@ -172,12 +176,14 @@ fn s3_store_pages_retries_and_reports_vanished_keys() {
     }
     write(&bucket.join("many/readme.txt"), "not a source");
     write(&bucket.join("flaky/a.json"), "{\"a\": 1}");
+    write(&bucket.join("slow/a.json"), "{\"b\": 2}");
     write(&bucket.join("vanish/keep.json"), "{}");
     write(&bucket.join("vanish/gone.json"), "{}");
     let server = Server::start(root.path(), false);
     let store = S3Store::connect(&S3Config {
         region: "us-east-1".into(),
         endpoint: Some(server.endpoint.clone()),
+        attempt_timeout_seconds: 1,
         ..S3Config::default()
     })
     .unwrap();
@@ -202,6 +208,17 @@ fn s3_store_pages_retries_and_reports_vanished_keys() {
         b"{\"a\": 1}"
     );
     assert_eq!(server.gets("flaky/a.json"), 2);
+    // So is one that hangs past the attempt timeout.
+    let start = std::time::Instant::now();
+    assert_eq!(
+        store.get("bucket", "slow/a.json").unwrap().as_ref(),
+        b"{\"b\": 2}"
+    );
+    assert_eq!(server.gets("slow/a.json"), 2);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(4),
+        "waited for the hung attempt"
+    );
 
     // A key deleted between list and get is a per-file error, not a failed run.
     let listed = store
