@@ -30,6 +30,7 @@ use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
 #[derive(Parser)]
 #[command(
     version,
+    verbatim_doc_comment,
     after_help = "Examples:\n  iac_create --dry-run             print the plan, change nothing\n  iac_create                       provision, then run create_tables, etl, analysis\n  iac_create --no-ingress          for the redshift-data engine: no open port\n  iac_create --cidr 203.0.113.7/32 open the port to this address"
 )]
 struct Args {
