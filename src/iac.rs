@@ -317,12 +317,22 @@ fn code<E: ProvideErrorMetadata>(error: &E) -> &str {
     error.code().unwrap_or_default()
 }
 
-/// An AWS error as a sentence: code and message, never the request.
-fn explain<E: ProvideErrorMetadata + std::fmt::Display>(error: &E) -> String {
+/// An AWS error as a sentence: the service's code and message, or for a request that never
+/// got an answer (no credentials, no network) its chain of causes; never the request itself.
+fn explain<E: ProvideErrorMetadata + std::error::Error>(error: &E) -> String {
     match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => error.to_string(),
+        _ => {
+            let mut text = error.to_string();
+            let mut source = error.source();
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            format!("{text} (check the AWS credentials, region and network)")
+        }
     }
 }
 
