@@ -144,7 +144,16 @@ fn main() -> ExitCode {
                 config.path.display()
             );
         }
-        println!("next: create_tables, etl, analysis; iac_delete when done (a workgroup costs while it runs)");
+        if args.no_ingress {
+            println!(
+                "no port was opened: run the steps with --engine redshift-data (or set \
+                 [WAREHOUSE] ENGINE = redshift-data), which goes through the Data API"
+            );
+        }
+        println!(
+            "next: create_tables, etl, analysis; iac_delete when done (a workgroup costs while \
+             it runs)"
+        );
         Ok(())
     })())
 }
