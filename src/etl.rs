@@ -331,6 +331,7 @@ fn stage_from_s3(
             staged,
             rejected: rejects.len() as u64,
             first_rejects: rejects.into_iter().take(REJECTS_SHOWN).collect(),
+            read_by_warehouse: true,
         });
         bar.inc(1);
     }

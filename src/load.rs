@@ -37,6 +37,8 @@ pub struct SourceStats {
     pub rejected: u64,
     /// The first few rejects, in file order.
     pub first_rejects: Vec<Reject>,
+    /// Read by the warehouse itself (Redshift's COPY): files and bytes are not known here.
+    pub read_by_warehouse: bool,
 }
 
 /// One parsed chunk, ready to append.

@@ -163,10 +163,15 @@ pub fn etl_summary(report: &EtlReport) -> String {
             "rejected",
         ],
         report.sources.iter().map(|s| {
+            let (files, bytes) = if s.read_by_warehouse {
+                ("(by Redshift)".to_string(), "-".to_string())
+            } else {
+                (s.files.to_string(), s.bytes.to_string())
+            };
             vec![
                 s.source.to_string(),
-                s.files.to_string(),
-                s.bytes.to_string(),
+                files,
+                bytes,
                 s.records.to_string(),
                 s.staged.to_string(),
                 s.rejected.to_string(),

@@ -900,6 +900,8 @@ fn etl_on_redshift_copies_from_s3_and_keeps_what_it_skipped() {
     assert_eq!(report.rejected(), 2);
     assert_eq!(report.sources[0].staged, SONGS_STAGED as u64);
     assert_eq!(report.sources[1].records, EVENTS_STAGED as u64 + 2);
+    let summary = sparkify::report::etl_summary(&report);
+    assert!(summary.contains("(by Redshift)"), "{summary}");
     let log = fake.log();
     let position = |prefix: &str| {
         log.iter()
