@@ -96,6 +96,8 @@ impl Server {
                 let Ok((socket, _)) = listener.accept().await else {
                     continue;
                 };
+                // Without it, delayed ACKs stall every small response by ~40 ms on loopback.
+                let _ = socket.set_nodelay(true);
                 let connection = http
                     .serve_connection(TokioIo::new(socket), service.clone())
                     .into_owned();
