@@ -1,6 +1,8 @@
-//! Loads one source into its staging table: reads and parses files in parallel on every core, in
-//! chunks, while the previous chunk is appended to the warehouse, so memory stays bounded by a
-//! few chunks whatever the size of the input. Rejects go to `load_errors` as they are found.
+//! Loads one source into its staging table in a three-stage pipeline over chunks of files: one
+//! thread reads the next chunk (from disk, or fetches it from S3), the parser types the current
+//! one in parallel on every core, and the caller appends the previous one to the warehouse, so
+//! memory stays bounded by a few chunks whatever the size of the input. Rejects go to
+//! `load_errors` as they are found.
 
 use std::sync::mpsc;
 
@@ -40,6 +42,9 @@ pub struct SourceStats {
     /// Read by the warehouse itself (Redshift's COPY): files and bytes are not known here.
     pub read_by_warehouse: bool,
 }
+
+/// The files of one chunk with their contents (or why each could not be read).
+type Fetched<'a> = (&'a [SourceFile], Vec<Result<Bytes, String>>);
 
 /// One parsed chunk, ready to append.
 struct Chunk {
@@ -116,12 +121,21 @@ pub fn load_source(
     let load_bar = progress.spinner(&format!("{} load", kind.name()));
     load_bar.set_message("records staged");
 
+    let (fetched_sender, fetched) = mpsc::sync_channel::<Fetched>(1);
     let (sender, receiver) = mpsc::sync_channel::<Result<Chunk>>(CHUNKS_AHEAD);
     std::thread::scope(|scope| -> Result<()> {
-        let read_bar = read_bar.clone();
+        // Reading (for S3: fetching) the next chunk overlaps parsing this one.
         scope.spawn(move || {
             for files in chunks(&discovered.files) {
                 let contents = discovered.read(files);
+                if fetched_sender.send((files, contents)).is_err() {
+                    return; // the parser stopped
+                }
+            }
+        });
+        let read_bar = read_bar.clone();
+        scope.spawn(move || {
+            for (files, contents) in fetched {
                 let parsed: Vec<ParsedFile> = files
                     .par_iter()
                     .zip(&contents)
