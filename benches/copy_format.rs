@@ -172,11 +172,7 @@ fn main() {
                 .batch_execute(&sql::delete_all(&STAGING_EVENTS))
                 .await
                 .unwrap();
-            let columns: Vec<&str> = STAGING_EVENTS.column_names().collect();
-            let copy = format!(
-                "COPY staging_events ({}) FROM STDIN (FORMAT binary)",
-                columns.join(", ")
-            );
+            let copy = format!("{} (FORMAT binary)", sql::copy_from_stdin(&STAGING_EVENTS));
             let start = Instant::now();
             let sink = client.copy_in::<_, Bytes>(copy.as_str()).await.unwrap();
             futures_util::pin_mut!(sink);

@@ -5,8 +5,9 @@
 
 use std::time::Instant;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
+#[path = "../tests/common/s3_server.rs"]
+mod s3_server;
+
 use sparkify::config::{Location, S3Config};
 use sparkify::gen_data::{generate, GenOptions};
 use sparkify::s3::S3Store;
@@ -51,36 +52,12 @@ fn main() {
         .expect("generate dataset");
     }
 
-    // The server, on its own runtime.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let service =
-        s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(&root).unwrap()).build();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    runtime.spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            // Without it, delayed ACKs stall every small response by ~40 ms on loopback.
-            let _ = socket.set_nodelay(true);
-            tokio::spawn(
-                http.serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned(),
-            );
-        }
-    });
+    // The server of the S3 tests (its faults touch only keys named flaky or slow).
+    let server = s3_server::Server::start(&root, false);
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let store = S3Store::connect(&S3Config {
         region: "us-east-1".into(),
-        endpoint: Some(endpoint),
+        endpoint: Some(server.endpoint.clone()),
         attempt_timeout_seconds: 30,
         ..S3Config::default()
     })

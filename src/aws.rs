@@ -7,6 +7,7 @@
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 
 use crate::config::Config;
 
@@ -45,4 +46,23 @@ pub async fn sdk_config(config: &Config, region_flag: Option<&str>) -> SdkConfig
         ));
     }
     loader.load().await
+}
+
+/// An AWS error as a sentence: the service's code and message, or for a request that never
+/// got an answer (no credentials, no network) its chain of causes; never the request itself.
+pub fn explain<E: ProvideErrorMetadata + std::error::Error>(error: &E) -> String {
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => {
+            let mut text = error.to_string();
+            let mut source = error.source();
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            format!("{text} (check the AWS credentials, region and network)")
+        }
+    }
 }

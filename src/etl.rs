@@ -9,15 +9,14 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use crate::config::{Config, Location, Sources};
 use crate::jsonpaths::JsonPaths;
-use crate::load::{load_source, SourceStats, REJECTS_SHOWN};
+use crate::load::{load_source, SourceStats};
 use crate::parse::SourceKind;
 use crate::progress::Progress;
-use crate::record::Reject;
 use crate::s3::S3Store;
 use crate::schema::{ALL_TABLES, LOAD_ERRORS, STAGING_EVENTS, STAGING_SONGS, STAR_TABLES};
 use crate::source::{discover, Discovered};
-use crate::sql::{self, S3Copy};
-use crate::warehouse::{Cell, Warehouse};
+use crate::sql;
+use crate::warehouse::Warehouse;
 
 /// What an `etl` run did, for the summary.
 #[derive(Debug, Clone)]
@@ -176,9 +175,12 @@ fn stage_and_transform(
     mut phases: Vec<(&'static str, Duration)>,
 ) -> Result<EtlReport> {
     let clock = Instant::now();
+    for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
+        warehouse.execute(&sql::delete_all(table))?;
+    }
     let stats = match inputs {
         Some(inputs) => stage(warehouse, inputs, progress)?,
-        None => stage_from_s3(warehouse, config, options.max_errors, progress)?,
+        None => warehouse.stage_from_s3(config, options.max_errors, progress)?,
     };
     phases.push(("load", clock.elapsed()));
     fail_over_max_errors(&stats, options.max_errors)?;
@@ -200,15 +202,12 @@ fn stage_and_transform(
     })
 }
 
-/// Replaces staging and `load_errors` with the records of both sources.
+/// Fills the emptied staging tables and `load_errors` with the records of both sources.
 fn stage(
     warehouse: &mut dyn Warehouse,
     inputs: &Inputs,
     progress: &Progress,
 ) -> Result<Vec<SourceStats>> {
-    for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
-        warehouse.execute(&sql::delete_all(table))?;
-    }
     Ok(vec![
         load_source(warehouse, SourceKind::Song, &inputs.songs, None, progress)?,
         load_source(
@@ -219,151 +218,6 @@ fn stage(
             progress,
         )?,
     ])
-}
-
-/// Redshift's own COPY of both sources from `[S3]` with the role of `[IAM_ROLE]`. The records
-/// it skipped (at most MAXERROR per source) are read back from its load-error table into
-/// `load_errors`; a COPY that fails shows those rows.
-fn stage_from_s3(
-    warehouse: &mut dyn Warehouse,
-    config: &Config,
-    max_errors: u64,
-    progress: &Progress,
-) -> Result<Vec<SourceStats>> {
-    let role = config.iam_role_arn.as_str();
-    if role.is_empty() {
-        bail!(
-            "{}: [IAM_ROLE] ARN is empty: Redshift's COPY needs a role it can assume to read \
-             the [S3] bucket: run iac_create, or set ARN to such a role",
-            config.path.display()
-        );
-    }
-    for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
-        warehouse.execute(&sql::delete_all(table))?;
-    }
-    let s3 = &config.s3;
-    let serverless = config.cluster.is_serverless();
-    let sources = [
-        (
-            SourceKind::Song,
-            "SONG_DATA",
-            &s3.song_data,
-            "auto ignorecase",
-        ),
-        (
-            SourceKind::Log,
-            "LOG_DATA",
-            &s3.log_data,
-            s3.log_jsonpath.as_str(),
-        ),
-    ];
-    let bar = progress.items("copy", sources.len() as u64);
-    let mut all = Vec::new();
-    for (kind, key, from, json) in sources {
-        if !from.starts_with("s3://") {
-            bail!(
-                "{}: [S3] {key} = {from:?} is not an s3:// URI: Redshift loads staging from S3",
-                config.path.display()
-            );
-        }
-        if kind == SourceKind::Log && !json.starts_with("s3://") {
-            bail!(
-                "{}: [S3] LOG_JSONPATH = {json:?} is not an s3:// URI: Redshift reads the \
-                 JSONPaths file from S3",
-                config.path.display()
-            );
-        }
-        let copy = sql::copy_from_s3(&S3Copy {
-            table: kind.table(),
-            from,
-            iam_role: role,
-            json,
-            region: &s3.region,
-            max_errors,
-        })
-        .map_err(|e| {
-            anyhow!(
-                "{}: a value of [S3] or [IAM_ROLE] cannot be used: {e}",
-                config.path.display()
-            )
-        })?;
-        bar.set_message(kind.table().name);
-        tracing::info!(table = kind.table().name, %from, "Redshift COPY");
-        if let Err(error) = warehouse.execute(&copy) {
-            // The failed COPY aborted the transaction; its error rows outlive it.
-            let _ = warehouse.rollback();
-            let shown = match redshift_rejects(warehouse, kind, serverless) {
-                Ok(rejects) if !rejects.is_empty() => rejects
-                    .iter()
-                    .take(20)
-                    .map(|r| format!("  {}:{}: {}", r.file, r.line.unwrap_or(0), r.reason))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                _ => format!(
-                    "  (no rows found; see {} for this session)",
-                    if serverless {
-                        "sys_load_error_detail"
-                    } else {
-                        "stl_load_errors"
-                    }
-                ),
-            };
-            return Err(error.context(format!(
-                "Redshift's COPY of [S3] {key} = {from} into {} failed; nothing was committed. \
-                 Load errors:\n{shown}\nFix the input, or raise [WAREHOUSE] MAX_ERRORS (or pass \
-                 --max-errors) to skip bad records and keep them in load_errors",
-                kind.table().name
-            )));
-        }
-        let staged = warehouse
-            .query(sql::REDSHIFT_LAST_COPY_COUNT)?
-            .single_int()
-            .unwrap_or_default() as u64;
-        let rejects = redshift_rejects(warehouse, kind, serverless)?;
-        if !rejects.is_empty() {
-            warehouse.execute(&sql::insert_rejects_redshift(&rejects))?;
-        }
-        all.push(SourceStats {
-            source: kind.name(),
-            files: 0,
-            bytes: 0,
-            records: staged + rejects.len() as u64,
-            staged,
-            rejected: rejects.len() as u64,
-            first_rejects: rejects.into_iter().take(REJECTS_SHOWN).collect(),
-            read_by_warehouse: true,
-        });
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(all)
-}
-
-/// The records Redshift's last COPY in this session skipped, as rejects.
-fn redshift_rejects(
-    warehouse: &mut dyn Warehouse,
-    kind: SourceKind,
-    serverless: bool,
-) -> Result<Vec<Reject>> {
-    let result = warehouse.query(sql::redshift_load_errors(serverless))?;
-    // Columns: file, line, column, reason, raw line (see the query).
-    Ok(result
-        .rows
-        .iter()
-        .map(|row| {
-            let text = |index: usize| row.get(index).map(Cell::to_string).unwrap_or_default();
-            Reject {
-                source: kind.name(),
-                file: text(0),
-                line: match row.get(1) {
-                    Some(Cell::Int(line)) => u64::try_from(*line).ok(),
-                    _ => None,
-                },
-                reason: format!("{}: {}", text(2), text(3)),
-                raw_text: text(4),
-            }
-        })
-        .collect())
 }
 
 fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {

@@ -14,6 +14,7 @@ use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_redshiftserverless::types::ConfigParameter;
 use serde_json::json;
 
+use crate::aws::explain;
 use crate::config::{Config, Location, Secret};
 
 /// The AWS clients the IaC steps use.
@@ -171,22 +172,17 @@ impl CreatePlan {
 /// The inline policy for the role: `s3:ListBucket` on each source bucket, for the source
 /// prefixes only, and `s3:GetObject` on the objects under them and the JSONPaths file.
 pub fn s3_read_policy(config: &Config) -> Result<String> {
+    let sources = config
+        .s3_sources()
+        .context("the role's policy is derived from the [S3] sources")?;
     let mut buckets: Vec<(String, Vec<String>)> = Vec::new();
-    for (key, value) in [
-        ("LOG_DATA", &config.s3.log_data),
-        ("SONG_DATA", &config.s3.song_data),
-        ("LOG_JSONPATH", &config.s3.log_jsonpath),
-    ] {
-        let Ok(Location::S3 {
+    for location in [sources.log_data, sources.song_data, sources.log_jsonpath] {
+        let Location::S3 {
             bucket,
             key: prefix,
-        }) = Location::parse(value, "".as_ref())
+        } = location
         else {
-            bail!(
-                "{}: [S3] {key} = {value:?} is not an s3:// URI: the role's policy is derived \
-                 from the [S3] sources",
-                config.path.display()
-            );
+            unreachable!("s3_sources holds only S3 locations");
         };
         match buckets.iter_mut().find(|(b, _)| *b == bucket) {
             Some((_, prefixes)) => prefixes.push(prefix),
@@ -315,25 +311,6 @@ pub struct Created {
 
 fn code<E: ProvideErrorMetadata>(error: &E) -> &str {
     error.code().unwrap_or_default()
-}
-
-/// An AWS error as a sentence: the service's code and message, or for a request that never
-/// got an answer (no credentials, no network) its chain of causes; never the request itself.
-fn explain<E: ProvideErrorMetadata + std::error::Error>(error: &E) -> String {
-    match (error.code(), error.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_string(),
-        _ => {
-            let mut text = error.to_string();
-            let mut source = error.source();
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            format!("{text} (check the AWS credentials, region and network)")
-        }
-    }
 }
 
 /// Runs `call` until it succeeds, fails with an error `retry` does not accept, or the attempts
@@ -503,29 +480,10 @@ async fn ensure_role(clients: &Clients, plan: &CreatePlan) -> Result<(String, Ch
 
 /// The policy document as IAM returns it (URL-encoded JSON), parsed for comparison.
 fn policy_value(document: &str) -> Option<serde_json::Value> {
-    let decoded = percent_decode(document);
+    let decoded = percent_encoding::percent_decode_str(document)
+        .decode_utf8()
+        .ok()?;
     serde_json::from_str(&decoded).ok()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(byte) = text
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn ensure_policy(clients: &Clients, plan: &CreatePlan) -> Result<Change> {
@@ -810,86 +768,50 @@ pub async fn delete(clients: &Clients, plan: &DeletePlan, report: &dyn Reporter)
         .unwrap_or_default();
 
     let clock = Instant::now();
+    let what = format!("workgroup {}", plan.workgroup);
     let change = if workgroup.is_some() {
-        let outcome = retrying(plan.timing, "deleting the workgroup", is_conflict, || {
+        let delete = || {
             clients
                 .serverless
                 .delete_workgroup()
                 .workgroup_name(&plan.workgroup)
                 .send()
-        })
-        .await;
-        match outcome {
-            Ok(_) => {}
-            Err(e) if code(&e) == "ResourceNotFoundException" => {}
-            Err(e) => bail!(
-                "cannot delete workgroup {}: {}",
-                plan.workgroup,
-                explain(&e)
-            ),
-        }
-        wait_gone(
-            plan.timing,
-            &format!("workgroup {}", plan.workgroup),
-            report,
-            || async {
-                Ok(get_workgroup(clients, &plan.workgroup).await?.map(|w| {
-                    w.status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default()
-                }))
-            },
-        )
-        .await?;
-        Change::Deleted
+        };
+        let state = || async {
+            let workgroup = get_workgroup(clients, &plan.workgroup).await?;
+            Ok(workgroup.map(|w| status_name(w.status().map(|s| s.as_str()))))
+        };
+        delete_and_wait(plan.timing, &what, report, delete, state).await?
     } else {
         Change::AlreadyGone
     };
     report.step(&Step {
-        what: format!("workgroup {}", plan.workgroup),
+        what,
         change,
         took: clock.elapsed(),
     });
 
     let clock = Instant::now();
+    let what = format!("namespace {}", plan.namespace);
     let change = if get_namespace(clients, &plan.namespace).await?.is_some() {
-        let outcome = retrying(plan.timing, "deleting the namespace", is_conflict, || {
+        let delete = || {
             clients
                 .serverless
                 .delete_namespace()
                 .namespace_name(&plan.namespace)
                 .set_final_snapshot_name(plan.final_snapshot.clone())
                 .send()
-        })
-        .await;
-        match outcome {
-            Ok(_) => {}
-            Err(e) if code(&e) == "ResourceNotFoundException" => {}
-            Err(e) => bail!(
-                "cannot delete namespace {}: {}",
-                plan.namespace,
-                explain(&e)
-            ),
-        }
-        wait_gone(
-            plan.timing,
-            &format!("namespace {}", plan.namespace),
-            report,
-            || async {
-                Ok(get_namespace(clients, &plan.namespace).await?.map(|n| {
-                    n.status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default()
-                }))
-            },
-        )
-        .await?;
-        Change::Deleted
+        };
+        let state = || async {
+            let namespace = get_namespace(clients, &plan.namespace).await?;
+            Ok(namespace.map(|n| status_name(n.status().map(|s| s.as_str()))))
+        };
+        delete_and_wait(plan.timing, &what, report, delete, state).await?
     } else {
         Change::AlreadyGone
     };
     report.step(&Step {
-        what: format!("namespace {}", plan.namespace),
+        what,
         change,
         took: clock.elapsed(),
     });
@@ -920,6 +842,36 @@ pub async fn delete(clients: &Clients, plan: &DeletePlan, report: &dyn Reporter)
         took: clock.elapsed(),
     });
     Ok(())
+}
+
+/// A resource's status as shown to the user.
+fn status_name(status: Option<&str>) -> String {
+    status.unwrap_or_default().to_string()
+}
+
+/// Deletes one resource, retrying while it is busy (`ConflictException`), and waits until
+/// `state` (its status, `None` once gone) says it is gone. Already gone counts as deleted.
+async fn delete_and_wait<T, E, F, Fut, S, SFut>(
+    timing: Timing,
+    what: &str,
+    report: &dyn Reporter,
+    delete: F,
+    state: S,
+) -> Result<Change>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: ProvideErrorMetadata + std::error::Error,
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<Option<String>>>,
+{
+    match retrying(timing, &format!("deleting {what}"), is_conflict, delete).await {
+        Ok(_) => {}
+        Err(e) if code(&e) == "ResourceNotFoundException" => {}
+        Err(e) => bail!("cannot delete {what}: {}", explain(&e)),
+    }
+    wait_gone(timing, what, report, state).await?;
+    Ok(Change::Deleted)
 }
 
 /// Polls `state` (the resource's status, `None` once gone) until it is gone.

@@ -118,13 +118,13 @@ impl S3Store {
         }))
     }
 
-    /// Lists the objects under `s3://bucket/prefix` whose key ends in `suffix`, page by page,
-    /// in key order, ticking `found` per object kept. `setting` names the config key, for errors.
+    /// Lists the objects under `s3://bucket/prefix` whose key `keep` accepts, page by page, in
+    /// key order, ticking `found` per object kept. `setting` names the config key, for errors.
     pub fn list(
         &self,
         bucket: &str,
         prefix: &str,
-        suffix: &str,
+        keep: impl Fn(&str) -> bool,
         setting: &str,
         found: &ProgressBar,
     ) -> Result<Vec<Object>> {
@@ -164,7 +164,7 @@ impl S3Store {
                 })?;
                 for object in page.contents() {
                     let Some(key) = object.key() else { continue };
-                    if !key_has_suffix(key, suffix) {
+                    if !keep(key) {
                         continue;
                     }
                     found.inc(1);
@@ -213,12 +213,6 @@ impl S3Store {
     }
 }
 
-fn key_has_suffix(key: &str, suffix: &str) -> bool {
-    key.len() >= suffix.len()
-        && key.is_char_boundary(key.len() - suffix.len())
-        && key[key.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-}
-
 async fn get(client: Client, bucket: &str, key: &str) -> Result<Bytes, String> {
     let response = client
         .get_object()
@@ -247,16 +241,4 @@ pub fn ensure_found(objects: &[Object], setting: &str, bucket: &str, prefix: &st
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suffix_match_ignores_case() {
-        assert!(key_has_suffix("a/b.JSON", ".json"));
-        assert!(!key_has_suffix("a/b.json.gz", ".json"));
-        assert!(!key_has_suffix("é", ".json"));
-    }
 }

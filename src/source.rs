@@ -68,6 +68,11 @@ fn is_json(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
+/// Whether a file name or S3 key names a source file (`.json`, any case).
+pub fn is_json_name(name: &str) -> bool {
+    is_json(Path::new(name))
+}
+
 /// Lists the `.json` files below `root`, a directory or an `s3://bucket/prefix` (read with
 /// `store`), ticking `found` once per file. `setting` names the config key the root came from,
 /// for errors (e.g. `[LOCAL] LOG_DATA`).
@@ -83,7 +88,7 @@ pub fn discover(
             let Some(store) = store else {
                 bail!("{setting} = {root}: no S3 client was set up for it");
             };
-            let objects = store.list(bucket, key, ".json", setting, found)?;
+            let objects = store.list(bucket, key, is_json_name, setting, found)?;
             ensure_found(&objects, setting, bucket, key)?;
             Ok(Discovered {
                 root: root.clone(),
@@ -182,6 +187,13 @@ mod tests {
             vec![PathBuf::from("a/b/c/x.json"), PathBuf::from("top.JSON")]
         );
         assert_eq!(found.bytes(), 4);
+    }
+
+    #[test]
+    fn json_names_match_in_any_case() {
+        assert!(is_json_name("a/b.JSON"));
+        assert!(!is_json_name("a/b.json.gz"));
+        assert!(!is_json_name("é"));
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub fn copy_from_stdin(table: &Table) -> String {
     format!("COPY {} ({}) FROM STDIN", table.name, columns.join(", "))
 }
 
+/// Whether this PostgreSQL session is encrypted, as the server sees it.
+pub const POSTGRES_SESSION_USES_TLS: &str =
+    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
 pub fn drop_table(table: &Table) -> String {
     format!("DROP TABLE IF EXISTS {}", table.name)
 }
@@ -171,9 +175,18 @@ pub fn copy_from_s3(copy: &S3Copy) -> Result<String, String> {
     Ok(sql)
 }
 
-/// Rows of Redshift's load-error table for the last COPY of this session: file, line, column,
-/// reason, raw line. Serverless has only the SYS views; a provisioned cluster has
-/// `stl_load_errors`, which also keeps the raw line.
+/// Where Redshift keeps load errors: Serverless has only the SYS views; a provisioned cluster
+/// has `stl_load_errors`, which also keeps the raw line.
+pub fn redshift_load_error_table(serverless: bool) -> &'static str {
+    if serverless {
+        "sys_load_error_detail"
+    } else {
+        "stl_load_errors"
+    }
+}
+
+/// Rows of Redshift's load-error table (see [`redshift_load_error_table`]) for the last COPY of
+/// this session: file, line, column, reason, raw line.
 pub fn redshift_load_errors(serverless: bool) -> &'static str {
     if serverless {
         "SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, \

@@ -138,32 +138,32 @@ fn workgroup(status: &str) -> Workgroup {
         .build()
 }
 
+/// Redshift Serverless's answer for a resource that does not exist, as the SDK parses it.
+fn not_found() -> ResourceNotFoundException {
+    ResourceNotFoundException::builder()
+        .message("not found")
+        .meta(meta("ResourceNotFoundException", "not found"))
+        .build()
+        .unwrap()
+}
+
 fn not_found_namespace() -> GetNamespaceError {
-    GetNamespaceError::ResourceNotFoundException(
-        ResourceNotFoundException::builder()
-            .message("not found")
-            .meta(meta("ResourceNotFoundException", "not found"))
-            .build()
-            .unwrap(),
-    )
+    GetNamespaceError::ResourceNotFoundException(not_found())
 }
 
 fn not_found_workgroup() -> GetWorkgroupError {
-    GetWorkgroupError::ResourceNotFoundException(
-        ResourceNotFoundException::builder()
-            .message("not found")
-            .meta(meta("ResourceNotFoundException", "not found"))
-            .build()
-            .unwrap(),
-    )
+    GetWorkgroupError::ResourceNotFoundException(not_found())
+}
+
+/// IAM's answer for a role or policy that does not exist.
+fn no_such_entity() -> NoSuchEntityException {
+    NoSuchEntityException::builder()
+        .meta(meta("NoSuchEntity", "none"))
+        .build()
 }
 
 fn no_such_role() -> GetRoleError {
-    GetRoleError::NoSuchEntityException(
-        NoSuchEntityException::builder()
-            .meta(meta("NoSuchEntity", "no role"))
-            .build(),
-    )
+    GetRoleError::NoSuchEntityException(no_such_entity())
 }
 
 fn policy_of(plan: &CreatePlan) -> GetRolePolicyOutput {
@@ -247,13 +247,8 @@ fn create_builds_everything_in_order_from_nothing() {
             mock!(aws_sdk_iam::Client::get_role).then_error(no_such_role),
             mock!(aws_sdk_iam::Client::create_role)
                 .then_output(|| CreateRoleOutput::builder().role(role()).build()),
-            mock!(aws_sdk_iam::Client::get_role_policy).then_error(|| {
-                GetRolePolicyError::NoSuchEntityException(
-                    NoSuchEntityException::builder()
-                        .meta(meta("NoSuchEntity", "none"))
-                        .build(),
-                )
-            }),
+            mock!(aws_sdk_iam::Client::get_role_policy)
+                .then_error(|| GetRolePolicyError::NoSuchEntityException(no_such_entity())),
             put_policy,
         ],
         serverless: vec![
@@ -556,20 +551,10 @@ fn delete_retries_busy_resources_waits_until_gone_and_revokes_only_its_rule() {
 fn deleting_what_is_already_gone_is_success() {
     let mocks = Mocks {
         iam: vec![
-            mock!(aws_sdk_iam::Client::delete_role_policy).then_error(|| {
-                DeleteRolePolicyError::NoSuchEntityException(
-                    NoSuchEntityException::builder()
-                        .meta(meta("NoSuchEntity", "none"))
-                        .build(),
-                )
-            }),
-            mock!(aws_sdk_iam::Client::delete_role).then_error(|| {
-                DeleteRoleError::NoSuchEntityException(
-                    NoSuchEntityException::builder()
-                        .meta(meta("NoSuchEntity", "none"))
-                        .build(),
-                )
-            }),
+            mock!(aws_sdk_iam::Client::delete_role_policy)
+                .then_error(|| DeleteRolePolicyError::NoSuchEntityException(no_such_entity())),
+            mock!(aws_sdk_iam::Client::delete_role)
+                .then_error(|| DeleteRoleError::NoSuchEntityException(no_such_entity())),
         ],
         serverless: vec![
             mock!(aws_sdk_redshiftserverless::Client::get_workgroup)

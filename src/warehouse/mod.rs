@@ -12,6 +12,8 @@ use anyhow::{bail, Result};
 use arrow_array::RecordBatch;
 
 use crate::config::{Config, EngineChoice};
+use crate::load::SourceStats;
+use crate::progress::Progress;
 use crate::schema::Table;
 use crate::sql::Dialect;
 
@@ -79,8 +81,29 @@ pub trait Warehouse {
     fn stages_from_s3(&self) -> bool {
         false
     }
+    /// For a warehouse that [stages from S3](Warehouse::stages_from_s3): fills the emptied
+    /// staging tables and `load_errors` from `[S3]`, inside the caller's transaction.
+    fn stage_from_s3(
+        &mut self,
+        _config: &Config,
+        _max_errors: u64,
+        _progress: &Progress,
+    ) -> Result<Vec<SourceStats>> {
+        bail!(
+            "{} loads staging from the rows the tool reads",
+            self.describe()
+        )
+    }
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
+}
+
+/// The refusal of an engine whose staging is loaded by the warehouse's own COPY.
+fn not_appendable(table: &Table) -> Result<()> {
+    bail!(
+        "{} is loaded by Redshift's COPY from S3, not by the tool",
+        table.name
+    )
 }
 
 /// The first line of a statement, to name it in errors without flooding them.

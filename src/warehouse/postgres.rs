@@ -119,7 +119,7 @@ impl PostgresWarehouse {
 
     /// Whether the session is encrypted, as the server sees it (PostgreSQL's `pg_stat_ssl`).
     pub fn server_reports_tls(&mut self) -> Result<bool> {
-        let result = self.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")?;
+        let result = self.query(sql::POSTGRES_SESSION_USES_TLS)?;
         Ok(result.single_int() == Some(1))
     }
 

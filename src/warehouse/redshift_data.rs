@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use arrow_array::RecordBatch;
-use aws_sdk_redshiftdata::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_redshiftdata::types::{Field, StatusString};
 use aws_sdk_redshiftdata::Client;
 use tokio::runtime::Runtime;
 
-use super::{first_line, Cell, QueryResult, Warehouse};
+use super::{first_line, not_appendable, Cell, QueryResult, Warehouse};
+use crate::aws::explain;
 use crate::config::Config;
+use crate::load::SourceStats;
+use crate::progress::Progress;
 use crate::schema::Table;
 use crate::sql::Dialect;
 
@@ -221,13 +223,6 @@ fn runtime() -> Result<Runtime> {
         .context("cannot start the AWS client runtime")
 }
 
-fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &E) -> String {
-    match (error.code(), error.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        _ => DisplayErrorContext(error).to_string(),
-    }
-}
-
 fn cell(field: &Field) -> Cell {
     match field {
         Field::LongValue(v) => Cell::Int(*v),
@@ -275,10 +270,16 @@ impl Warehouse for RedshiftDataWarehouse {
         true
     }
 
+    fn stage_from_s3(
+        &mut self,
+        config: &Config,
+        max_errors: u64,
+        progress: &Progress,
+    ) -> Result<Vec<SourceStats>> {
+        super::redshift::copy_staging_from_s3(self, config, max_errors, progress)
+    }
+
     fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {
-        bail!(
-            "{} is loaded by Redshift's COPY from S3, not by the tool",
-            table.name
-        )
+        not_appendable(table)
     }
 }
