@@ -2,9 +2,12 @@
 //! clients from: region from `--region`, else `AWS_REGION`, else `[DWH] DWH_REGION`;
 //! credentials from the AWS default chain, or `[AWS] KEY/SECRET` when set (with a warning);
 //! endpoints overridable the standard way (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`);
-//! the SDK's standard retries.
+//! the SDK's standard retries, with attempt and operation timeouts.
+
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -13,6 +16,11 @@ use crate::config::Config;
 
 /// Attempts per AWS request (the first and retries) under the standard retry strategy.
 const MAX_ATTEMPTS: u32 = 5;
+/// Longest one attempt of a control-plane or Data API request may hang before it is abandoned
+/// and retried; a whole operation (all attempts) gets `OPERATION_TIMEOUT`. These calls only
+/// submit or describe work (a long statement is polled, not awaited), so an answer is quick.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The region the AWS clients use, by precedence: the `--region` flag, `AWS_REGION`,
 /// `[DWH] DWH_REGION`. `None` leaves it to the rest of the default chain (`~/.aws/config`).
@@ -27,7 +35,13 @@ pub fn region(config: &Config, flag: Option<&str>) -> Option<String> {
 pub async fn sdk_config(config: &Config, region_flag: Option<&str>) -> SdkConfig {
     crate::tls::install_crypto_provider();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
     if let Some(region) = region(config, region_flag) {
         loader = loader.region(Region::new(region));
     }

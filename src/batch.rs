@@ -17,7 +17,7 @@ use crate::schema::{ColumnType, Table};
 
 fn arrow_type(ty: ColumnType) -> DataType {
     match ty {
-        ColumnType::Text => DataType::Utf8,
+        ColumnType::Text(_) => DataType::Utf8,
         ColumnType::Integer => DataType::Int32,
         ColumnType::BigInt => DataType::Int64,
         ColumnType::Double => DataType::Float64,
@@ -51,7 +51,7 @@ fn column_array(table: &Table, index: usize, rows: &[Row]) -> Result<ArrayRef> {
     }
     let narrow = |v: i64| i32::try_from(v).context("integer out of range");
     Ok(match column.ty {
-        ColumnType::Text => {
+        ColumnType::Text(_) => {
             let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
             for row in rows {
                 match &row[index] {

@@ -134,11 +134,13 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Whether `HOST` is a Redshift Serverless endpoint (which has only the SYS system views).
-    pub fn is_serverless(&self) -> bool {
-        self.host
-            .to_ascii_lowercase()
-            .ends_with(".redshift-serverless.amazonaws.com")
+    /// Whether `HOST` is a provisioned Redshift cluster's endpoint
+    /// (`name.id.region.redshift.amazonaws.com`, or `.amazonaws.com.cn` in China), which keeps
+    /// the STL system tables. Anything else (a Serverless endpoint, a VPC endpoint, a custom
+    /// domain) may be Serverless, which refuses queries of them.
+    pub fn is_provisioned_redshift(&self) -> bool {
+        let host = self.host.trim_end_matches('.').to_ascii_lowercase();
+        host.ends_with(".redshift.amazonaws.com") || host.ends_with(".redshift.amazonaws.com.cn")
     }
 }
 
@@ -167,6 +169,27 @@ impl Location {
 }
 
 impl Location {
+    /// A source directory: an S3 prefix naming one ends in `/`, so `s3://b/song_data` never
+    /// reads `s3://b/song_data_old/` (a COPY reads every object whose key starts with its
+    /// prefix: https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-source-s3.html).
+    /// A bucket's whole contents (an empty key), a key naming one `.json` object, and local
+    /// paths are left as they are.
+    pub fn into_directory(self) -> Location {
+        match self {
+            Location::S3 { bucket, key }
+                if !key.is_empty()
+                    && !key.ends_with('/')
+                    && !key.to_ascii_lowercase().ends_with(".json") =>
+            {
+                Location::S3 {
+                    bucket,
+                    key: format!("{key}/"),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// What files are sorted by: the path, or the key.
     pub fn cmp_key(&self) -> &std::ffi::OsStr {
         match self {
@@ -210,6 +233,9 @@ pub struct S3Config {
     /// Seconds after which a request attempt is abandoned and retried (`ATTEMPT_TIMEOUT`,
     /// default 30).
     pub attempt_timeout_seconds: u64,
+    /// `MANIFEST_PREFIX`: an `s3://` prefix where etl writes the manifests Redshift's COPY
+    /// reads when a source prefix holds objects other than `.json` data.
+    pub manifest_prefix: String,
 }
 
 /// `[WAREHOUSE]`: which engine and how strict a load is.
@@ -316,8 +342,12 @@ impl Config {
         let local = if file.has_section("LOCAL") {
             Some(Sources {
                 section: "LOCAL",
-                log_data: file.required_location("LOCAL", "LOG_DATA")?,
-                song_data: file.required_location("LOCAL", "SONG_DATA")?,
+                log_data: file
+                    .required_location("LOCAL", "LOG_DATA")?
+                    .into_directory(),
+                song_data: file
+                    .required_location("LOCAL", "SONG_DATA")?
+                    .into_directory(),
                 log_jsonpath: file.required_location("LOCAL", "LOG_JSONPATH")?,
             })
         } else {
@@ -357,6 +387,7 @@ impl Config {
                     30,
                     "seconds, a whole number such as 30",
                 )?,
+                manifest_prefix: file.get("S3", "MANIFEST_PREFIX").unwrap_or_default(),
             },
             local,
             warehouse,
@@ -434,10 +465,28 @@ impl Config {
         };
         Ok(Sources {
             section: "S3",
-            log_data: s3("LOG_DATA", &self.s3.log_data)?,
-            song_data: s3("SONG_DATA", &self.s3.song_data)?,
+            log_data: s3("LOG_DATA", &self.s3.log_data)?.into_directory(),
+            song_data: s3("SONG_DATA", &self.s3.song_data)?.into_directory(),
             log_jsonpath: s3("LOG_JSONPATH", &self.s3.log_jsonpath)?,
         })
+    }
+}
+
+impl Config {
+    /// `[S3] MANIFEST_PREFIX` as a directory prefix, when set; it must be an `s3://` URI.
+    pub fn manifest_prefix(&self) -> Result<Option<Location>> {
+        let value = self.s3.manifest_prefix.as_str();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        match Location::parse(value, Path::new("")) {
+            Ok(location @ Location::S3 { .. }) => Ok(Some(location.into_directory())),
+            _ => bail!(
+                "{}: [S3] MANIFEST_PREFIX = {value:?} is not an s3:// URI: set it to \
+                 s3://bucket/prefix/ (a place you may write and the IAM role may read)",
+                self.path.display()
+            ),
+        }
     }
 }
 
@@ -562,8 +611,9 @@ mod tests {
             sources.log_data,
             Location::S3 {
                 bucket: "b".into(),
-                key: "log_data".into()
-            }
+                key: "log_data/".into()
+            },
+            "a source prefix is a directory"
         );
         assert_eq!(sources.log_jsonpath.to_string(), "s3://b/p.json");
         let err = parse("[S3]\nLOG_DATA=/tmp/x\n")
@@ -573,6 +623,52 @@ mod tests {
         assert!(err.to_string().contains("[S3] LOG_DATA"), "{err}");
         let err = parse("[LOCAL]\nLOG_DATA=s3://\n").unwrap_err().to_string();
         assert!(err.contains("needs a bucket"), "{err}");
+    }
+
+    #[test]
+    fn source_prefixes_are_directories_unless_they_name_one_json_object() {
+        let dir = |uri: &str| {
+            Location::parse(uri, Path::new(""))
+                .unwrap()
+                .into_directory()
+        };
+        assert_eq!(dir("s3://b/song_data").to_string(), "s3://b/song_data/");
+        assert_eq!(dir("s3://b/song_data/").to_string(), "s3://b/song_data/");
+        assert_eq!(
+            dir("s3://b/log/day.JSON").to_string(),
+            "s3://b/log/day.JSON"
+        );
+        assert_eq!(dir("s3://b").to_string(), "s3://b/");
+        assert_eq!(dir("local/dir"), Location::File("local/dir".into()));
+        let config = parse("[S3]\nMANIFEST_PREFIX=s3://m/manifests\n").unwrap();
+        assert_eq!(
+            config.manifest_prefix().unwrap().unwrap().to_string(),
+            "s3://m/manifests/"
+        );
+        let err = parse("[S3]\nMANIFEST_PREFIX=/tmp/m\n")
+            .unwrap()
+            .manifest_prefix()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[S3] MANIFEST_PREFIX"), "{err}");
+        assert!(parse("").unwrap().manifest_prefix().unwrap().is_none());
+    }
+
+    #[test]
+    fn provisioned_redshift_hosts_are_known_by_their_name() {
+        let provisioned = |host: &str| {
+            parse(&format!("[CLUSTER]\nHOST={host}\n"))
+                .unwrap()
+                .cluster
+                .is_provisioned_redshift()
+        };
+        assert!(provisioned("c.abc.us-west-2.redshift.amazonaws.com"));
+        assert!(provisioned("c.abc.cn-north-1.redshift.amazonaws.com.cn"));
+        assert!(provisioned("C.ABC.US-WEST-2.REDSHIFT.AMAZONAWS.COM."));
+        assert!(!provisioned(
+            "wg.123.us-west-2.redshift-serverless.amazonaws.com"
+        ));
+        assert!(!provisioned("warehouse.example.com"));
     }
 
     #[test]

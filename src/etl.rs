@@ -9,13 +9,14 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use crate::config::{Config, Location, Sources};
 use crate::jsonpaths::JsonPaths;
-use crate::load::{load_source, SourceStats};
+use crate::load::load_source;
 use crate::parse::SourceKind;
 use crate::progress::Progress;
 use crate::s3::S3Store;
 use crate::schema::{ALL_TABLES, LOAD_ERRORS, STAGING_EVENTS, STAGING_SONGS, STAR_TABLES};
 use crate::source::{discover, Discovered};
 use crate::sql;
+use crate::stats::SourceStats;
 use crate::warehouse::Warehouse;
 
 /// What an `etl` run did, for the summary.
@@ -157,6 +158,14 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
         &found,
     )?;
     found.finish_and_clear();
+    // The JSONPaths file describes the logs; where it lies under a data prefix it is not data
+    // (Redshift's COPY leaves it out the same way, see warehouse::s3_copy).
+    let (mut songs, mut logs) = (songs, logs);
+    for discovered in [&mut songs, &mut logs] {
+        discovered
+            .files
+            .retain(|file| file.location != sources.log_jsonpath);
+    }
     Ok(Inputs {
         songs,
         logs,
@@ -265,11 +274,12 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
 fn check_keys(warehouse: &mut dyn Warehouse) -> Result<()> {
     for table in STAR_TABLES {
         for (key, query) in sql::duplicate_keys(table) {
-            let duplicates = warehouse.query(&query)?.single_int().unwrap_or_default();
+            let what = format!("the key check of {}({})", table.name, key.join(", "));
+            let duplicates = warehouse.query(&query)?.expect_int(&what)?;
             ensure!(
                 duplicates == 0,
-                "check failed: {duplicates} value(s) of {}({}) are held by more than one row; \
-                 nothing was committed",
+                "check failed: {duplicates} row(s) of {} repeat a value of its key ({}) held by \
+                 another row; nothing was committed",
                 table.name,
                 key.join(", ")
             );
@@ -288,8 +298,7 @@ fn count_and_reconcile(
     for table in ALL_TABLES {
         let count = warehouse
             .query(&sql::count_rows(table))?
-            .single_int()
-            .unwrap_or_default();
+            .expect_int(&format!("the count of {}", table.name))?;
         tables.push((table.name, count));
     }
     let rows_of = |name: &str| tables.iter().find(|(t, _)| *t == name).map(|(_, n)| *n);

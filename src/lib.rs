@@ -8,7 +8,7 @@
 //! - [`warehouse`] puts each engine behind one trait; [`tls`] secures the server engines.
 //! - [`source`] finds the input files (on disk or, through [`s3`], in a bucket), [`parse`], [`jsonpaths`] and [`record`] turn their bytes
 //!   into typed rows or rejects, [`batch`] into Arrow batches, [`load`] streams them into
-//!   staging.
+//!   staging; [`stats`] is what a load of one source did, whoever loaded it.
 //! - [`create_tables`], [`etl`] and [`analysis`] are the pipeline's steps; [`report`] renders
 //!   their results and [`progress`] shows how far they are.
 //! - [`gen_data`] writes synthetic source data in the original layout.
@@ -35,5 +35,6 @@ pub mod s3;
 pub mod schema;
 pub mod source;
 pub mod sql;
+pub mod stats;
 pub mod tls;
 pub mod warehouse;

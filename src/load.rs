@@ -18,6 +18,7 @@ use crate::progress::Progress;
 use crate::record::{Reject, Row};
 use crate::schema::LOAD_ERRORS;
 use crate::source::{Discovered, SourceFile};
+use crate::stats::{SourceStats, REJECTS_SHOWN};
 use crate::warehouse::Warehouse;
 
 /// A chunk is cut after this many bytes or files, whichever comes first.
@@ -25,24 +26,6 @@ const CHUNK_BYTES: u64 = 16 << 20;
 const CHUNK_FILES: usize = 2048;
 /// Chunks parsed ahead of the one being appended.
 const CHUNKS_AHEAD: usize = 2;
-/// How many rejects a load keeps in memory to show the user (all go to `load_errors`).
-pub const REJECTS_SHOWN: usize = 5;
-
-/// What loading one source did.
-#[derive(Debug, Clone, Default)]
-pub struct SourceStats {
-    pub source: &'static str,
-    pub files: u64,
-    pub bytes: u64,
-    pub records: u64,
-    pub staged: u64,
-    pub rejected: u64,
-    /// The first few rejects, in file order.
-    pub first_rejects: Vec<Reject>,
-    /// Read by the warehouse itself (Redshift's COPY): files and bytes are not known here.
-    pub read_by_warehouse: bool,
-}
-
 /// The files of one chunk with their contents (or why each could not be read).
 type Fetched<'a> = (&'a [SourceFile], Vec<Result<Bytes, String>>);
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::schema::{Column, ColumnType, Table};
+use crate::schema::{Column, ColumnType, Table, LOAD_ERRORS};
 
 /// One typed value of a staging row.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,16 +43,35 @@ pub fn raw_excerpt(bytes: &[u8]) -> String {
 }
 
 impl Reject {
-    /// The reject as a row of `load_errors`.
+    /// The reject as a row of `load_errors`, each text cut to its column's width.
     pub fn to_row(&self) -> Row {
+        let text = |index: usize, value: &str| {
+            let width = match LOAD_ERRORS.columns[index].ty {
+                ColumnType::Text(width) => width as usize,
+                _ => unreachable!("load_errors column {index} holds text"),
+            };
+            Field::Text(cut_to_bytes(value, width).to_string())
+        };
         vec![
-            Field::Text(self.source.to_string()),
-            Field::Text(self.file.clone()),
+            text(0, self.source),
+            text(1, &self.file),
             self.line.map_or(Field::Null, |l| Field::Int(l as i64)),
-            Field::Text(self.reason.clone()),
-            Field::Text(self.raw_text.clone()),
+            text(3, &self.reason),
+            text(4, &self.raw_text),
         ]
     }
+}
+
+/// The longest start of `text` of at most `bytes` bytes that ends on a character boundary.
+pub fn cut_to_bytes(text: &str, bytes: usize) -> &str {
+    if text.len() <= bytes {
+        return text;
+    }
+    let mut end = bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Types one JSON value for a column. `None`/`null` is NULL; an empty string is NULL for
@@ -62,10 +81,19 @@ pub fn type_value(value: Option<Value>, column: &Column) -> Result<Field, String
     let field = match value {
         None | Some(Value::Null) => Field::Null,
         Some(value) => match column.ty {
-            ColumnType::Text => Field::Text(match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            }),
+            ColumnType::Text(width) => {
+                let text = match value {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                if text.len() > width as usize {
+                    return Err(format!(
+                        "is {} bytes long, more than the column's width of {width} bytes",
+                        text.len()
+                    ));
+                }
+                Field::Text(text)
+            }
             ColumnType::Integer | ColumnType::BigInt => type_integer(&value, column.ty)?,
             ColumnType::Double => type_double(&value)?,
             ColumnType::Timestamp => {
@@ -216,6 +244,37 @@ mod tests {
         );
         assert!(type_value(Some(json!("NaN")), length).is_err());
         assert!(type_value(Some(json!([1])), length).is_err());
+    }
+
+    #[test]
+    fn text_longer_than_its_column_in_bytes_is_rejected() {
+        let level = column("level"); // 16 bytes
+        assert_eq!(
+            type_value(Some(json!("p".repeat(16))), level),
+            Ok(Field::Text("p".repeat(16)))
+        );
+        // Eight two-byte characters fit; nine do not, though they are only nine characters.
+        assert!(type_value(Some(json!("é".repeat(8))), level).is_ok());
+        let err = type_value(Some(json!("é".repeat(9))), level).unwrap_err();
+        assert!(
+            err.contains("18 bytes long") && err.contains("width of 16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn load_error_rows_fit_their_columns() {
+        let reject = Reject {
+            source: "log_data",
+            file: "f".repeat(5000),
+            line: Some(1),
+            reason: "é".repeat(1000),
+            raw_text: String::new(),
+        };
+        let row = reject.to_row();
+        assert_eq!(row[1], Field::Text("f".repeat(2048)));
+        assert_eq!(row[3], Field::Text("é".repeat(512)));
+        assert_eq!(cut_to_bytes("aé", 2), "a");
     }
 
     #[test]

@@ -179,6 +179,25 @@ impl S3Store {
         })
     }
 
+    /// Writes one object. The error is a sentence for the user.
+    pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+        self.runtime.block_on(async {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(body.into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| match (e.code(), e.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    _ => DisplayErrorContext(&e).to_string(),
+                })
+        })
+    }
+
     /// Fetches one object. The error is a sentence for the user.
     pub fn get(&self, bucket: &str, key: &str) -> Result<Bytes, String> {
         self.runtime.block_on(get(self.client.clone(), bucket, key))

@@ -5,7 +5,11 @@
 /// Portable column types; each dialect names them in `sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
-    Text,
+    /// Text of at most this many bytes (UTF-8). Redshift counts VARCHAR widths in bytes
+    /// (<https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html>, "Storage and
+    /// ranges") and its COPY rejects a longer value; the local loader rejects it the same way,
+    /// so every engine stages the same records.
+    Text(u32),
     /// 32-bit signed integer.
     Integer,
     /// 64-bit signed integer.
@@ -56,27 +60,41 @@ impl Table {
 
 use ColumnType::*;
 
+// Text widths, sized from the Udacity data (longest seen: ids 18 bytes, titles and artist
+// names about 250, user agents 139, locations about 200) with room to spare. Narrow columns
+// matter on Redshift: "use the smallest possible column size", since intermediate results
+// are held at the declared width
+// (<https://docs.aws.amazon.com/redshift/latest/dg/c_best-practices-smallest-column-size.html>).
+/// Song and artist ids (`SOMZWCG12A8C13C480`, `ARD7TVE1187B99BFB1`).
+const ID: ColumnType = Text(64);
+/// Titles and artist names.
+const NAME: ColumnType = Text(512);
+/// First and last names of users.
+const PERSON: ColumnType = Text(256);
+/// Locations of users and artists.
+const PLACE: ColumnType = Text(512);
+
 /// One row per line of the event logs, columns in the order the JSONPaths file maps them.
 pub static STAGING_EVENTS: Table = Table {
     name: "staging_events",
     columns: &[
-        col("artist", Text),
-        col("auth", Text),
-        col("first_name", Text),
-        col("gender", Text),
+        col("artist", NAME),
+        col("auth", Text(32)),
+        col("first_name", PERSON),
+        col("gender", Text(16)),
         req("item_in_session", Integer),
-        col("last_name", Text),
+        col("last_name", PERSON),
         col("length", Double),
-        col("level", Text),
-        col("location", Text),
-        col("method", Text),
-        col("page", Text),
+        col("level", Text(16)),
+        col("location", PLACE),
+        col("method", Text(16)),
+        col("page", Text(64)),
         col("registration", Double),
         req("session_id", Integer),
-        col("song", Text),
+        col("song", NAME),
         col("status", Integer),
         req("ts", BigInt),
-        col("user_agent", Text),
+        col("user_agent", Text(512)),
         col("user_id", Integer),
     ],
     primary_key: &[],
@@ -88,13 +106,13 @@ pub static STAGING_SONGS: Table = Table {
     name: "staging_songs",
     columns: &[
         col("num_songs", Integer),
-        req("artist_id", Text),
+        req("artist_id", ID),
         col("artist_latitude", Double),
         col("artist_longitude", Double),
-        col("artist_location", Text),
-        col("artist_name", Text),
-        req("song_id", Text),
-        col("title", Text),
+        col("artist_location", PLACE),
+        col("artist_name", NAME),
+        req("song_id", ID),
+        col("title", NAME),
         col("duration", Double),
         col("year", Integer),
     ],
@@ -106,11 +124,11 @@ pub static STAGING_SONGS: Table = Table {
 pub static LOAD_ERRORS: Table = Table {
     name: "load_errors",
     columns: &[
-        req("source", Text),
-        req("file", Text),
+        req("source", Text(16)),
+        req("file", Text(2048)),
         col("line", BigInt),
-        req("reason", Text),
-        col("raw_text", Text),
+        req("reason", Text(1024)),
+        col("raw_text", Text(1024)),
     ],
     primary_key: &[],
     unique: &[],
@@ -122,13 +140,13 @@ pub static SONGPLAYS: Table = Table {
         req("songplay_id", BigInt),
         req("start_time", Timestamp),
         req("user_id", Integer),
-        col("level", Text),
-        col("song_id", Text),
-        col("artist_id", Text),
+        col("level", Text(16)),
+        col("song_id", ID),
+        col("artist_id", ID),
         req("session_id", Integer),
         req("item_in_session", Integer),
-        col("location", Text),
-        col("user_agent", Text),
+        col("location", PLACE),
+        col("user_agent", Text(512)),
     ],
     primary_key: &["songplay_id"],
     unique: &["user_id", "session_id", "item_in_session"],
@@ -138,10 +156,10 @@ pub static USERS: Table = Table {
     name: "users",
     columns: &[
         req("user_id", Integer),
-        col("first_name", Text),
-        col("last_name", Text),
-        col("gender", Text),
-        col("level", Text),
+        col("first_name", PERSON),
+        col("last_name", PERSON),
+        col("gender", Text(16)),
+        col("level", Text(16)),
     ],
     primary_key: &["user_id"],
     unique: &[],
@@ -150,9 +168,9 @@ pub static USERS: Table = Table {
 pub static SONGS: Table = Table {
     name: "songs",
     columns: &[
-        req("song_id", Text),
-        col("title", Text),
-        col("artist_id", Text),
+        req("song_id", ID),
+        col("title", NAME),
+        col("artist_id", ID),
         col("year", Integer),
         col("duration", Double),
     ],
@@ -163,9 +181,9 @@ pub static SONGS: Table = Table {
 pub static ARTISTS: Table = Table {
     name: "artists",
     columns: &[
-        req("artist_id", Text),
-        col("name", Text),
-        col("location", Text),
+        req("artist_id", ID),
+        col("name", NAME),
+        col("location", PLACE),
         col("latitude", Double),
         col("longitude", Double),
     ],

@@ -7,7 +7,7 @@
 //! enough columns to make the choice total, with explicit `NULLS LAST`, so the same input gives
 //! the same rows on every engine and in any file order.
 
-use crate::record::Reject;
+use crate::record::{Field, Reject};
 use crate::schema::{ColumnType, Table, ARTISTS, LOAD_ERRORS, SONGPLAYS, SONGS, TIME, USERS};
 
 /// A SQL dialect.
@@ -19,20 +19,29 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    pub fn type_name(self, ty: ColumnType) -> &'static str {
+    /// The type of a column in this dialect's DDL.
+    pub fn type_name(self, ty: ColumnType) -> String {
         match (self, ty) {
-            (Dialect::DuckDb, ColumnType::Text) => "VARCHAR",
+            (Dialect::DuckDb, ColumnType::Text(_)) => "VARCHAR".into(),
             // Byte order, as DuckDB's, whatever the database's collation: sorts and the
-            // tie-breaks that pick among duplicate records agree on both engines.
-            (Dialect::Postgres, ColumnType::Text) => "TEXT COLLATE \"C\"",
-            // Redshift's TEXT is VARCHAR(256); a longer value would fail the COPY. Redshift
-            // compares VARCHAR bytewise, as DuckDB does.
-            (Dialect::Redshift, ColumnType::Text) => "VARCHAR(65535)",
-            (_, ColumnType::Integer) => "INTEGER",
-            (_, ColumnType::BigInt) => "BIGINT",
-            (Dialect::DuckDb, ColumnType::Double) => "DOUBLE",
-            (Dialect::Postgres | Dialect::Redshift, ColumnType::Double) => "DOUBLE PRECISION",
-            (_, ColumnType::Timestamp) => "TIMESTAMP",
+            // tie-breaks that pick among duplicate records agree on both engines. Widths are
+            // enforced by the loader (in bytes, as Redshift counts them), not by the type.
+            (Dialect::Postgres, ColumnType::Text(_)) => "TEXT COLLATE \"C\"".into(),
+            // Redshift's VARCHAR(n) holds n bytes and its COPY rejects a longer value
+            // (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html, "Storage
+            // and ranges"). COLLATE CASE_SENSITIVE keeps joins, dedup and grouping exact in a
+            // database created case-insensitive, whose columns otherwise inherit its collation
+            // (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_NEW.html, "COLLATE").
+            (Dialect::Redshift, ColumnType::Text(width)) => {
+                format!("VARCHAR({width}) COLLATE CASE_SENSITIVE")
+            }
+            (_, ColumnType::Integer) => "INTEGER".into(),
+            (_, ColumnType::BigInt) => "BIGINT".into(),
+            (Dialect::DuckDb, ColumnType::Double) => "DOUBLE".into(),
+            (Dialect::Postgres | Dialect::Redshift, ColumnType::Double) => {
+                "DOUBLE PRECISION".into()
+            }
+            (_, ColumnType::Timestamp) => "TIMESTAMP".into(),
         }
     }
 
@@ -56,6 +65,28 @@ impl Dialect {
             Dialect::Postgres | Dialect::Redshift => {
                 format!("TIMESTAMP 'epoch' + {expr} * INTERVAL '1 millisecond'")
             }
+        }
+    }
+
+    /// `a = b` for text, exact: trailing blanks count. Redshift disregards trailing blanks
+    /// when it compares VARCHAR values but counts them in LENGTH
+    /// (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html, "Significance
+    /// of trailing blanks"), so there equal lengths make the comparison exact, as it is on
+    /// DuckDB and PostgreSQL.
+    pub fn text_equal(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::Postgres => format!("{a} = {b}"),
+            Dialect::Redshift => format!("({a} = {b} AND LENGTH({a}) = LENGTH({b}))"),
+        }
+    }
+
+    /// A text column as a tie-break in ORDER BY, nulls last. On Redshift, values that differ
+    /// only by trailing blanks compare equal (see [`Dialect::text_equal`]); ordering them by
+    /// LENGTH next puts the shorter first, as byte order does on the other engines.
+    pub fn text_order(self, column: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::Postgres => format!("{column} NULLS LAST"),
+            Dialect::Redshift => format!("{column} NULLS LAST, LENGTH({column})"),
         }
     }
 }
@@ -143,21 +174,47 @@ pub fn redshift_literal(value: &str) -> Result<String, String> {
 #[derive(Debug, Clone)]
 pub struct S3Copy<'a> {
     pub table: &'a Table,
-    /// `s3://bucket/prefix` of the source objects.
+    /// `s3://bucket/prefix/` of the source objects, or of a manifest listing them.
     pub from: &'a str,
+    /// Whether `from` is a manifest file rather than a prefix.
+    pub manifest: bool,
     pub iam_role: &'a str,
     /// `FORMAT AS JSON` argument: a JSONPaths `s3://` URI, or `auto ignorecase`.
     pub json: &'a str,
     /// The bucket's region; empty leaves it to the cluster's.
     pub region: &'a str,
+    /// Rejected records this toolkit tolerates (`[WAREHOUSE] MAX_ERRORS`).
     pub max_errors: u64,
+}
+
+/// The largest MAXERROR Redshift accepts
+/// (https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-load.html#copy-maxerror).
+pub const REDSHIFT_MAXERROR_LIMIT: u64 = 100_000;
+
+/// The MAXERROR that lets a COPY skip exactly `max_errors` records. Redshift fails a load when
+/// it "returns the error_count number of errors or greater"
+/// (https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-load.html#copy-maxerror),
+/// while `MAX_ERRORS` is the number of rejects still tolerated: 0 stays 0 (fail on the first
+/// error), n becomes n + 1, at most Redshift's limit.
+pub fn redshift_maxerror(max_errors: u64) -> Result<u64, String> {
+    let maxerror = if max_errors == 0 { 0 } else { max_errors + 1 };
+    if maxerror > REDSHIFT_MAXERROR_LIMIT {
+        return Err(format!(
+            "MAX_ERRORS = {max_errors} is more than Redshift's COPY can skip: its MAXERROR is at \
+             most {REDSHIFT_MAXERROR_LIMIT}, so MAX_ERRORS may be at most {}",
+            REDSHIFT_MAXERROR_LIMIT - 1
+        ));
+    }
+    Ok(maxerror)
 }
 
 /// Redshift loads staging itself from S3. Log records map onto columns through the JSONPaths
 /// file; song records by name (`auto ignorecase`, as `artist_id` for `ARTIST_ID`). Event times
 /// are epoch milliseconds loaded into a BIGINT and converted by the transform, keeping the
-/// milliseconds. MAXERROR bounds the records Redshift may skip in this COPY; the skipped ones
-/// are read back from its load-error table into `load_errors`.
+/// milliseconds. MAXERROR bounds the records Redshift may skip in this COPY (see
+/// [`redshift_maxerror`]); the skipped ones are read back into `load_errors`. With a manifest,
+/// COPY reads exactly the objects it lists
+/// (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html).
 pub fn copy_from_s3(copy: &S3Copy) -> Result<String, String> {
     let columns: Vec<&str> = copy.table.column_names().collect();
     let mut sql = format!(
@@ -168,75 +225,107 @@ pub fn copy_from_s3(copy: &S3Copy) -> Result<String, String> {
         redshift_literal(copy.iam_role)?,
         redshift_literal(copy.json)?,
     );
+    if copy.manifest {
+        sql.push_str("\nMANIFEST");
+    }
     if !copy.region.is_empty() {
         sql.push_str(&format!("\nREGION {}", redshift_literal(copy.region)?));
     }
-    sql.push_str(&format!("\nMAXERROR {}", copy.max_errors));
+    sql.push_str(&format!(
+        "\nMAXERROR {}",
+        redshift_maxerror(copy.max_errors)?
+    ));
     Ok(sql)
 }
 
-/// Where Redshift keeps load errors: Serverless has only the SYS views; a provisioned cluster
-/// has `stl_load_errors`, which also keeps the raw line.
-pub fn redshift_load_error_table(serverless: bool) -> &'static str {
-    if serverless {
-        "sys_load_error_detail"
-    } else {
-        "stl_load_errors"
-    }
-}
-
-/// Rows of Redshift's load-error table (see [`redshift_load_error_table`]) for the last COPY of
-/// this session: file, line, column, reason, raw line.
-pub fn redshift_load_errors(serverless: bool) -> &'static str {
-    if serverless {
-        "SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, \
-         TRIM(error_message) AS reason, CAST('' AS VARCHAR) AS raw_line \
-         FROM sys_load_error_detail WHERE query_id = pg_last_copy_id() \
-         ORDER BY file_name, line_number"
-    } else {
-        "SELECT TRIM(filename) AS file, line_number AS line, TRIM(colname) AS column_name, \
-         TRIM(err_reason) AS reason, TRIM(raw_line) AS raw_line \
-         FROM stl_load_errors WHERE query = pg_last_copy_id() \
-         ORDER BY filename, line_number"
-    }
-}
-
-/// Inserts rejects read back from Redshift's load-error table into `load_errors`. Their text
-/// comes from the data, not from the config: control characters become spaces.
-pub fn insert_rejects_redshift(rejects: &[Reject]) -> String {
-    let quote = |text: &str| {
-        let clean: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        redshift_literal(&clean).unwrap_or_else(|_| "''".into())
-    };
-    let rows: Vec<String> = rejects
-        .iter()
-        .map(|r| {
-            let line = r.line.map_or("NULL".to_string(), |l| l.to_string());
-            format!(
-                "({}, {}, {line}, {}, {})",
-                quote(r.source),
-                quote(&r.file),
-                quote(&r.reason),
-                quote(&r.raw_text)
-            )
-        })
-        .collect();
-    let columns: Vec<&str> = LOAD_ERRORS.column_names().collect();
+/// The newest COPY into `table` in this session, from `sys_load_history`: its query id, rows
+/// loaded, errors and status. SYS views exist on Serverless and on provisioned clusters alike
+/// (https://docs.aws.amazon.com/redshift/latest/dg/cm_chap_system-tables.html), while
+/// Serverless refuses queries of the STL tables; its `session_id` is the process id of the
+/// session that ran the COPY (https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_HISTORY.html),
+/// which `pg_backend_pid()` returns. Its rows outlive a rolled-back COPY, so this also finds a
+/// COPY that failed.
+pub fn redshift_copy_outcome(table: &Table) -> String {
     format!(
-        "INSERT INTO load_errors ({}) VALUES\n{}",
-        columns.join(", "),
-        rows.join(",\n")
+        "SELECT query_id, loaded_rows, error_count, TRIM(status) AS status \
+         FROM sys_load_history \
+         WHERE session_id = pg_backend_pid() \
+         AND (TRIM(table_name) = '{name}' OR TRIM(table_name) LIKE '%.{name}') \
+         ORDER BY start_time DESC LIMIT 1",
+        name = table.name
     )
 }
 
-/// Rows the last COPY of this session loaded.
-pub const REDSHIFT_LAST_COPY_COUNT: &str = "SELECT pg_last_copy_count()";
+/// The records COPY `query_id` (from [`redshift_copy_outcome`]) skipped: file, line, column,
+/// reason (https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_ERROR_DETAIL.html).
+pub fn redshift_load_errors(query_id: impl std::fmt::Display) -> String {
+    format!(
+        "SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, \
+         TRIM(error_message) AS reason \
+         FROM sys_load_error_detail WHERE query_id = {query_id} \
+         ORDER BY file_name, line_number"
+    )
+}
 
-/// For each key of `table` (primary, then unique), a query counting the key values held by
-/// more than one row; 0 means the key holds.
+/// The raw lines of the records the last COPY of this session skipped, which only a
+/// provisioned cluster keeps, in `stl_load_errors`, under its own query id, `pg_last_copy_id()`
+/// (https://docs.aws.amazon.com/redshift/latest/dg/r_STL_LOAD_ERRORS.html,
+/// https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_ID.html).
+pub const REDSHIFT_RAW_LINES: &str = "\
+SELECT TRIM(filename) AS file, line_number AS line, TRIM(raw_line) AS raw_line \
+FROM stl_load_errors WHERE query = pg_last_copy_id()";
+
+/// Longest statement sent to Redshift when inserting rejects: well under the Data API's
+/// limit of 100 KB on the text of a statement
+/// (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api.html, "Considerations").
+pub const REDSHIFT_STATEMENT_BYTES: usize = 64 * 1024;
+
+/// Inserts rejects read back from Redshift into `load_errors`, in as many statements of at most
+/// [`REDSHIFT_STATEMENT_BYTES`] as they need. Texts are cut to their columns' widths (as
+/// [`Reject::to_row`] does); they come from the data, not from the config: control
+/// characters become spaces.
+pub fn insert_rejects_redshift(rejects: &[Reject]) -> Vec<String> {
+    let quote = |field: &Field| match field {
+        Field::Text(text) => {
+            let clean: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            redshift_literal(&clean).unwrap_or_else(|_| "''".into())
+        }
+        Field::Int(i) => i.to_string(),
+        Field::Float(x) => x.to_string(),
+        Field::Null => "NULL".into(),
+    };
+    let columns: Vec<&str> = LOAD_ERRORS.column_names().collect();
+    let head = format!("INSERT INTO load_errors ({}) VALUES\n", columns.join(", "));
+    let mut statements = Vec::new();
+    let mut statement = String::new();
+    for reject in rejects {
+        let values: Vec<String> = reject.to_row().iter().map(quote).collect();
+        let row = format!("({})", values.join(", "));
+        if !statement.is_empty() && statement.len() + 2 + row.len() > REDSHIFT_STATEMENT_BYTES {
+            statements.push(std::mem::take(&mut statement));
+        }
+        if statement.is_empty() {
+            statement.push_str(&head);
+        } else {
+            statement.push_str(",\n");
+        }
+        statement.push_str(&row);
+    }
+    if !statement.is_empty() {
+        statements.push(statement);
+    }
+    statements
+}
+
+/// For each key of `table` (primary, then unique), a query counting the rows that repeat a
+/// key value held by an earlier row; 0 means the key holds. Redshift does not enforce declared
+/// keys, and its planner assumes they hold
+/// (https://docs.aws.amazon.com/redshift/latest/dg/t_Defining_constraints.html), so a
+/// `GROUP BY key HAVING COUNT(*) > 1` may be planned away; numbering the rows of each key
+/// value reads every row whatever the planner assumes.
 pub fn duplicate_keys(table: &Table) -> Vec<(&'static [&'static str], String)> {
     [table.primary_key, table.unique]
         .into_iter()
@@ -244,8 +333,8 @@ pub fn duplicate_keys(table: &Table) -> Vec<(&'static [&'static str], String)> {
         .map(|key| {
             let columns = key.join(", ");
             let sql = format!(
-                "SELECT COUNT(*) FROM (SELECT {columns} FROM {} GROUP BY {columns} \
-                 HAVING COUNT(*) > 1) duplicates",
+                "SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY {columns} \
+                 ORDER BY {columns}) AS n FROM {}) numbered WHERE n > 1",
                 table.name
             );
             (key, sql)
@@ -274,36 +363,57 @@ pub fn existing_tables(tables: &[&Table]) -> String {
 /// The transform from staging into the star schema: one `INSERT ... SELECT` per table, in an
 /// order where each statement reads only tables already filled. The star tables must be empty.
 pub fn transform(dialect: Dialect) -> Vec<(&'static Table, String)> {
-    let start_time = dialect.epoch_ms_to_timestamp("p.ts");
     vec![
-        (&SONGS, INSERT_SONGS.to_string()),
-        (&ARTISTS, INSERT_ARTISTS.to_string()),
-        (&USERS, INSERT_USERS.to_string()),
-        (
-            &SONGPLAYS,
-            INSERT_SONGPLAYS.replace("{start_time}", &start_time),
-        ),
+        (&SONGS, insert_songs(dialect)),
+        (&ARTISTS, insert_artists(dialect)),
+        (&USERS, insert_users(dialect)),
+        (&SONGPLAYS, insert_songplays(dialect)),
         (&TIME, INSERT_TIME.to_string()),
     ]
 }
 
-/// One row per song_id; among duplicates the order over all columns decides.
-const INSERT_SONGS: &str = "\
-INSERT INTO songs (song_id, title, artist_id, year, duration)
-SELECT song_id, title, artist_id, year, duration
+/// The catalogue as kept: one staging record per song_id, the same one `songs` holds (among
+/// duplicates the order over all columns decides), with the artist name it carries. Plays are
+/// matched against this record, so a play's song_id and artist_id come from one record whose
+/// title and artist name it matched.
+fn kept_catalogue(d: Dialect) -> String {
+    format!(
+        "\
+SELECT song_id, title, artist_id, artist_name, year, duration
 FROM (
-    SELECT song_id, title, artist_id, year, duration,
+    SELECT song_id, title, artist_id, artist_name, year, duration,
            ROW_NUMBER() OVER (
                PARTITION BY song_id
-               ORDER BY artist_id NULLS LAST, title NULLS LAST, year NULLS LAST,
-                        duration NULLS LAST
+               ORDER BY {artist_id}, {title}, year NULLS LAST, duration NULLS LAST,
+                        {artist_name}
            ) AS pick
     FROM staging_songs
 ) ranked
-WHERE pick = 1";
+WHERE pick = 1",
+        artist_id = d.text_order("artist_id"),
+        title = d.text_order("title"),
+        artist_name = d.text_order("artist_name"),
+    )
+}
 
-/// One row per artist_id; the most complete record wins (coordinates, then a location).
-const INSERT_ARTISTS: &str = "\
+/// One row per song_id: the catalogue as kept.
+fn insert_songs(d: Dialect) -> String {
+    format!(
+        "\
+INSERT INTO songs (song_id, title, artist_id, year, duration)
+SELECT song_id, title, artist_id, year, duration
+FROM (
+{}
+) kept",
+        kept_catalogue(d)
+    )
+}
+
+/// One row per artist_id; the most complete record wins (coordinates, then a non-empty
+/// location: LENGTH, since on Redshift `' ' = ''` holds).
+fn insert_artists(d: Dialect) -> String {
+    format!(
+        "\
 INSERT INTO artists (artist_id, name, location, latitude, longitude)
 SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitude
 FROM (
@@ -311,16 +421,23 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY artist_id
                ORDER BY CASE WHEN artist_latitude IS NULL THEN 1 ELSE 0 END,
-                        CASE WHEN artist_location IS NULL OR artist_location = '' THEN 1 ELSE 0 END,
-                        artist_name NULLS LAST, artist_location NULLS LAST,
+                        CASE WHEN artist_location IS NULL OR LENGTH(artist_location) = 0
+                             THEN 1 ELSE 0 END,
+                        {name}, {location},
                         artist_latitude NULLS LAST, artist_longitude NULLS LAST
            ) AS pick
     FROM staging_songs
 ) ranked
-WHERE pick = 1";
+WHERE pick = 1",
+        name = d.text_order("artist_name"),
+        location = d.text_order("artist_location"),
+    )
+}
 
 /// One row per user seen in any event; name, gender and level from the latest event.
-const INSERT_USERS: &str = "\
+fn insert_users(d: Dialect) -> String {
+    format!(
+        "\
 INSERT INTO users (user_id, first_name, last_name, gender, level)
 SELECT user_id, first_name, last_name, gender, level
 FROM (
@@ -328,19 +445,34 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY user_id
                ORDER BY ts DESC NULLS LAST, item_in_session DESC NULLS LAST,
-                        session_id DESC NULLS LAST, level NULLS LAST, first_name NULLS LAST,
-                        last_name NULLS LAST, gender NULLS LAST
+                        session_id DESC NULLS LAST, {level}, {first_name},
+                        {last_name}, {gender}
            ) AS pick
     FROM staging_events
     WHERE user_id IS NOT NULL
 ) ranked
-WHERE pick = 1";
+WHERE pick = 1",
+        level = d.text_order("level"),
+        first_name = d.text_order("first_name"),
+        last_name = d.text_order("last_name"),
+        gender = d.text_order("gender"),
+    )
+}
+
+/// How far apart a play's length and a song's duration may be, in seconds: 0.01, plus 1e-9 so
+/// that pairs exactly 0.01 apart match although `100.01 - 100.00` is not `<= 0.01` in binary
+/// floating point. Written out as a decimal, which every dialect reads alike.
+pub const DURATION_TOLERANCE: &str = "0.010000001";
 
 /// One row per NextSong event with a user, unique on (user_id, session_id, item_in_session):
-/// among duplicates the earliest wins. The song matches a catalogue entry with equal title and
-/// artist name and a duration within 0.01 s; the nearest duration wins, then the smallest
-/// song_id. songplay_id numbers plays in time order, so it is the same on every run.
-const INSERT_SONGPLAYS: &str = "\
+/// among duplicates the earliest wins. The song matches a record of the catalogue as kept
+/// ([`kept_catalogue`]) with exactly equal title and artist name and a duration within
+/// [`DURATION_TOLERANCE`]; the nearest duration wins, then the smallest song_id, and the
+/// artist_id comes from that record. songplay_id numbers plays in time order, so it is the
+/// same on every run.
+fn insert_songplays(d: Dialect) -> String {
+    format!(
+        "\
 INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id, session_id,
                        item_in_session, location, user_agent)
 WITH plays AS (
@@ -350,35 +482,50 @@ WITH plays AS (
         SELECT e.*,
                ROW_NUMBER() OVER (
                    PARTITION BY user_id, session_id, item_in_session
-                   ORDER BY ts NULLS LAST, level NULLS LAST, song NULLS LAST,
-                            artist NULLS LAST, length NULLS LAST, location NULLS LAST,
-                            user_agent NULLS LAST
+                   ORDER BY ts NULLS LAST, {level}, {song},
+                            {artist}, length NULLS LAST, {location},
+                            {user_agent}
                ) AS pick
         FROM staging_events e
-        WHERE page = 'NextSong' AND user_id IS NOT NULL
+        WHERE {next_song} AND user_id IS NOT NULL
     ) ranked
     WHERE pick = 1
 ),
+catalogue AS (
+{catalogue}
+),
 matches AS (
-    SELECT p.user_id, p.session_id, p.item_in_session, s.song_id,
+    SELECT p.user_id, p.session_id, p.item_in_session, c.song_id, c.artist_id,
            ROW_NUMBER() OVER (
                PARTITION BY p.user_id, p.session_id, p.item_in_session
-               ORDER BY ABS(s.duration - p.length), s.song_id
+               ORDER BY ABS(c.duration - p.length), {song_id}
            ) AS pick
     FROM plays p
-    JOIN staging_songs s
-      ON s.title = p.song
-     AND s.artist_name = p.artist
-     AND ABS(s.duration - p.length) <= 0.01
+    JOIN catalogue c
+      ON {title_matches}
+     AND {artist_matches}
+     AND ABS(c.duration - p.length) <= {DURATION_TOLERANCE}
 )
 SELECT ROW_NUMBER() OVER (ORDER BY p.ts, p.user_id, p.session_id, p.item_in_session),
-       {start_time}, p.user_id, p.level, m.song_id, so.artist_id, p.session_id,
+       {start_time}, p.user_id, p.level, m.song_id, m.artist_id, p.session_id,
        p.item_in_session, p.location, p.user_agent
 FROM plays p
 LEFT JOIN matches m
   ON m.user_id = p.user_id AND m.session_id = p.session_id
- AND m.item_in_session = p.item_in_session AND m.pick = 1
-LEFT JOIN songs so ON so.song_id = m.song_id";
+ AND m.item_in_session = p.item_in_session AND m.pick = 1",
+        level = d.text_order("level"),
+        song = d.text_order("song"),
+        artist = d.text_order("artist"),
+        location = d.text_order("location"),
+        user_agent = d.text_order("user_agent"),
+        next_song = d.text_equal("page", "'NextSong'"),
+        catalogue = kept_catalogue(d),
+        song_id = d.text_order("c.song_id"),
+        title_matches = d.text_equal("c.title", "p.song"),
+        artist_matches = d.text_equal("c.artist_name", "p.artist"),
+        start_time = d.epoch_ms_to_timestamp("p.ts"),
+    )
+}
 
 /// One row per distinct play time; weekday 0 = Sunday, week is the ISO-8601 week.
 const INSERT_TIME: &str = "\
@@ -439,7 +586,8 @@ pub static ANALYSIS_QUERIES: &[AnalysisQuery] = &[
         sql: "\
 SELECT u.user_id, u.first_name, u.last_name, p.plays
 FROM (SELECT user_id, COUNT(*) AS plays FROM songplays GROUP BY user_id
-      HAVING COUNT(DISTINCT level) = 2) p
+      HAVING COUNT(DISTINCT CASE WHEN level IN ('free', 'paid') AND LENGTH(level) = 4
+                                 THEN level END) = 2) p
 JOIN users u ON u.user_id = p.user_id
 ORDER BY p.plays DESC, u.user_id
 LIMIT {limit}",
@@ -471,7 +619,21 @@ LIMIT {limit}",
     },
     plays_by!("plays_by_year", "Plays by year", "year"),
     plays_by!("plays_by_day", "Plays by day of the month", "day"),
-    plays_by!("plays_by_week", "Plays by ISO week", "week"),
+    AnalysisQuery {
+        name: "plays_by_week",
+        title: "Plays by ISO week",
+        // ISO year from the calendar year: the last days of December can be in week 1 of the
+        // next year, the first days of January in week 52 or 53 of the last.
+        sql: "\
+SELECT iso_year, week, COUNT(*) AS plays
+FROM (SELECT CASE WHEN t.month = 12 AND t.week = 1 THEN t.year + 1
+                  WHEN t.month = 1 AND t.week >= 52 THEN t.year - 1
+                  ELSE t.year END AS iso_year,
+             t.week
+      FROM songplays sp JOIN time t ON t.start_time = sp.start_time) weeks
+GROUP BY iso_year, week
+ORDER BY iso_year, week",
+    },
     plays_by!("plays_by_month", "Plays by month", "month"),
     plays_by!("plays_by_hour", "Plays by hour of the day (UTC)", "hour"),
     AnalysisQuery {
@@ -536,7 +698,8 @@ mod tests {
         assert_eq!(checks[1].0, ["user_id", "session_id", "item_in_session"]);
         assert!(checks[1]
             .1
-            .contains("GROUP BY user_id, session_id, item_in_session HAVING COUNT(*) > 1"));
+            .contains("ROW_NUMBER() OVER (PARTITION BY user_id, session_id, item_in_session"));
+        assert!(checks[1].1.ends_with("WHERE n > 1"));
         assert!(duplicate_keys(&STAGING_EVENTS).is_empty());
         let staging = create_table(&STAGING_EVENTS, Dialect::DuckDb);
         assert!(staging.contains("user_id INTEGER"));

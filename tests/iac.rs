@@ -20,7 +20,9 @@ use aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput;
 use aws_sdk_iam::types::error::NoSuchEntityException;
 use aws_sdk_iam::types::Role;
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
-use aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementOutput;
+use aws_sdk_redshiftdata::operation::execute_statement::{
+    ExecuteStatementError, ExecuteStatementOutput,
+};
 use aws_sdk_redshiftdata::operation::get_statement_result::GetStatementResultOutput;
 use aws_sdk_redshiftdata::types::{ColumnMetadata, Field, StatusString};
 use aws_sdk_redshiftserverless::operation::create_namespace::{
@@ -33,6 +35,7 @@ use aws_sdk_redshiftserverless::operation::delete_workgroup::{
 };
 use aws_sdk_redshiftserverless::operation::get_namespace::{GetNamespaceError, GetNamespaceOutput};
 use aws_sdk_redshiftserverless::operation::get_workgroup::{GetWorkgroupError, GetWorkgroupOutput};
+use aws_sdk_redshiftserverless::operation::list_tags_for_resource::ListTagsForResourceOutput;
 use aws_sdk_redshiftserverless::types::error::{
     ConflictException, ResourceNotFoundException, ValidationException,
 };
@@ -43,6 +46,9 @@ use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, R
 use sparkify::config::Config;
 use sparkify::iac::{self, Change, Clients, Collect, CreatePlan, DeletePlan, Timing};
 use sparkify::warehouse::{Polling, RedshiftDataWarehouse, Target, Warehouse};
+
+#[path = "common/s3_server.rs"]
+mod s3_server;
 
 /// A client of `$service` whose requests are answered by `$rules` (any matching rule), with
 /// fixed test credentials and region and no SDK retries, so each test sees every call. (The
@@ -107,15 +113,61 @@ fn meta(code: &str, message: &str) -> ErrorMetadata {
     ErrorMetadata::builder().code(code).message(message).build()
 }
 
+/// The role as iac_create made it: tagged as its own.
 fn role() -> Role {
-    Role::builder()
+    role_tagged(&[
+        (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
+        (iac::CONFIG_TAG_KEY, "dwh.cfg"),
+    ])
+}
+
+fn role_tagged(tags: &[(&str, &str)]) -> Role {
+    let mut role = Role::builder()
         .path("/")
         .role_name("sparkify-redshift-s3-read")
         .role_id("AROAEXAMPLE")
         .arn(ROLE_ARN)
-        .create_date(aws_sdk_iam::primitives::DateTime::from_secs(0))
-        .build()
-        .unwrap()
+        .create_date(aws_sdk_iam::primitives::DateTime::from_secs(0));
+    for (key, value) in tags {
+        role = role.tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build()
+                .unwrap(),
+        );
+    }
+    role.build().unwrap()
+}
+
+const NAMESPACE_ARN: &str =
+    "arn:aws:redshift-serverless:us-west-2:123456789012:namespace/11111111-2222-3333-4444-555555555555";
+const WORKGROUP_ARN: &str =
+    "arn:aws:redshift-serverless:us-west-2:123456789012:workgroup/66666666-7777-8888-9999-000000000000";
+
+fn tags_output(tags: &[(&str, &str)]) -> ListTagsForResourceOutput {
+    let mut out = ListTagsForResourceOutput::builder();
+    for (key, value) in tags {
+        out = out.tags(
+            aws_sdk_redshiftserverless::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build()
+                .unwrap(),
+        );
+    }
+    out.build()
+}
+
+/// Every namespace and workgroup asked about carries iac_create's tags.
+fn owned_tags() -> Rule {
+    mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource)
+        .then_output(|| tags_output(&[(iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE)]))
+}
+
+/// Whether a create request carries iac_create's owner tag.
+fn tagged<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    tags.any(|(k, v)| k == iac::OWNER_TAG_KEY && v == iac::OWNER_TAG_VALUE)
 }
 
 fn namespace(status: &str) -> Namespace {
@@ -125,6 +177,7 @@ fn namespace(status: &str) -> Namespace {
             "IamRole(applyStatus=in-sync, iamRoleArn={ROLE_ARN})"
         ))
         .default_iam_role_arn(ROLE_ARN)
+        .namespace_arn(NAMESPACE_ARN)
         .status(NamespaceStatus::from(status))
         .build()
 }
@@ -132,6 +185,7 @@ fn namespace(status: &str) -> Namespace {
 fn workgroup(status: &str) -> Workgroup {
     Workgroup::builder()
         .workgroup_name("sparkify-workgroup")
+        .workgroup_arn(WORKGROUP_ARN)
         .security_group_ids("sg-0123")
         .status(WorkgroupStatus::from(status))
         .endpoint(Endpoint::builder().address(HOST).port(5439).build())
@@ -216,11 +270,13 @@ fn create_builds_everything_in_order_from_nothing() {
             r.admin_user_password() == Some(PASSWORD)
                 && r.default_iam_role_arn() == Some(ROLE_ARN)
                 && r.db_name() == Some("dwh")
+                && tagged(r.tags().iter().map(|t| (t.key(), t.value())))
         })
         .then_output(|| CreateNamespaceOutput::builder().build());
     let create_workgroup = mock!(aws_sdk_redshiftserverless::Client::create_workgroup)
         .match_requests(|r| {
             r.base_capacity() == Some(8)
+                && tagged(r.tags().iter().map(|t| (t.key(), t.value())))
                 && r.config_parameters().iter().any(|p| {
                     p.parameter_key() == Some("require_ssl") && p.parameter_value() == Some("true")
                 })
@@ -232,13 +288,15 @@ fn create_builds_everything_in_order_from_nothing() {
                 && r.ip_permissions().first().is_some_and(|p| {
                     p.from_port() == Some(5439)
                         && p.ip_ranges()[0].cidr_ip() == Some("203.0.113.7/32")
+                        && p.ip_ranges()[0].description()
+                            == Some(iac::ingress_description("sparkify-workgroup").as_str())
                 })
         })
         .then_output(|| AuthorizeSecurityGroupIngressOutput::builder().build());
     let put_policy = mock!(aws_sdk_iam::Client::put_role_policy)
         .match_requests(|r| {
             r.policy_document().is_some_and(|d| {
-                d.contains("s3:ListBucket") && d.contains("arn:aws:s3:::udacity-dend/log_data*")
+                d.contains("s3:ListBucket") && d.contains("arn:aws:s3:::udacity-dend/log_data/*")
             })
         })
         .then_output(|| PutRolePolicyOutput::builder().build());
@@ -246,6 +304,7 @@ fn create_builds_everything_in_order_from_nothing() {
         iam: vec![
             mock!(aws_sdk_iam::Client::get_role).then_error(no_such_role),
             mock!(aws_sdk_iam::Client::create_role)
+                .match_requests(|r| tagged(r.tags().iter().map(|t| (t.key(), t.value()))))
                 .then_output(|| CreateRoleOutput::builder().role(role()).build()),
             mock!(aws_sdk_iam::Client::get_role_policy)
                 .then_error(|| GetRolePolicyError::NoSuchEntityException(no_such_entity())),
@@ -336,6 +395,7 @@ fn existing() -> Mocks {
                     .workgroup(workgroup("AVAILABLE"))
                     .build()
             }),
+            owned_tags(),
         ],
         ec2: vec![
             mock!(aws_sdk_ec2::Client::authorize_security_group_ingress).then_error(|| {
@@ -362,6 +422,57 @@ fn a_second_create_changes_nothing_and_a_duplicate_rule_is_success() {
         .unwrap()
         .iter()
         .all(|s| s.change == Change::Unchanged));
+}
+
+#[test]
+fn an_existing_namespace_gets_the_role_as_a_plain_arn_whatever_shape_it_lists_roles_in() {
+    const OTHER: &str = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read-old";
+    for described in [
+        format!("IamRole(applyStatus=in-sync, iamRoleArn={OTHER})"),
+        format!("IamRole(iamRoleArn={OTHER}, applyStatus=in-sync)"),
+    ] {
+        // The namespace holds another role whose ARN starts with ours: ours is not attached.
+        let mut mocks = existing();
+        mocks.serverless[0] =
+            mock!(aws_sdk_redshiftserverless::Client::get_namespace).then_output(move || {
+                GetNamespaceOutput::builder()
+                    .namespace(
+                        Namespace::builder()
+                            .namespace_name("sparkify-namespace")
+                            .iam_roles(described.clone())
+                            .default_iam_role_arn(OTHER)
+                            .status(NamespaceStatus::Available)
+                            .build(),
+                    )
+                    .build()
+            });
+        mocks.serverless.push(
+            mock!(aws_sdk_redshiftserverless::Client::update_namespace)
+                .match_requests(|r| {
+                    r.iam_roles() == [OTHER, ROLE_ARN] && r.default_iam_role_arn() == Some(ROLE_ARN)
+                })
+                .then_output(|| {
+                    aws_sdk_redshiftserverless::operation::update_namespace::UpdateNamespaceOutput::builder()
+                        .namespace(namespace("AVAILABLE"))
+                        .build()
+                }),
+        );
+        let report = Collect::default();
+        runtime()
+            .block_on(iac::create(&mocks.clients(), &plan(true), &report))
+            .unwrap();
+        assert_eq!(
+            mocks.serverless[3].num_calls(),
+            1,
+            "UpdateNamespace with plain ARNs"
+        );
+        assert!(report
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.change == Change::Updated));
+    }
 }
 
 #[test]
@@ -398,6 +509,7 @@ fn a_role_not_yet_assumable_is_retried() {
                 .workgroup(workgroup("AVAILABLE"))
                 .build()
         }),
+        owned_tags(),
     ];
     let report = Collect::default();
     runtime()
@@ -468,6 +580,8 @@ fn delete_retries_busy_resources_waits_until_gone_and_revokes_only_its_rule() {
                 .then_output(|| DeleteRolePolicyOutput::builder().build()),
             mock!(aws_sdk_iam::Client::delete_role)
                 .then_output(|| DeleteRoleOutput::builder().build()),
+            mock!(aws_sdk_iam::Client::get_role)
+                .then_output(|| GetRoleOutput::builder().role(role()).build()),
         ],
         serverless: vec![
             mock!(aws_sdk_redshiftserverless::Client::get_workgroup)
@@ -512,11 +626,15 @@ fn delete_retries_busy_resources_waits_until_gone_and_revokes_only_its_rule() {
             mock!(aws_sdk_redshiftserverless::Client::delete_namespace)
                 .match_requests(|r| r.final_snapshot_name() == Some("final"))
                 .then_output(|| DeleteNamespaceOutput::builder().build()),
+            owned_tags(),
         ],
         ec2: vec![
             mock!(aws_sdk_ec2::Client::describe_security_group_rules).then_output(move || {
                 DescribeSecurityGroupRulesOutput::builder()
-                    .security_group_rules(rule("sgr-ours", iac::INGRESS_DESCRIPTION))
+                    .security_group_rules(rule(
+                        "sgr-ours",
+                        &iac::ingress_description("sparkify-workgroup"),
+                    ))
                     .security_group_rules(rule("sgr-other", "someone else's"))
                     .build()
             }),
@@ -535,7 +653,12 @@ fn delete_retries_busy_resources_waits_until_gone_and_revokes_only_its_rule() {
         "two conflicts, then deleted"
     );
     assert_eq!(mocks.ec2[1].num_calls(), 1);
-    let changes: Vec<Change> = report.0.lock().unwrap().iter().map(|s| s.change).collect();
+    let steps = report.0.lock().unwrap();
+    assert!(
+        steps[0].what.contains("ingress rule"),
+        "the rule is revoked before the workgroup is deleted: {steps:#?}"
+    );
+    let changes: Vec<Change> = steps.iter().map(|s| s.change).collect();
     assert_eq!(
         changes,
         [
@@ -555,6 +678,7 @@ fn deleting_what_is_already_gone_is_success() {
                 .then_error(|| DeleteRolePolicyError::NoSuchEntityException(no_such_entity())),
             mock!(aws_sdk_iam::Client::delete_role)
                 .then_error(|| DeleteRoleError::NoSuchEntityException(no_such_entity())),
+            mock!(aws_sdk_iam::Client::get_role).then_error(no_such_role),
         ],
         serverless: vec![
             mock!(aws_sdk_redshiftserverless::Client::get_workgroup)
@@ -579,6 +703,119 @@ fn deleting_what_is_already_gone_is_success() {
     );
 }
 
+#[test]
+fn create_leaves_a_role_it_did_not_make_alone_unless_adopting() {
+    let foreign = || {
+        mock!(aws_sdk_iam::Client::get_role).then_output(|| {
+            GetRoleOutput::builder()
+                .role(role_tagged(&[("team", "analytics")]))
+                .build()
+        })
+    };
+    let mut mocks = existing();
+    mocks.iam[0] = foreign();
+    let err = runtime()
+        .block_on(iac::create(
+            &mocks.clients(),
+            &plan(true),
+            &Collect::default(),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("IAM role sparkify-redshift-s3-read exists but was not made by iac_create"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--adopt") && err.contains("DWH_IAM_ROLE_NAME"),
+        "{err}"
+    );
+    for rule in mocks.serverless.iter().chain(&mocks.ec2) {
+        assert_eq!(
+            rule.num_calls(),
+            0,
+            "went on past a role that is not its own"
+        );
+    }
+
+    let mut mocks = existing();
+    mocks.iam[0] = foreign();
+    mocks.iam.push(
+        mock!(aws_sdk_iam::Client::tag_role)
+            .match_requests(|r| {
+                r.tags()
+                    .iter()
+                    .any(|t| t.key() == iac::OWNER_TAG_KEY && t.value() == iac::OWNER_TAG_VALUE)
+            })
+            .then_output(|| aws_sdk_iam::operation::tag_role::TagRoleOutput::builder().build()),
+    );
+    let mut adopting = plan(true);
+    adopting.adopt = true;
+    let report = Collect::default();
+    runtime()
+        .block_on(iac::create(&mocks.clients(), &adopting, &report))
+        .unwrap();
+    assert_eq!(mocks.iam[2].num_calls(), 1, "tagged as iac_create's");
+    assert_eq!(report.0.lock().unwrap()[0].change, Change::Adopted);
+}
+
+#[test]
+fn delete_removes_nothing_when_a_resource_is_not_its_own() {
+    let mocks = Mocks {
+        iam: vec![mock!(aws_sdk_iam::Client::get_role)
+            .then_output(|| GetRoleOutput::builder().role(role()).build())],
+        serverless: vec![
+            mock!(aws_sdk_redshiftserverless::Client::get_workgroup).then_output(|| {
+                GetWorkgroupOutput::builder()
+                    .workgroup(workgroup("AVAILABLE"))
+                    .build()
+            }),
+            mock!(aws_sdk_redshiftserverless::Client::get_namespace).then_output(|| {
+                GetNamespaceOutput::builder()
+                    .namespace(namespace("AVAILABLE"))
+                    .build()
+            }),
+            // The workgroup carries someone else's tags only.
+            mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource)
+                .match_requests(|r| r.resource_arn() == Some(WORKGROUP_ARN))
+                .then_output(|| tags_output(&[("team", "analytics")])),
+            owned_tags(),
+        ],
+        ec2: vec![],
+    };
+    let err = runtime()
+        .block_on(iac::delete(
+            &mocks.clients(),
+            &delete_plan(false),
+            &Collect::default(),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("workgroup sparkify-workgroup exists but was not made by iac_create"),
+        "{err}"
+    );
+    // Only looked: no delete call exists among the rules, and an unmatched call would fail.
+    assert_eq!(mocks.serverless[0].num_calls(), 1);
+}
+
+#[test]
+fn iac_delete_in_a_script_needs_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dwh.cfg");
+    std::fs::write(&path, "[DWH]\nDWH_REGION=us-west-2\n").unwrap();
+    let out = assert_cmd::Command::cargo_bin("iac_delete")
+        .unwrap()
+        .arg("--config")
+        .arg(&path)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .write_stdin("y\n")
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+}
+
 fn data_api(rules: &[Rule]) -> RedshiftDataWarehouse {
     let client = mock_client!(aws_sdk_redshiftdata, rules);
     RedshiftDataWarehouse::with_client(
@@ -586,12 +823,16 @@ fn data_api(rules: &[Rule]) -> RedshiftDataWarehouse {
         client,
         Target::Workgroup("sparkify-workgroup".into()),
         "dwh".into(),
-        Polling {
-            first: Duration::from_millis(1),
-            max: Duration::from_millis(4),
-            timeout: Duration::from_secs(5),
-        },
+        fast_polling(),
     )
+}
+
+fn fast_polling() -> Polling {
+    Polling {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(4),
+        timeout: Duration::from_secs(5),
+    }
 }
 
 fn described(status: StatusString, rows: bool) -> DescribeStatementOutput {
@@ -740,46 +981,97 @@ fn iac_create_dry_run_prints_the_plan_and_refuses_the_whole_internet() {
     assert!(stderr.contains("refusing"), "{stderr}");
 }
 
-/// A scripted Redshift behind the Data API: every statement is logged, COPY "loads" a fixed
-/// number of rows and skips a fixed number of bad records (or fails, with `copy_fails`), and
-/// queries answer from that script. Statement ids are the SQL itself, so each later call knows
-/// which statement it is about.
+/// How the scripted Redshift behaves.
+#[derive(Debug, Clone, Copy)]
+struct Script {
+    /// The COPY into staging_events fails (after skipping what it could).
+    copy_fails: bool,
+    /// Records the events COPY skips; the songs COPY always skips one.
+    events_skipped: i64,
+    /// sys_load_error_detail holds one row fewer than sys_load_history's error_count says.
+    loses_an_error_row: bool,
+    /// A Serverless workgroup, which refuses queries of STL tables; else a provisioned cluster.
+    serverless: bool,
+    /// The source prefixes also hold a README, a `_SUCCESS` marker and the JSONPaths file.
+    extra_objects: bool,
+    /// `[S3] MANIFEST_PREFIX` is set.
+    manifest_prefix: bool,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            copy_fails: false,
+            events_skipped: 2,
+            loses_an_error_row: false,
+            serverless: true,
+            extra_objects: false,
+            manifest_prefix: false,
+        }
+    }
+}
+
+/// A scripted Redshift behind the Data API, following what the Redshift guide documents: every
+/// statement is logged; each COPY gets a query id of its own and is recorded in
+/// `sys_load_history` for this session (also when it fails), its skipped records in
+/// `sys_load_error_detail` under that id; STL tables are refused on Serverless; the Data API
+/// refuses SQL over 100 KB. Statement ids are the SQL itself, so each later call knows which
+/// statement it is about.
 struct FakeRedshift {
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     rules: Vec<Rule>,
+    script: Script,
+    /// The bucket `udacity-dend` that the run lists (and writes manifests to), on loopback.
+    s3: s3_server::Server,
+    bucket: tempfile::TempDir,
 }
 
 const SONGS_STAGED: i64 = 10;
 const EVENTS_STAGED: i64 = 100;
+/// The query id of the first COPY of the session; each later COPY gets the next.
+const FIRST_COPY_ID: i64 = 5_000;
+const SQL_LIMIT_BYTES: usize = 100 * 1024;
 
 impl FakeRedshift {
-    fn new(copy_fails: bool) -> FakeRedshift {
+    fn new(script: Script) -> FakeRedshift {
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let executed = log.clone();
-        let execute = mock!(aws_sdk_redshiftdata::Client::execute_statement).then_compute_output(
-            move |input| {
+        let execute = mock!(aws_sdk_redshiftdata::Client::execute_statement)
+            .match_requests(|input| input.sql().unwrap_or_default().len() <= SQL_LIMIT_BYTES)
+            .then_compute_output(move |input| {
                 let sql = input.sql().unwrap_or_default().to_string();
                 executed.lock().unwrap().push(sql.clone());
                 ExecuteStatementOutput::builder()
                     .id(sql)
                     .session_id("session-1")
                     .build()
-            },
-        );
+            });
+        let too_large = mock!(aws_sdk_redshiftdata::Client::execute_statement).then_error(|| {
+            ExecuteStatementError::ValidationException(
+                aws_sdk_redshiftdata::types::error::ValidationException::builder()
+                    .message("Cannot process query string larger than 100kB")
+                    .build(),
+            )
+        });
         let describe = mock!(aws_sdk_redshiftdata::Client::describe_statement).then_compute_output(
             move |input| {
                 let sql = input.id().unwrap_or_default();
-                let failed = copy_fails && sql.starts_with("COPY staging_events");
-                let mut out = DescribeStatementOutput::builder()
-                    .id(sql)
-                    .has_result_set(sql.starts_with("SELECT"));
-                out = if failed {
-                    out.status(StatusString::Failed).error(
+                let error = if script.copy_fails && sql.starts_with("COPY staging_events") {
+                    Some(
                         "ERROR: Load into table 'staging_events' failed. Check \
                          'sys_load_error_detail' system table for details.",
                     )
+                } else if script.serverless && sql.contains("stl_") {
+                    Some("ERROR: You cannot query STL tables on Redshift Serverless")
                 } else {
-                    out.status(StatusString::Finished)
+                    None
+                };
+                let mut out = DescribeStatementOutput::builder()
+                    .id(sql)
+                    .has_result_set(sql.starts_with("SELECT"));
+                out = match error {
+                    Some(error) => out.status(StatusString::Failed).error(error),
+                    None => out.status(StatusString::Finished),
                 };
                 out.build().unwrap()
             },
@@ -789,79 +1081,187 @@ impl FakeRedshift {
             .then_compute_output(move |input| {
                 let sql = input.id().unwrap_or_default();
                 let log = answered.lock().unwrap();
-                let last_copy = log
-                    .iter()
-                    .rev()
-                    .find(|s| s.starts_with("COPY "))
-                    .cloned()
-                    .unwrap_or_default();
-                let events = last_copy.starts_with("COPY staging_events");
-                let rows: Vec<Vec<Field>> = if sql.contains("information_schema.tables") {
-                    sparkify::schema::ALL_TABLES
-                        .iter()
-                        .map(|t| vec![Field::StringValue(t.name.into())])
-                        .collect()
-                } else if sql.contains("pg_last_copy_count") {
-                    vec![vec![Field::LongValue(if events {
-                        EVENTS_STAGED
-                    } else {
-                        SONGS_STAGED
-                    })]]
-                } else if sql.contains("sys_load_error_detail") || sql.contains("stl_load_errors") {
-                    if events {
-                        (1..=2)
-                            .map(|line| {
-                                vec![
-                                    Field::StringValue(
-                                        "s3://udacity-dend/log_data/2018/11/bad.json".into(),
-                                    ),
-                                    Field::LongValue(line),
-                                    Field::StringValue("ts".into()),
-                                    Field::StringValue("Invalid digit, Value 'a'".into()),
-                                    Field::StringValue(String::new()),
-                                ]
-                            })
-                            .collect()
-                    } else {
-                        vec![]
-                    }
-                } else if let Some(table) = sql
-                    .strip_prefix("SELECT COUNT(*) FROM ")
-                    .filter(|rest| !rest.starts_with('('))
-                {
-                    let count = match table {
-                        "staging_songs" => SONGS_STAGED,
-                        "staging_events" => EVENTS_STAGED,
-                        "load_errors" => 2,
-                        _ => 7,
-                    };
-                    vec![vec![Field::LongValue(count)]]
-                } else {
-                    // The key checks: no duplicates.
-                    vec![vec![Field::LongValue(0)]]
-                };
+                let rows = script.answer(sql, &log);
                 GetStatementResultOutput::builder()
                     .column_metadata(ColumnMetadata::builder().name("c").build())
                     .set_records(Some(rows))
                     .build()
                     .unwrap()
             });
+        let bucket = tempfile::tempdir().unwrap();
+        let root = bucket.path().join("udacity-dend");
+        let write = |key: &str, text: &str| {
+            let path = root.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("song_data/A/A/A/TRAAAAW128F429D538.json", "{}");
+        write("song_data/A/A/B/TRAABJL12903CDCF1A.json", "{}");
+        write("song_data_old/A/TRAOLD.json", "{}");
+        write("log_data/2018/11/2018-11-01-events.json", "{}");
+        write("log_json_path.json", "{}");
+        if script.extra_objects {
+            write("song_data/README.md", "about the songs");
+            write("song_data/_SUCCESS", "");
+            write("log_data/log_json_path.json", "{}");
+        }
+        std::fs::create_dir_all(bucket.path().join("manifests")).unwrap();
+        let s3 = s3_server::Server::start(bucket.path(), false);
         FakeRedshift {
             log,
-            rules: vec![execute, describe, results],
+            rules: vec![execute, too_large, describe, results],
+            script,
+            s3,
+            bucket,
         }
     }
 
+    /// The config of the run: a Serverless workgroup, sources in the loopback bucket.
+    fn config(&self) -> Config {
+        let mut config = redshift_config();
+        config.s3.endpoint = Some(self.s3.endpoint.clone());
+        if self.script.extra_objects {
+            config.s3.log_jsonpath = "s3://udacity-dend/log_data/log_json_path.json".into();
+        }
+        if self.script.manifest_prefix {
+            config.s3.manifest_prefix = "s3://manifests/sparkify".into();
+        }
+        config
+    }
+
     fn warehouse(&self) -> RedshiftDataWarehouse {
-        data_api(&self.rules)
+        let client = mock_client!(aws_sdk_redshiftdata, &self.rules);
+        let target = if self.script.serverless {
+            Target::Workgroup("sparkify-workgroup".into())
+        } else {
+            Target::Cluster {
+                identifier: "sparkify-cluster".into(),
+                db_user: "dwhuser".into(),
+            }
+        };
+        RedshiftDataWarehouse::with_client(runtime(), client, target, "dwh".into(), fast_polling())
     }
 
     fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+
+    fn etl(&self, max_errors: u64) -> anyhow::Result<sparkify::etl::EtlReport> {
+        sparkify::etl::run(
+            &self.config(),
+            &mut self.warehouse(),
+            &sparkify::etl::EtlOptions { max_errors },
+            &sparkify::progress::Progress::hidden(),
+        )
+    }
 }
 
-/// The config of a Serverless workgroup (whose load errors are in `sys_load_error_detail`).
+impl Script {
+    fn skipped(&self, events: bool) -> i64 {
+        if events {
+            self.events_skipped
+        } else {
+            1
+        }
+    }
+
+    /// The rows Redshift returns for the query `sql`, given the statements run so far.
+    fn answer(&self, sql: &str, log: &[String]) -> Vec<Vec<Field>> {
+        let copies: Vec<&String> = log.iter().filter(|s| s.starts_with("COPY ")).collect();
+        let bad_file = |events: bool| {
+            if events {
+                "s3://udacity-dend/log_data/2018/11/bad.json"
+            } else {
+                "s3://udacity-dend/song_data/A/bad.json"
+            }
+        };
+        if sql.contains("information_schema.tables") {
+            sparkify::schema::ALL_TABLES
+                .iter()
+                .map(|t| vec![Field::StringValue(t.name.into())])
+                .collect()
+        } else if sql.contains("FROM sys_load_history") {
+            // The newest COPY of this session into the table the query names.
+            copies
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, copy)| {
+                    let table = copy.split_whitespace().nth(1).unwrap_or_default();
+                    sql.contains(&format!("'{table}'"))
+                })
+                .map(|(n, copy)| {
+                    let events = copy.starts_with("COPY staging_events");
+                    let failed = events && self.copy_fails;
+                    let loaded = match (failed, events) {
+                        (true, _) => 0,
+                        (false, true) => EVENTS_STAGED,
+                        (false, false) => SONGS_STAGED,
+                    };
+                    let status = if failed { "aborted" } else { "completed" };
+                    vec![
+                        Field::LongValue(FIRST_COPY_ID + n as i64),
+                        Field::LongValue(loaded),
+                        Field::LongValue(self.skipped(events)),
+                        Field::StringValue(status.into()),
+                    ]
+                })
+                .into_iter()
+                .collect()
+        } else if sql.contains("FROM sys_load_error_detail") {
+            let id: i64 = sql
+                .split("query_id = ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|id| id.parse().ok())
+                .expect("errors are asked for by query id");
+            let events = copies[(id - FIRST_COPY_ID) as usize].starts_with("COPY staging_events");
+            let mut count = self.skipped(events);
+            if self.loses_an_error_row && events {
+                count -= 1;
+            }
+            (1..=count)
+                .map(|line| {
+                    vec![
+                        Field::StringValue(bad_file(events).into()),
+                        Field::LongValue(line),
+                        Field::StringValue(if events { "ts" } else { "year" }.into()),
+                        Field::StringValue("Invalid digit, Value 'a'".into()),
+                    ]
+                })
+                .collect()
+        } else if sql.contains("FROM stl_load_errors") {
+            let events = copies
+                .last()
+                .is_some_and(|c| c.starts_with("COPY staging_events"));
+            (1..=self.skipped(events))
+                .map(|line| {
+                    vec![
+                        Field::StringValue(bad_file(events).into()),
+                        Field::LongValue(line),
+                        Field::StringValue(format!("{{\"ts\": \"a{line}\"}}")),
+                    ]
+                })
+                .collect()
+        } else if let Some(table) = sql
+            .strip_prefix("SELECT COUNT(*) FROM ")
+            .filter(|rest| !rest.starts_with('('))
+        {
+            let count = match table {
+                "staging_songs" => SONGS_STAGED,
+                "staging_events" => EVENTS_STAGED,
+                "load_errors" => 1 + self.events_skipped,
+                _ => 7,
+            };
+            vec![vec![Field::LongValue(count)]]
+        } else {
+            // The key checks: no duplicates.
+            vec![vec![Field::LongValue(0)]]
+        }
+    }
+}
+
+/// The config of a Serverless workgroup.
 fn redshift_config() -> Config {
     let mut config = config();
     config.cluster.host = HOST.into();
@@ -871,18 +1271,19 @@ fn redshift_config() -> Config {
     config
 }
 
+/// The rows of every `INSERT INTO load_errors` in the log.
+fn inserted_rejects(log: &[String]) -> Vec<String> {
+    log.iter()
+        .filter(|s| s.starts_with("INSERT INTO load_errors"))
+        .flat_map(|s| s.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
 #[test]
 fn etl_on_redshift_copies_from_s3_and_keeps_what_it_skipped() {
-    let fake = FakeRedshift::new(false);
-    let mut warehouse = fake.warehouse();
-    let report = sparkify::etl::run(
-        &redshift_config(),
-        &mut warehouse,
-        &sparkify::etl::EtlOptions { max_errors: 5 },
-        &sparkify::progress::Progress::hidden(),
-    )
-    .unwrap();
-    assert_eq!(report.rejected(), 2);
+    let fake = FakeRedshift::new(Script::default());
+    let report = fake.etl(5).unwrap();
+    assert_eq!(report.rejected(), 3);
     assert_eq!(report.sources[0].staged, SONGS_STAGED as u64);
     assert_eq!(report.sources[1].records, EVENTS_STAGED as u64 + 2);
     let summary = sparkify::report::etl_summary(&report);
@@ -900,58 +1301,212 @@ fn etl_on_redshift_copies_from_s3_and_keeps_what_it_skipped() {
         "{copy_events}"
     );
     assert!(copy_events.contains("FORMAT AS JSON 's3://udacity-dend/log_json_path.json'"));
-    assert!(copy_events.contains("REGION 'us-west-2'") && copy_events.ends_with("MAXERROR 5"));
-    assert!(log[position("COPY staging_songs")].contains("JSON 'auto ignorecase'"));
-    let insert = &log[position("INSERT INTO load_errors")];
+    // MAX_ERRORS 5 tolerates five rejects: Redshift fails when errors reach MAXERROR.
     assert!(
-        insert.contains(
+        copy_events.contains("REGION 'us-west-2'") && copy_events.ends_with("MAXERROR 6"),
+        "{copy_events}"
+    );
+    assert!(log[position("COPY staging_songs")].contains("JSON 'auto ignorecase'"));
+    // The errors of each COPY are read by its own query id, found for this session.
+    assert!(log.iter().any(
+        |s| s.contains("FROM sys_load_history") && s.contains("session_id = pg_backend_pid()")
+    ));
+    for id in [FIRST_COPY_ID, FIRST_COPY_ID + 1] {
+        assert!(log.iter().any(|s| s.contains(&format!("query_id = {id} "))));
+    }
+    let rejects = inserted_rejects(&log);
+    assert_eq!(rejects.len(), 3, "{rejects:#?}");
+    assert!(
+        rejects.iter().any(|r| r.contains(
             "'s3://udacity-dend/log_data/2018/11/bad.json', 2, 'ts: Invalid digit, Value ''a'''"
-        ),
-        "{insert}"
+        )),
+        "{rejects:#?}"
+    );
+    assert!(
+        rejects
+            .iter()
+            .any(|r| r.starts_with("('song_data', 's3://udacity-dend/song_data/A/bad.json', 1")),
+        "{rejects:#?}"
     );
     assert!(position("INSERT INTO songplays") > position("COPY staging_events"));
-    assert!(log.iter().any(|s| s.contains("FROM sys_load_error_detail")));
+    // Serverless: no STL table is ever queried.
+    assert!(!log.iter().any(|s| s.contains("stl_")), "{log:#?}");
     assert_eq!(log.last().map(String::as_str), Some("COMMIT"));
     assert!(!log.iter().any(|s| s.contains(PASSWORD)));
 }
 
 #[test]
-fn a_failed_redshift_copy_shows_its_load_errors_and_commits_nothing() {
-    let fake = FakeRedshift::new(true);
-    let mut warehouse = fake.warehouse();
-    // A provisioned cluster: its load errors are in stl_load_errors.
-    let mut config = redshift_config();
-    config.cluster.host = "c.abc.us-west-2.redshift.amazonaws.com".into();
-    let err = sparkify::etl::run(
-        &config,
-        &mut warehouse,
-        &sparkify::etl::EtlOptions { max_errors: 0 },
-        &sparkify::progress::Progress::hidden(),
-    )
-    .unwrap_err();
-    let err = format!("{err:#}");
-    assert!(
-        err.contains("[S3] LOG_DATA = s3://udacity-dend/log_data"),
-        "{err}"
-    );
-    assert!(
-        err.contains("s3://udacity-dend/log_data/2018/11/bad.json:1: ts: Invalid digit"),
-        "{err}"
-    );
-    assert!(err.contains("nothing was committed"), "{err}");
+fn hundreds_of_rejects_go_into_load_errors_in_statements_the_data_api_takes() {
+    let fake = FakeRedshift::new(Script {
+        events_skipped: 600,
+        ..Script::default()
+    });
+    let report = fake.etl(1_000).unwrap();
+    assert_eq!(report.rejected(), 601);
     let log = fake.log();
+    let inserts: Vec<&String> = log
+        .iter()
+        .filter(|s| s.starts_with("INSERT INTO load_errors"))
+        .collect();
+    assert!(inserts.len() > 1, "{} insert(s)", inserts.len());
+    assert!(inserts
+        .iter()
+        .all(|s| s.len() <= sparkify::sql::REDSHIFT_STATEMENT_BYTES));
+    assert_eq!(inserted_rejects(&log).len(), 601);
+    assert_eq!(log.last().map(String::as_str), Some("COMMIT"));
+}
+
+#[test]
+fn a_reject_redshift_counted_but_did_not_detail_fails_the_run() {
+    let fake = FakeRedshift::new(Script {
+        loses_an_error_row: true,
+        ..Script::default()
+    });
+    let err = format!("{:#}", fake.etl(5).unwrap_err());
     assert!(
-        log.iter().any(|s| s.contains("FROM stl_load_errors")),
-        "{log:#?}"
+        err.contains("counted 2 error(s) in sys_load_history but sys_load_error_detail holds 1"),
+        "{err}"
     );
+    let log = fake.log();
     assert!(log.iter().any(|s| s == "ROLLBACK"), "{log:#?}");
     assert!(!log.iter().any(|s| s == "COMMIT"), "{log:#?}");
 }
 
 #[test]
+fn a_provisioned_cluster_adds_the_raw_lines_of_what_it_skipped() {
+    let fake = FakeRedshift::new(Script {
+        serverless: false,
+        ..Script::default()
+    });
+    fake.etl(5).unwrap();
+    let rejects = inserted_rejects(&fake.log());
+    assert!(
+        rejects
+            .iter()
+            .any(|r| r
+                .contains("bad.json', 2, 'ts: Invalid digit, Value ''a''', '{\"ts\": \"a2\"}')")),
+        "{rejects:#?}"
+    );
+}
+
+#[test]
+fn a_failed_redshift_copy_shows_its_own_load_errors_and_commits_nothing() {
+    let fake = FakeRedshift::new(Script {
+        copy_fails: true,
+        ..Script::default()
+    });
+    let err = format!("{:#}", fake.etl(0).unwrap_err());
+    assert!(
+        err.contains("[S3] LOG_DATA = s3://udacity-dend/log_data"),
+        "{err}"
+    );
+    // The errors of the failed events COPY, not those of the songs COPY before it.
+    assert!(
+        err.contains("s3://udacity-dend/log_data/2018/11/bad.json:1: ts: Invalid digit"),
+        "{err}"
+    );
+    assert!(!err.contains("song_data/A/bad.json"), "{err}");
+    assert!(err.contains("nothing was committed"), "{err}");
+    let log = fake.log();
+    assert!(log.iter().any(|s| s == "ROLLBACK"), "{log:#?}");
+    assert!(!log.iter().any(|s| s == "COMMIT"), "{log:#?}");
+}
+
+#[test]
+fn copy_reads_exactly_the_json_data_objects_through_a_manifest() {
+    let fake = FakeRedshift::new(Script {
+        extra_objects: true,
+        manifest_prefix: true,
+        ..Script::default()
+    });
+    fake.etl(5).unwrap();
+    let log = fake.log();
+    let copy_songs = log
+        .iter()
+        .find(|s| s.starts_with("COPY staging_songs"))
+        .unwrap();
+    assert!(
+        copy_songs.contains("FROM 's3://manifests/sparkify/sparkify-staging_songs.manifest'")
+            && copy_songs.contains("\nMANIFEST\n"),
+        "{copy_songs}"
+    );
+    let manifest = |table: &str| -> Vec<String> {
+        let path = fake
+            .bucket
+            .path()
+            .join(format!("manifests/sparkify/sparkify-{table}.manifest"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                assert_eq!(e["mandatory"], true);
+                e["url"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    // Not song_data_old/, not the README, not _SUCCESS: what the local engines read.
+    assert_eq!(
+        manifest("staging_songs"),
+        [
+            "s3://udacity-dend/song_data/A/A/A/TRAAAAW128F429D538.json",
+            "s3://udacity-dend/song_data/A/A/B/TRAABJL12903CDCF1A.json"
+        ]
+    );
+    // Not the JSONPaths file that lies under the log prefix.
+    assert_eq!(
+        manifest("staging_events"),
+        ["s3://udacity-dend/log_data/2018/11/2018-11-01-events.json"]
+    );
+}
+
+#[test]
+fn a_prefix_of_json_objects_only_is_copied_by_prefix_and_other_objects_need_a_manifest_prefix() {
+    // The prefix, ending in `/`, leaves out song_data_old/.
+    let fake = FakeRedshift::new(Script::default());
+    fake.etl(5).unwrap();
+    let log = fake.log();
+    let copy_songs = log
+        .iter()
+        .find(|s| s.starts_with("COPY staging_songs"))
+        .unwrap();
+    assert!(
+        copy_songs.contains("FROM 's3://udacity-dend/song_data/'")
+            && !copy_songs.contains("MANIFEST\n"),
+        "{copy_songs}"
+    );
+
+    let fake = FakeRedshift::new(Script {
+        extra_objects: true,
+        ..Script::default()
+    });
+    let err = format!("{:#}", fake.etl(5).unwrap_err());
+    assert!(
+        err.contains("[S3] SONG_DATA = s3://udacity-dend/song_data/ also holds 2 object(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("song_data/README.md") && err.contains("MANIFEST_PREFIX"),
+        "{err}"
+    );
+    assert!(!fake.log().iter().any(|s| s.starts_with("COPY")));
+}
+
+#[test]
+fn max_errors_beyond_what_redshift_can_skip_is_refused() {
+    let fake = FakeRedshift::new(Script::default());
+    let err = format!("{:#}", fake.etl(100_000).unwrap_err());
+    assert!(err.contains("MAXERROR is at most 100000"), "{err}");
+    assert!(err.contains("MAX_ERRORS may be at most 99999"), "{err}");
+    assert!(!fake.log().iter().any(|s| s.starts_with("COPY")));
+}
+
+#[test]
 fn etl_on_redshift_needs_the_role() {
-    let fake = FakeRedshift::new(false);
-    let mut config = redshift_config();
+    let fake = FakeRedshift::new(Script::default());
+    let mut config = fake.config();
     config.iam_role_arn.clear();
     let err = sparkify::etl::run(
         &config,

@@ -514,3 +514,85 @@ fn every_binary_explains_itself_and_keeps_secrets() {
     }
     ws.cmd("etl").arg("--no-such-flag").assert().code(2);
 }
+
+#[test]
+fn comparisons_follow_the_contract_on_duckdb() {
+    let sources = tempfile::tempdir().unwrap();
+    common::semantics_sources(sources.path());
+    let ws = Workspace::new(sources.path(), "MAX_ERRORS=1");
+    ws.create_and_load();
+    common::assert_semantics(&ws, "duckdb");
+}
+
+#[test]
+fn print_sql_shows_every_statement_and_sends_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dwh.cfg");
+    // Every peer is a closed port on loopback: any attempt to reach one would fail the run.
+    fs::write(
+        &config,
+        "[CLUSTER]\nHOST=127.0.0.1\nDB_PORT=9\nDB_NAME=dwh\nDB_USER=dwhuser\n\
+         DB_PASSWORD=sentinel-password-123\n\
+         [IAM_ROLE]\nARN=arn:aws:iam::123456789012:role/sparkify-redshift-s3-read\n\
+         [S3]\nLOG_DATA=s3://udacity-dend/log_data\nSONG_DATA=s3://udacity-dend/song_data\n\
+         LOG_JSONPATH=s3://udacity-dend/log_json_path.json\nREGION=us-west-2\n\
+         ENDPOINT=http://127.0.0.1:9\n\
+         [WAREHOUSE]\nMAX_ERRORS=5\n[DWH]\nDWH_REGION=us-west-2\n",
+    )
+    .unwrap();
+    let run = |binary: &str, engine: &str| {
+        let out = assert_cmd::Command::cargo_bin(binary)
+            .unwrap()
+            .arg("--config")
+            .arg(&config)
+            .args(["--print-sql", "--engine", engine])
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        assert!(!stdout.contains("sentinel-password-123"), "{stdout}");
+        stdout
+    };
+    let ddl = run("create_tables", "redshift");
+    assert!(ddl.contains("DROP TABLE IF EXISTS songplays;"), "{ddl}");
+    assert!(
+        ddl.contains("title VARCHAR(512) COLLATE CASE_SENSITIVE"),
+        "{ddl}"
+    );
+
+    let etl = run("etl", "redshift-data");
+    let order = [
+        "BEGIN;",
+        "COPY staging_songs",
+        "FROM 's3://udacity-dend/song_data/'",
+        "MAXERROR 6;",
+        "FROM sys_load_history",
+        "FROM sys_load_error_detail",
+        "COPY staging_events",
+        "INSERT INTO songs",
+        "INSERT INTO songplays",
+        "ROW_NUMBER() OVER (PARTITION BY user_id, session_id, item_in_session",
+        "SELECT COUNT(*) FROM load_errors;",
+        "COMMIT;",
+    ];
+    let mut from = 0;
+    for part in order {
+        let at = etl[from..]
+            .find(part)
+            .unwrap_or_else(|| panic!("{part:?} missing or out of order in:\n{etl}"));
+        from += at + part.len();
+    }
+    assert!(
+        etl.contains("-- etl lists s3://udacity-dend/song_data/ first"),
+        "{etl}"
+    );
+    // A Data API workgroup is Serverless: no STL table.
+    assert!(!etl.contains("stl_load_errors"), "{etl}");
+
+    let postgres = run("etl", "postgres");
+    assert!(
+        postgres.contains("COPY staging_events (artist, auth,") && postgres.contains("FROM STDIN;"),
+        "{postgres}"
+    );
+}

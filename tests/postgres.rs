@@ -3,6 +3,8 @@
 //! Without a server these tests skip with a notice, except under `CI=true`, where they fail.
 
 mod common;
+#[path = "common/s3_server.rs"]
+mod s3_server;
 
 use common::{sources_with_log_lines, udacity_sample, Workspace, BAD_LINES, STAR_AND_STAGING};
 use predicates::prelude::*;
@@ -327,4 +329,71 @@ fn redshift_engine_runs_its_shared_statements_on_postgres() {
         .err()
         .unwrap();
     assert!(format!("{err:#}").contains("always encrypts and verifies"));
+}
+
+#[test]
+fn comparisons_follow_the_contract_on_postgres() {
+    let Some(db) = TestDatabase::create("semantics") else {
+        return;
+    };
+    let sources = tempfile::tempdir().unwrap();
+    common::semantics_sources(sources.path());
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "ENGINE=postgres\nMAX_ERRORS=1");
+    ws.create_and_load();
+    common::assert_semantics(&ws, "postgres");
+}
+
+#[test]
+fn postgres_reads_the_same_objects_of_a_prefix_as_duckdb() {
+    let Some(db) = TestDatabase::create("s3_prefix") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let clean = tempfile::tempdir().unwrap();
+    common::bucket_with_more_than_data(&root.path().join("sparkify"), clean.path());
+    let server = s3_server::Server::start(root.path(), false);
+    let ws = Workspace::with_cluster(clean.path(), &db.cluster, "ENGINE=postgres");
+    // The sources from the bucket instead of [LOCAL].
+    let config = std::fs::read_to_string(ws.config()).unwrap();
+    let config = config[..config.find("[LOCAL]").unwrap()].to_string()
+        + &config[config.find("[WAREHOUSE]").unwrap()..]
+        + &format!(
+            "[S3]\nLOG_DATA=s3://sparkify/log_data\nSONG_DATA=s3://sparkify/song_data\n\
+             LOG_JSONPATH=s3://sparkify/log_data/log_json_path.json\nREGION=us-east-1\n\
+             ENDPOINT={}\n",
+            server.endpoint
+        );
+    std::fs::write(ws.config(), config).unwrap();
+    let unsigned = |args: &[&str]| {
+        ws.cmd(args[0])
+            .args(&args[1..])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            )
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_ENDPOINT_URL")
+            .assert()
+            .success();
+    };
+    unsigned(&["create_tables"]);
+    unsigned(&["etl"]);
+    unsigned(&["create_tables", "--engine", "duckdb"]);
+    unsigned(&["etl", "--engine", "duckdb"]);
+    let local = Workspace::new(clean.path(), "");
+    local.create_and_load();
+    for table in STAR_AND_STAGING {
+        let postgres = ws.rows(None, table);
+        assert!(
+            postgres == ws.rows(Some("duckdb"), table),
+            "{table} differs between PostgreSQL and DuckDB"
+        );
+        assert!(
+            postgres == local.rows(None, table),
+            "{table} on PostgreSQL differs from a load of the data alone"
+        );
+    }
 }

@@ -31,6 +31,7 @@ fn statements() -> Vec<(String, String)> {
         sql::copy_from_s3(&S3Copy {
             table,
             from,
+            manifest: false,
             iam_role: ROLE,
             json,
             region: "us-west-2",
@@ -42,7 +43,7 @@ fn statements() -> Vec<(String, String)> {
         "copy staging_songs".into(),
         copy(
             &STAGING_SONGS,
-            "s3://udacity-dend/song_data",
+            "s3://udacity-dend/song_data/",
             "auto ignorecase",
         ),
     ));
@@ -50,32 +51,41 @@ fn statements() -> Vec<(String, String)> {
         "copy staging_events".into(),
         copy(
             &STAGING_EVENTS,
-            "s3://udacity-dend/log_data",
+            "s3://udacity-dend/log_data/",
             "s3://udacity-dend/log_json_path.json",
         ),
     ));
     all.push((
-        "last copy count".into(),
-        sql::REDSHIFT_LAST_COPY_COUNT.into(),
+        "copy staging_songs through a manifest".into(),
+        sql::copy_from_s3(&S3Copy {
+            table: &STAGING_SONGS,
+            from: "s3://my-bucket/sparkify-manifests/sparkify-staging_songs.manifest",
+            manifest: true,
+            iam_role: ROLE,
+            json: "auto ignorecase",
+            region: "us-west-2",
+            max_errors: 10,
+        })
+        .unwrap(),
     ));
     all.push((
-        "load errors serverless".into(),
-        sql::redshift_load_errors(true).into(),
+        "load history staging_events".into(),
+        sql::redshift_copy_outcome(&STAGING_EVENTS),
     ));
+    all.push(("load errors".into(), sql::redshift_load_errors(5001)));
     all.push((
-        "load errors provisioned".into(),
-        sql::redshift_load_errors(false).into(),
+        "raw lines provisioned".into(),
+        sql::REDSHIFT_RAW_LINES.into(),
     ));
-    all.push((
-        "insert rejects".into(),
-        sql::insert_rejects_redshift(&[Reject {
-            source: "log_data",
-            file: "s3://udacity-dend/log_data/2018/11/2018-11-01-events.json".into(),
-            line: Some(7),
-            reason: "userid: Invalid digit, Value 'x'".into(),
-            raw_text: "{\"userId\": \"x\\\\y\"}\tend".into(),
-        }]),
-    ));
+    for statement in sql::insert_rejects_redshift(&[Reject {
+        source: "log_data",
+        file: "s3://udacity-dend/log_data/2018/11/2018-11-01-events.json".into(),
+        line: Some(7),
+        reason: "userid: Invalid digit, Value 'x'".into(),
+        raw_text: "{\"userId\": \"x\\\\y\"}\tend".into(),
+    }]) {
+        all.push(("insert rejects".into(), statement));
+    }
     for (table, statement) in sql::transform(Dialect::Redshift) {
         all.push((format!("transform {}", table.name), statement));
     }
@@ -160,6 +170,7 @@ fn config_values_are_quoted_never_pasted() {
         json: "auto ignorecase",
         region: "",
         max_errors: 3,
+        manifest: false,
     })
     .unwrap();
     assert!(
@@ -171,7 +182,8 @@ fn config_values_are_quoted_never_pasted() {
         "{statement}"
     );
     assert!(!statement.contains("REGION"), "{statement}");
-    assert!(statement.ends_with("MAXERROR 3"), "{statement}");
+    // Three rejects tolerated: Redshift fails when the errors reach MAXERROR.
+    assert!(statement.ends_with("MAXERROR 4"), "{statement}");
     let err = sql::copy_from_s3(&S3Copy {
         table: &STAGING_SONGS,
         from: "s3://bucket/x\n; DROP TABLE songs",
@@ -179,7 +191,57 @@ fn config_values_are_quoted_never_pasted() {
         json: "auto ignorecase",
         region: "",
         max_errors: 0,
+        manifest: false,
     })
     .unwrap_err();
     assert!(err.contains("control character"), "{err}");
+}
+
+#[test]
+fn maxerror_lets_exactly_max_errors_rejects_through() {
+    assert_eq!(sql::redshift_maxerror(0), Ok(0));
+    assert_eq!(sql::redshift_maxerror(1), Ok(2));
+    assert_eq!(sql::redshift_maxerror(99_999), Ok(100_000));
+    let err = sql::redshift_maxerror(100_000).unwrap_err();
+    assert!(err.contains("at most 99999"), "{err}");
+}
+
+#[test]
+fn rejects_are_inserted_in_statements_of_at_most_64_kib() {
+    let rejects: Vec<Reject> = (0..2_000)
+        .map(|line| Reject {
+            source: "log_data",
+            file: format!("s3://b/log_data/{line}.json"),
+            line: Some(line),
+            reason: "ts: Invalid digit, Value 'a'".into(),
+            raw_text: "x".repeat(300),
+        })
+        .collect();
+    let statements = sql::insert_rejects_redshift(&rejects);
+    assert!(statements.len() > 1);
+    assert!(statements
+        .iter()
+        .all(|s| s.len() <= sql::REDSHIFT_STATEMENT_BYTES && s.starts_with("INSERT INTO")));
+    let rows: usize = statements.iter().map(|s| s.lines().count() - 1).sum();
+    assert_eq!(rows, 2_000);
+    assert!(sql::insert_rejects_redshift(&[]).is_empty());
+}
+
+#[test]
+fn redshift_text_is_exact_about_trailing_blanks_and_case() {
+    let songplays = sql::transform(Dialect::Redshift)
+        .into_iter()
+        .find(|(t, _)| t.name == "songplays")
+        .unwrap()
+        .1;
+    assert!(
+        songplays.contains("(c.title = p.song AND LENGTH(c.title) = LENGTH(p.song))"),
+        "{songplays}"
+    );
+    assert!(songplays.contains("<= 0.010000001"), "{songplays}");
+    let ddl = sql::create_table(&sparkify::schema::SONGS, Dialect::Redshift);
+    assert!(
+        ddl.contains("title VARCHAR(512) COLLATE CASE_SENSITIVE"),
+        "{ddl}"
+    );
 }

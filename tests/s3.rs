@@ -231,3 +231,40 @@ fn etl_reads_its_sources_from_s3_as_from_disk() {
         .code(1)
         .stderr(predicate::str::contains("s3://no-such-bucket/"));
 }
+
+#[test]
+fn a_prefix_reads_only_its_own_json_objects_not_siblings_markers_or_the_jsonpaths_file() {
+    let root = tempfile::tempdir().unwrap();
+    let clean = tempfile::tempdir().unwrap();
+    common::bucket_with_more_than_data(&root.path().join("sparkify"), clean.path());
+    let server = Server::start(root.path(), false);
+    let ws = s3_workspace(&server, "sparkify");
+    let config = std::fs::read_to_string(ws.config())
+        .unwrap()
+        .replace("MAX_ERRORS=10", "MAX_ERRORS=0")
+        .replace(
+            "LOG_JSONPATH=s3://sparkify/log_json_path.json",
+            "LOG_JSONPATH=s3://sparkify/log_data/log_json_path.json",
+        );
+    std::fs::write(ws.config(), config).unwrap();
+    let unsigned = |binary: &str| {
+        let mut cmd = ws.cmd(binary);
+        cmd.envs(NO_CREDENTIALS.iter().copied())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_ENDPOINT_URL");
+        cmd
+    };
+    unsigned("create_tables").assert().success();
+    unsigned("etl").assert().success();
+
+    let local = Workspace::new(clean.path(), "");
+    local.create_and_load();
+    for table in STAR_AND_STAGING {
+        assert!(
+            ws.dump(table) == local.dump(table),
+            "{table} differs from a load of the data alone"
+        );
+    }
+    assert_eq!(ws.count("SELECT COUNT(*) FROM load_errors"), 0);
+}

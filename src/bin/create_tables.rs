@@ -15,16 +15,30 @@ use sparkify::cli::{exit_code, CommonArgs};
 /// DB_USER and DB_PASSWORD. --engine overrides the file. Run this once before etl;
 /// running it again empties the warehouse.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Examples:\n  create_tables                          create them with ./dwh.cfg\n  create_tables --engine redshift --print-sql   the DDL Redshift would get, offline"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+
+    /// Print every statement create_tables would send to the chosen engine, in order, and
+    /// send none (no connection is made).
+    #[arg(long)]
+    print_sql: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_code((|| {
         let config = args.common.init()?;
+        if args.print_sql {
+            let mut printer = sparkify::warehouse::SqlPrinter::new(&config);
+            sparkify::create_tables::create_tables(&mut printer)?;
+            print!("{}", printer.script());
+            return Ok(());
+        }
         let mut warehouse = sparkify::warehouse::open(&config)?;
         let tables = sparkify::create_tables::create_tables(warehouse.as_mut())?;
         println!(

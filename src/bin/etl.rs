@@ -6,6 +6,8 @@ use clap::Parser;
 use sparkify::cli::{exit_code, CommonArgs};
 use sparkify::config::EngineChoice;
 use sparkify::etl::EtlOptions;
+use sparkify::progress::Progress;
+use sparkify::warehouse::SqlPrinter;
 
 /// Load the song catalogue and the event logs into staging, transform them into the star
 /// schema, and print what was read, staged, rejected and how long each phase took.
@@ -32,7 +34,7 @@ use sparkify::etl::EtlOptions;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --dry-run                list the files a load would read"
+    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing"
 )]
 struct Args {
     #[command(flatten)]
@@ -44,8 +46,14 @@ struct Args {
 
     /// List what would be loaded (files and bytes per source) and check the JSONPaths file,
     /// without touching the warehouse.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "print_sql")]
     dry_run: bool,
+
+    /// Print every statement etl would send to the chosen engine, in order, and send none:
+    /// no warehouse, S3 or Data API is reached. Where a statement depends on the run (what S3
+    /// holds, a COPY's id), a comment says so.
+    #[arg(long)]
+    print_sql: bool,
 }
 
 fn main() -> ExitCode {
@@ -63,10 +71,16 @@ fn main() -> ExitCode {
             print!("{}", sparkify::report::dry_run_summary(&inputs));
             return Ok(());
         }
-        let mut warehouse = sparkify::warehouse::open(&config)?;
         let options = EtlOptions {
             max_errors: args.max_errors.unwrap_or(config.warehouse.max_errors),
         };
+        if args.print_sql {
+            let mut printer = SqlPrinter::new(&config);
+            sparkify::etl::run(&config, &mut printer, &options, &Progress::hidden())?;
+            print!("{}", printer.script());
+            return Ok(());
+        }
+        let mut warehouse = sparkify::warehouse::open(&config)?;
         let report = sparkify::etl::run(
             &config,
             warehouse.as_mut(),

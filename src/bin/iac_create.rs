@@ -54,17 +54,27 @@ struct Args {
     #[arg(long, conflicts_with = "cidr")]
     no_ingress: bool,
 
-    /// The network allowed to connect, instead of this machine's public IP/32.
+    /// The address allowed to connect, as ADDRESS/32, instead of this machine's public IP.
     #[arg(long, value_name = "ADDRESS/BITS")]
     cidr: Option<String>,
 
-    /// Where this machine's public IP is asked.
+    /// Let --cidr name a network wider than one address (at most a /24).
+    #[arg(long, requires = "cidr")]
+    allow_wide_cidr: bool,
+
+    /// Where this machine's public IP is asked (https only).
     #[arg(
         long,
         value_name = "URL",
         default_value = "https://checkip.amazonaws.com"
     )]
     ip_endpoint: String,
+
+    /// Take over a role, namespace or workgroup of the configured name that iac_create did not
+    /// make (it is tagged created-by = sparkify-iac, and iac_delete will remove it). Without
+    /// this flag such a resource is refused and left untouched.
+    #[arg(long)]
+    adopt: bool,
 
     /// Seconds to wait for the namespace and workgroup to become available.
     #[arg(long, value_name = "SECONDS", default_value_t = 1200)]
@@ -76,8 +86,9 @@ fn main() -> ExitCode {
     exit_code((|| {
         let config = args.common.init()?;
         if let Some(cidr) = &args.cidr {
-            iac::check_cidr(cidr)?;
+            iac::check_cidr(cidr, args.allow_wide_cidr)?;
         }
+        iac::check_ip_endpoint(&args.ip_endpoint)?;
         let timing = Timing {
             timeout: Duration::from_secs(args.timeout),
             ..Timing::default()
@@ -92,7 +103,8 @@ fn main() -> ExitCode {
             )),
             (None, false, false) => Some(runtime.block_on(iac::caller_cidr(&args.ip_endpoint))?),
         };
-        let plan = CreatePlan::new(&config, args.manage_password, cidr, timing)?;
+        let mut plan = CreatePlan::new(&config, args.manage_password, cidr, timing)?;
+        plan.adopt = args.adopt;
         let region = sparkify::aws::region(&config, args.region.as_deref())
             .unwrap_or_else(|| "(the AWS default)".into());
         if args.dry_run {

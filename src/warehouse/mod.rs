@@ -5,20 +5,23 @@
 
 mod duckdb;
 mod postgres;
+mod print;
 mod redshift;
 mod redshift_data;
+pub mod s3_copy;
 
 use anyhow::{bail, Result};
 use arrow_array::RecordBatch;
 
 use crate::config::{Config, EngineChoice};
-use crate::load::SourceStats;
 use crate::progress::Progress;
 use crate::schema::Table;
 use crate::sql::Dialect;
+use crate::stats::SourceStats;
 
 pub use self::duckdb::DuckDbWarehouse;
 pub use self::postgres::PostgresWarehouse;
+pub use self::print::SqlPrinter;
 pub use self::redshift::RedshiftWarehouse;
 pub use self::redshift_data::{Polling, RedshiftDataWarehouse, Target};
 
@@ -57,6 +60,17 @@ impl QueryResult {
             _ => None,
         }
     }
+
+    /// The single integer a check or count returned; anything else is an error naming
+    /// `what`, never taken for 0.
+    pub fn expect_int(&self, what: &str) -> Result<i64> {
+        self.single_int().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{what} returned {:?} instead of one number; nothing was committed",
+                self.rows.first().and_then(|row| row.first())
+            )
+        })
+    }
 }
 
 /// A warehouse the pipeline can create tables in, load and query.
@@ -94,6 +108,9 @@ pub trait Warehouse {
             self.describe()
         )
     }
+    /// A comment among the statements: shown by a warehouse that only prints them
+    /// (`--print-sql`), ignored by the others.
+    fn note(&mut self, _comment: &str) {}
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
 }

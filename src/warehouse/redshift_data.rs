@@ -15,10 +15,10 @@ use tokio::runtime::Runtime;
 use super::{first_line, not_appendable, Cell, QueryResult, Warehouse};
 use crate::aws::explain;
 use crate::config::Config;
-use crate::load::SourceStats;
 use crate::progress::Progress;
 use crate::schema::Table;
 use crate::sql::Dialect;
+use crate::stats::SourceStats;
 
 /// Where the statements go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +48,11 @@ impl Default for Polling {
     }
 }
 
-/// How long the Data API keeps the session between two statements.
-const SESSION_KEEP_ALIVE_SECONDS: i32 = 600;
+/// How long the Data API keeps the session after a statement finishes, waiting for the next
+/// (https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_ExecuteStatement.html,
+/// "SessionKeepAliveSeconds"). A run sends its statements one after another, so a minute is
+/// plenty; short, so that a run killed mid-transaction does not hold its locks for long.
+const SESSION_KEEP_ALIVE_SECONDS: i32 = 60;
 
 pub struct RedshiftDataWarehouse {
     runtime: Runtime,
@@ -165,12 +168,13 @@ impl RedshiftDataWarehouse {
                         return Ok(described.has_result_set().unwrap_or(false))
                     }
                     Some(StatusString::Failed) | Some(StatusString::Aborted) => bail!(
-                        "the statement {}: {}\n{sql}",
+                        "the statement {}: {} (statement: {})",
                         described
                             .status()
                             .map(|s| s.as_str().to_ascii_lowercase())
                             .unwrap_or_default(),
-                        described.error().unwrap_or("no reason given")
+                        described.error().unwrap_or("no reason given"),
+                        first_line(sql)
                     ),
                     _ => {}
                 }
@@ -276,7 +280,18 @@ impl Warehouse for RedshiftDataWarehouse {
         max_errors: u64,
         progress: &Progress,
     ) -> Result<Vec<SourceStats>> {
-        super::redshift::copy_staging_from_s3(self, config, max_errors, progress)
+        // A workgroup is Serverless, which refuses queries of the STL tables; a provisioned
+        // cluster keeps stl_load_errors.
+        let provisioned = matches!(self.target, Target::Cluster { .. });
+        let store = crate::s3::S3Store::connect(&config.s3)?;
+        super::s3_copy::copy_staging_from_s3(
+            self,
+            config,
+            max_errors,
+            provisioned,
+            super::s3_copy::Listing::Live(&store),
+            progress,
+        )
     }
 
     fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {

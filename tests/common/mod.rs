@@ -172,3 +172,187 @@ pub fn sources_with_log_lines(dir: &Path, extra_lines: &str) {
 
 pub const BAD_LINES: &str =
     "this is not json\n[1, 2, 3]\n{\"ts\": \"abc\", \"sessionId\": 1, \"itemInSession\": 2}\n";
+
+/// One log line with the fields the semantics tests vary; the rest as the app writes them.
+#[allow(clippy::too_many_arguments)]
+fn event(
+    user: u32,
+    session: u32,
+    item: u32,
+    level: &str,
+    song: &str,
+    artist: &str,
+    length: f64,
+    ts: i64,
+) -> String {
+    serde_json::json!({
+        "artist": artist, "auth": "Logged In", "firstName": "F", "gender": "F",
+        "itemInSession": item, "lastName": "L", "length": length, "level": level,
+        "location": "Here", "method": "PUT", "page": "NextSong",
+        "registration": 1540991795796.0, "sessionId": session, "song": song, "status": 200,
+        "ts": ts, "userAgent": "UA", "userId": user.to_string(),
+    })
+    .to_string()
+}
+
+/// Sources that pin the contract's comparisons: a title that differs from another only by a
+/// trailing blank, durations exactly 0.01 s apart, a song_id whose duplicate records name
+/// different artists, levels that are not exactly free or paid, plays in ISO weeks that
+/// straddle a new year, and a title longer than its column.
+pub fn semantics_sources(dir: &Path) {
+    const NOV_15: i64 = 1_542_283_200_000; // 2018-11-15 12:00 UTC, ISO week 46 of 2018
+    const DEC_31: i64 = 1_546_257_600_000; // 2018-12-31, ISO week 1 of 2019
+    const JAN_2: i64 = 1_546_430_400_000; // 2019-01-02, ISO week 1 of 2019
+    const JAN_3_2018: i64 = 1_514_980_800_000; // 2018-01-03, ISO week 1 of 2018
+    fs::create_dir_all(dir.join("log_data")).unwrap();
+    fs::create_dir_all(dir.join("song_data")).unwrap();
+    let long_title = "x".repeat(600);
+    let lines = [
+        // Exactly 0.01 s from SOB ("Heavy Soul", 100.00): matches it.
+        event(1, 1, 1, "free", "Heavy Soul", "X", 100.01, NOV_15),
+        // The title with a trailing blank is another song: SOA.
+        event(1, 1, 2, "paid", "Heavy Soul ", "X", 100.0, NOV_15 + 1),
+        // SOD's kept record names artist N1; a record it did not keep names N2: no match.
+        event(1, 1, 3, "paid", "T", "N2", 50.0, NOV_15 + 2),
+        event(1, 1, 4, "paid", "T", "N1", 50.0, NOV_15 + 3),
+        // "FREE" is not "free": user 2 did not play as free and paid.
+        event(2, 2, 1, "free", "Z", "X", 1.0, DEC_31),
+        event(2, 2, 2, "FREE", "Z", "X", 1.0, JAN_2),
+        event(2, 3, 1, "free", "Z", "X", 1.0, JAN_3_2018),
+        // A title longer than the column's 512 bytes: rejected.
+        event(3, 4, 1, "free", &long_title, "X", 1.0, NOV_15),
+    ];
+    fs::write(dir.join("log_data/events.json"), lines.join("\n")).unwrap();
+    let song = |id: &str, artist_id: &str, artist: &str, title: &str, duration: f64| {
+        serde_json::json!({
+            "num_songs": 1, "artist_id": artist_id, "artist_latitude": null,
+            "artist_longitude": null, "artist_location": "", "artist_name": artist,
+            "song_id": id, "title": title, "duration": duration, "year": 2000,
+        })
+        .to_string()
+    };
+    let songs = [
+        ("a.json", song("SOA", "AR9", "X", "Heavy Soul ", 100.0)),
+        ("b.json", song("SOB", "AR9", "X", "Heavy Soul", 100.0)),
+        ("d1.json", song("SOD", "AR1", "N1", "T", 50.0)),
+        ("d2.json", song("SOD", "AR2", "N2", "T", 50.0)),
+    ];
+    for (name, text) in songs {
+        fs::write(dir.join("song_data").join(name), text).unwrap();
+    }
+    fs::write(
+        dir.join("log_json_path.json"),
+        sparkify::gen_data::LOG_JSONPATH,
+    )
+    .unwrap();
+}
+
+/// Checks a warehouse loaded from [`semantics_sources`] (with MAX_ERRORS at least 1), through
+/// the workspace's own `analysis` and the library's `rows`, on `engine`.
+pub fn assert_semantics(ws: &Workspace, engine: &str) {
+    let plays = ws.rows(
+        Some(engine),
+        "(SELECT item_in_session, song_id, artist_id FROM songplays WHERE user_id = 1) p",
+    );
+    assert_eq!(
+        plays,
+        [
+            "[Int(1), Text(\"SOB\"), Text(\"AR9\")]",
+            "[Int(2), Text(\"SOA\"), Text(\"AR9\")]",
+            "[Int(3), Null, Null]",
+            "[Int(4), Text(\"SOD\"), Text(\"AR1\")]",
+        ],
+        "{engine}"
+    );
+    let errors = ws.rows(Some(engine), "(SELECT reason FROM load_errors) e");
+    assert_eq!(errors.len(), 1, "{engine}: {errors:?}");
+    assert!(
+        errors[0].contains("600 bytes long, more than the column's width of 512"),
+        "{engine}: {errors:?}"
+    );
+    let out = ws
+        .cmd("analysis")
+        .args([
+            "--format",
+            "json",
+            "--engine",
+            engine,
+            "--query",
+            "both_levels",
+            "--query",
+            "plays_by_week",
+        ])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let answer = |name: &str| {
+        doc["answers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()["rows"]
+            .clone()
+    };
+    let both = answer("both_levels");
+    assert_eq!(both.as_array().unwrap().len(), 1, "{engine}: {both}");
+    assert_eq!(both[0]["user_id"], 1, "{engine}: {both}");
+    let weeks: Vec<(i64, i64, i64)> = answer("plays_by_week")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["iso_year"].as_i64().unwrap(),
+                r["week"].as_i64().unwrap(),
+                r["plays"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        weeks,
+        [(2018, 1, 1), (2018, 46, 4), (2019, 1, 2)],
+        "{engine}"
+    );
+}
+
+/// A generated dataset in `bucket` with, next to the data, what a real bucket holds and no
+/// engine may read as data: a sibling prefix of valid songs (`song_data_old/`), a README and a
+/// `_SUCCESS` marker under `song_data/`, and the JSONPaths file under `log_data/` (set
+/// `LOG_JSONPATH` to `log_data/log_json_path.json`). `clean` gets the same dataset alone.
+pub fn bucket_with_more_than_data(bucket: &Path, clean: &Path) {
+    for out in [bucket, clean] {
+        sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
+            songs: 40,
+            events: 300,
+            days: 3,
+            seed: 11,
+            out: out.to_path_buf(),
+            force: true,
+        })
+        .unwrap();
+    }
+    let song = fs::read_to_string(
+        walkdir::WalkDir::new(bucket.join("song_data"))
+            .into_iter()
+            .map(|e| e.unwrap().into_path())
+            .find(|p| p.is_file())
+            .unwrap(),
+    )
+    .unwrap();
+    let write = |path: PathBuf, text: &str| {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    };
+    write(
+        bucket.join("song_data_old/A/TROLD.json"),
+        &song.replace("\"song_id\": \"", "\"song_id\": \"OLD"),
+    );
+    write(bucket.join("song_data/README.md"), "the songs");
+    write(bucket.join("song_data/_SUCCESS"), "");
+    fs::copy(
+        bucket.join("log_json_path.json"),
+        bucket.join("log_data/log_json_path.json"),
+    )
+    .unwrap();
+}

@@ -1,6 +1,7 @@
 //! An S3-compatible server (s3s-fs) in process on loopback, for the S3 tests and the S3 source
 //! benchmark, with faults to retry on: the first GET of a key containing `flaky` fails with a
-//! 500 and the first GET of a key containing `slow` hangs for 5 s.
+//! 500 and the first GET of a key containing `slow` hangs for 5 s. It also takes PUTs (the
+//! manifests etl writes for Redshift).
 
 #![allow(dead_code)]
 
@@ -11,7 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::dto::{GetObjectInput, GetObjectOutput, ListObjectsV2Input, ListObjectsV2Output};
+use s3s::dto::{
+    GetObjectInput, GetObjectOutput, ListObjectsV2Input, ListObjectsV2Output, PutObjectInput,
+    PutObjectOutput,
+};
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 /// s3s-fs with faults: the first GET of any key containing `flaky` fails with a 500, as S3
@@ -51,6 +55,13 @@ impl S3 for FaultyFs {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
         self.fs.get_object(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.fs.put_object(req).await
     }
 }
 
@@ -135,5 +146,12 @@ impl S3 for SharedFs {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.0.get_object(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.0.put_object(req).await
     }
 }

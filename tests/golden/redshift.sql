@@ -3,23 +3,23 @@ DROP TABLE IF EXISTS staging_events;
 
 -- create staging_events
 CREATE TABLE staging_events (
-    artist VARCHAR(65535),
-    auth VARCHAR(65535),
-    first_name VARCHAR(65535),
-    gender VARCHAR(65535),
+    artist VARCHAR(512) COLLATE CASE_SENSITIVE,
+    auth VARCHAR(32) COLLATE CASE_SENSITIVE,
+    first_name VARCHAR(256) COLLATE CASE_SENSITIVE,
+    gender VARCHAR(16) COLLATE CASE_SENSITIVE,
     item_in_session INTEGER NOT NULL,
-    last_name VARCHAR(65535),
+    last_name VARCHAR(256) COLLATE CASE_SENSITIVE,
     length DOUBLE PRECISION,
-    level VARCHAR(65535),
-    location VARCHAR(65535),
-    method VARCHAR(65535),
-    page VARCHAR(65535),
+    level VARCHAR(16) COLLATE CASE_SENSITIVE,
+    location VARCHAR(512) COLLATE CASE_SENSITIVE,
+    method VARCHAR(16) COLLATE CASE_SENSITIVE,
+    page VARCHAR(64) COLLATE CASE_SENSITIVE,
     registration DOUBLE PRECISION,
     session_id INTEGER NOT NULL,
-    song VARCHAR(65535),
+    song VARCHAR(512) COLLATE CASE_SENSITIVE,
     status INTEGER,
     ts BIGINT NOT NULL,
-    user_agent VARCHAR(65535),
+    user_agent VARCHAR(512) COLLATE CASE_SENSITIVE,
     user_id INTEGER
 )
 DISTSTYLE EVEN;
@@ -30,13 +30,13 @@ DROP TABLE IF EXISTS staging_songs;
 -- create staging_songs
 CREATE TABLE staging_songs (
     num_songs INTEGER,
-    artist_id VARCHAR(65535) NOT NULL,
+    artist_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
     artist_latitude DOUBLE PRECISION,
     artist_longitude DOUBLE PRECISION,
-    artist_location VARCHAR(65535),
-    artist_name VARCHAR(65535),
-    song_id VARCHAR(65535) NOT NULL,
-    title VARCHAR(65535),
+    artist_location VARCHAR(512) COLLATE CASE_SENSITIVE,
+    artist_name VARCHAR(512) COLLATE CASE_SENSITIVE,
+    song_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
+    title VARCHAR(512) COLLATE CASE_SENSITIVE,
     duration DOUBLE PRECISION,
     year INTEGER
 )
@@ -47,11 +47,11 @@ DROP TABLE IF EXISTS load_errors;
 
 -- create load_errors
 CREATE TABLE load_errors (
-    source VARCHAR(65535) NOT NULL,
-    file VARCHAR(65535) NOT NULL,
+    source VARCHAR(16) COLLATE CASE_SENSITIVE NOT NULL,
+    file VARCHAR(2048) COLLATE CASE_SENSITIVE NOT NULL,
     line BIGINT,
-    reason VARCHAR(65535) NOT NULL,
-    raw_text VARCHAR(65535)
+    reason VARCHAR(1024) COLLATE CASE_SENSITIVE NOT NULL,
+    raw_text VARCHAR(1024) COLLATE CASE_SENSITIVE
 )
 DISTSTYLE EVEN;
 
@@ -63,13 +63,13 @@ CREATE TABLE songplays (
     songplay_id BIGINT NOT NULL,
     start_time TIMESTAMP NOT NULL,
     user_id INTEGER NOT NULL,
-    level VARCHAR(65535),
-    song_id VARCHAR(65535),
-    artist_id VARCHAR(65535),
+    level VARCHAR(16) COLLATE CASE_SENSITIVE,
+    song_id VARCHAR(64) COLLATE CASE_SENSITIVE,
+    artist_id VARCHAR(64) COLLATE CASE_SENSITIVE,
     session_id INTEGER NOT NULL,
     item_in_session INTEGER NOT NULL,
-    location VARCHAR(65535),
-    user_agent VARCHAR(65535),
+    location VARCHAR(512) COLLATE CASE_SENSITIVE,
+    user_agent VARCHAR(512) COLLATE CASE_SENSITIVE,
     PRIMARY KEY (songplay_id),
     UNIQUE (user_id, session_id, item_in_session)
 )
@@ -81,10 +81,10 @@ DROP TABLE IF EXISTS users;
 -- create users
 CREATE TABLE users (
     user_id INTEGER NOT NULL,
-    first_name VARCHAR(65535),
-    last_name VARCHAR(65535),
-    gender VARCHAR(65535),
-    level VARCHAR(65535),
+    first_name VARCHAR(256) COLLATE CASE_SENSITIVE,
+    last_name VARCHAR(256) COLLATE CASE_SENSITIVE,
+    gender VARCHAR(16) COLLATE CASE_SENSITIVE,
+    level VARCHAR(16) COLLATE CASE_SENSITIVE,
     PRIMARY KEY (user_id)
 )
 DISTSTYLE ALL SORTKEY (user_id);
@@ -94,9 +94,9 @@ DROP TABLE IF EXISTS songs;
 
 -- create songs
 CREATE TABLE songs (
-    song_id VARCHAR(65535) NOT NULL,
-    title VARCHAR(65535),
-    artist_id VARCHAR(65535),
+    song_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
+    title VARCHAR(512) COLLATE CASE_SENSITIVE,
+    artist_id VARCHAR(64) COLLATE CASE_SENSITIVE,
     year INTEGER,
     duration DOUBLE PRECISION,
     PRIMARY KEY (song_id)
@@ -108,9 +108,9 @@ DROP TABLE IF EXISTS artists;
 
 -- create artists
 CREATE TABLE artists (
-    artist_id VARCHAR(65535) NOT NULL,
-    name VARCHAR(65535),
-    location VARCHAR(65535),
+    artist_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
+    name VARCHAR(512) COLLATE CASE_SENSITIVE,
+    location VARCHAR(512) COLLATE CASE_SENSITIVE,
     latitude DOUBLE PRECISION,
     longitude DOUBLE PRECISION,
     PRIMARY KEY (artist_id)
@@ -144,7 +144,7 @@ DELETE FROM staging_songs;
 
 -- copy staging_songs
 COPY staging_songs (num_songs, artist_id, artist_latitude, artist_longitude, artist_location, artist_name, song_id, title, duration, year)
-FROM 's3://udacity-dend/song_data'
+FROM 's3://udacity-dend/song_data/'
 IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
 FORMAT AS JSON 'auto ignorecase'
 REGION 'us-west-2'
@@ -152,20 +152,29 @@ MAXERROR 0;
 
 -- copy staging_events
 COPY staging_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
-FROM 's3://udacity-dend/log_data'
+FROM 's3://udacity-dend/log_data/'
 IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
 FORMAT AS JSON 's3://udacity-dend/log_json_path.json'
 REGION 'us-west-2'
 MAXERROR 0;
 
--- last copy count
-SELECT pg_last_copy_count();
+-- copy staging_songs through a manifest
+COPY staging_songs (num_songs, artist_id, artist_latitude, artist_longitude, artist_location, artist_name, song_id, title, duration, year)
+FROM 's3://my-bucket/sparkify-manifests/sparkify-staging_songs.manifest'
+IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
+FORMAT AS JSON 'auto ignorecase'
+MANIFEST
+REGION 'us-west-2'
+MAXERROR 11;
 
--- load errors serverless
-SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, TRIM(error_message) AS reason, CAST('' AS VARCHAR) AS raw_line FROM sys_load_error_detail WHERE query_id = pg_last_copy_id() ORDER BY file_name, line_number;
+-- load history staging_events
+SELECT query_id, loaded_rows, error_count, TRIM(status) AS status FROM sys_load_history WHERE session_id = pg_backend_pid() AND (TRIM(table_name) = 'staging_events' OR TRIM(table_name) LIKE '%.staging_events') ORDER BY start_time DESC LIMIT 1;
 
--- load errors provisioned
-SELECT TRIM(filename) AS file, line_number AS line, TRIM(colname) AS column_name, TRIM(err_reason) AS reason, TRIM(raw_line) AS raw_line FROM stl_load_errors WHERE query = pg_last_copy_id() ORDER BY filename, line_number;
+-- load errors
+SELECT TRIM(file_name) AS file, line_number AS line, TRIM(column_name) AS column_name, TRIM(error_message) AS reason FROM sys_load_error_detail WHERE query_id = 5001 ORDER BY file_name, line_number;
+
+-- raw lines provisioned
+SELECT TRIM(filename) AS file, line_number AS line, TRIM(raw_line) AS raw_line FROM stl_load_errors WHERE query = pg_last_copy_id();
 
 -- insert rejects
 INSERT INTO load_errors (source, file, line, reason, raw_text) VALUES
@@ -175,15 +184,18 @@ INSERT INTO load_errors (source, file, line, reason, raw_text) VALUES
 INSERT INTO songs (song_id, title, artist_id, year, duration)
 SELECT song_id, title, artist_id, year, duration
 FROM (
-    SELECT song_id, title, artist_id, year, duration,
+SELECT song_id, title, artist_id, artist_name, year, duration
+FROM (
+    SELECT song_id, title, artist_id, artist_name, year, duration,
            ROW_NUMBER() OVER (
                PARTITION BY song_id
-               ORDER BY artist_id NULLS LAST, title NULLS LAST, year NULLS LAST,
-                        duration NULLS LAST
+               ORDER BY artist_id NULLS LAST, LENGTH(artist_id), title NULLS LAST, LENGTH(title), year NULLS LAST, duration NULLS LAST,
+                        artist_name NULLS LAST, LENGTH(artist_name)
            ) AS pick
     FROM staging_songs
 ) ranked
-WHERE pick = 1;
+WHERE pick = 1
+) kept;
 
 -- transform artists
 INSERT INTO artists (artist_id, name, location, latitude, longitude)
@@ -193,8 +205,9 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY artist_id
                ORDER BY CASE WHEN artist_latitude IS NULL THEN 1 ELSE 0 END,
-                        CASE WHEN artist_location IS NULL OR artist_location = '' THEN 1 ELSE 0 END,
-                        artist_name NULLS LAST, artist_location NULLS LAST,
+                        CASE WHEN artist_location IS NULL OR LENGTH(artist_location) = 0
+                             THEN 1 ELSE 0 END,
+                        artist_name NULLS LAST, LENGTH(artist_name), artist_location NULLS LAST, LENGTH(artist_location),
                         artist_latitude NULLS LAST, artist_longitude NULLS LAST
            ) AS pick
     FROM staging_songs
@@ -209,8 +222,8 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY user_id
                ORDER BY ts DESC NULLS LAST, item_in_session DESC NULLS LAST,
-                        session_id DESC NULLS LAST, level NULLS LAST, first_name NULLS LAST,
-                        last_name NULLS LAST, gender NULLS LAST
+                        session_id DESC NULLS LAST, level NULLS LAST, LENGTH(level), first_name NULLS LAST, LENGTH(first_name),
+                        last_name NULLS LAST, LENGTH(last_name), gender NULLS LAST, LENGTH(gender)
            ) AS pick
     FROM staging_events
     WHERE user_id IS NOT NULL
@@ -227,35 +240,47 @@ WITH plays AS (
         SELECT e.*,
                ROW_NUMBER() OVER (
                    PARTITION BY user_id, session_id, item_in_session
-                   ORDER BY ts NULLS LAST, level NULLS LAST, song NULLS LAST,
-                            artist NULLS LAST, length NULLS LAST, location NULLS LAST,
-                            user_agent NULLS LAST
+                   ORDER BY ts NULLS LAST, level NULLS LAST, LENGTH(level), song NULLS LAST, LENGTH(song),
+                            artist NULLS LAST, LENGTH(artist), length NULLS LAST, location NULLS LAST, LENGTH(location),
+                            user_agent NULLS LAST, LENGTH(user_agent)
                ) AS pick
         FROM staging_events e
-        WHERE page = 'NextSong' AND user_id IS NOT NULL
+        WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL
     ) ranked
     WHERE pick = 1
 ),
+catalogue AS (
+SELECT song_id, title, artist_id, artist_name, year, duration
+FROM (
+    SELECT song_id, title, artist_id, artist_name, year, duration,
+           ROW_NUMBER() OVER (
+               PARTITION BY song_id
+               ORDER BY artist_id NULLS LAST, LENGTH(artist_id), title NULLS LAST, LENGTH(title), year NULLS LAST, duration NULLS LAST,
+                        artist_name NULLS LAST, LENGTH(artist_name)
+           ) AS pick
+    FROM staging_songs
+) ranked
+WHERE pick = 1
+),
 matches AS (
-    SELECT p.user_id, p.session_id, p.item_in_session, s.song_id,
+    SELECT p.user_id, p.session_id, p.item_in_session, c.song_id, c.artist_id,
            ROW_NUMBER() OVER (
                PARTITION BY p.user_id, p.session_id, p.item_in_session
-               ORDER BY ABS(s.duration - p.length), s.song_id
+               ORDER BY ABS(c.duration - p.length), c.song_id NULLS LAST, LENGTH(c.song_id)
            ) AS pick
     FROM plays p
-    JOIN staging_songs s
-      ON s.title = p.song
-     AND s.artist_name = p.artist
-     AND ABS(s.duration - p.length) <= 0.01
+    JOIN catalogue c
+      ON (c.title = p.song AND LENGTH(c.title) = LENGTH(p.song))
+     AND (c.artist_name = p.artist AND LENGTH(c.artist_name) = LENGTH(p.artist))
+     AND ABS(c.duration - p.length) <= 0.010000001
 )
 SELECT ROW_NUMBER() OVER (ORDER BY p.ts, p.user_id, p.session_id, p.item_in_session),
-       TIMESTAMP 'epoch' + p.ts * INTERVAL '1 millisecond', p.user_id, p.level, m.song_id, so.artist_id, p.session_id,
+       TIMESTAMP 'epoch' + p.ts * INTERVAL '1 millisecond', p.user_id, p.level, m.song_id, m.artist_id, p.session_id,
        p.item_in_session, p.location, p.user_agent
 FROM plays p
 LEFT JOIN matches m
   ON m.user_id = p.user_id AND m.session_id = p.session_id
- AND m.item_in_session = p.item_in_session AND m.pick = 1
-LEFT JOIN songs so ON so.song_id = m.song_id;
+ AND m.item_in_session = p.item_in_session AND m.pick = 1;
 
 -- transform time
 INSERT INTO time (start_time, hour, day, week, month, year, weekday)
@@ -269,34 +294,34 @@ SELECT start_time,
 FROM (SELECT DISTINCT start_time FROM songplays) plays;
 
 -- keys songs(song_id)
-SELECT COUNT(*) FROM (SELECT song_id FROM songs GROUP BY song_id HAVING COUNT(*) > 1) duplicates;
+SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY song_id) AS n FROM songs) numbered WHERE n > 1;
 
 -- count songs
 SELECT COUNT(*) FROM songs;
 
 -- keys artists(artist_id)
-SELECT COUNT(*) FROM (SELECT artist_id FROM artists GROUP BY artist_id HAVING COUNT(*) > 1) duplicates;
+SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY artist_id) AS n FROM artists) numbered WHERE n > 1;
 
 -- count artists
 SELECT COUNT(*) FROM artists;
 
 -- keys users(user_id)
-SELECT COUNT(*) FROM (SELECT user_id FROM users GROUP BY user_id HAVING COUNT(*) > 1) duplicates;
+SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id) AS n FROM users) numbered WHERE n > 1;
 
 -- count users
 SELECT COUNT(*) FROM users;
 
 -- keys songplays(songplay_id)
-SELECT COUNT(*) FROM (SELECT songplay_id FROM songplays GROUP BY songplay_id HAVING COUNT(*) > 1) duplicates;
+SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY songplay_id ORDER BY songplay_id) AS n FROM songplays) numbered WHERE n > 1;
 
 -- keys songplays(user_id, session_id, item_in_session)
-SELECT COUNT(*) FROM (SELECT user_id, session_id, item_in_session FROM songplays GROUP BY user_id, session_id, item_in_session HAVING COUNT(*) > 1) duplicates;
+SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY user_id, session_id, item_in_session ORDER BY user_id, session_id, item_in_session) AS n FROM songplays) numbered WHERE n > 1;
 
 -- count songplays
 SELECT COUNT(*) FROM songplays;
 
 -- keys time(start_time)
-SELECT COUNT(*) FROM (SELECT start_time FROM time GROUP BY start_time HAVING COUNT(*) > 1) duplicates;
+SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY start_time ORDER BY start_time) AS n FROM time) numbered WHERE n > 1;
 
 -- count time
 SELECT COUNT(*) FROM time;
@@ -304,7 +329,8 @@ SELECT COUNT(*) FROM time;
 -- analysis both_levels
 SELECT u.user_id, u.first_name, u.last_name, p.plays
 FROM (SELECT user_id, COUNT(*) AS plays FROM songplays GROUP BY user_id
-      HAVING COUNT(DISTINCT level) = 2) p
+      HAVING COUNT(DISTINCT CASE WHEN level IN ('free', 'paid') AND LENGTH(level) = 4
+                                 THEN level END) = 2) p
 JOIN users u ON u.user_id = p.user_id
 ORDER BY p.plays DESC, u.user_id
 LIMIT 5;
@@ -332,7 +358,14 @@ SELECT t.year, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time =
 SELECT t.day, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.day ORDER BY t.day;
 
 -- analysis plays_by_week
-SELECT t.week, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.week ORDER BY t.week;
+SELECT iso_year, week, COUNT(*) AS plays
+FROM (SELECT CASE WHEN t.month = 12 AND t.week = 1 THEN t.year + 1
+                  WHEN t.month = 1 AND t.week >= 52 THEN t.year - 1
+                  ELSE t.year END AS iso_year,
+             t.week
+      FROM songplays sp JOIN time t ON t.start_time = sp.start_time) weeks
+GROUP BY iso_year, week
+ORDER BY iso_year, week;
 
 -- analysis plays_by_month
 SELECT t.month, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.month ORDER BY t.month;

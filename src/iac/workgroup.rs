@@ -1,0 +1,70 @@
+//! The Redshift Serverless workgroup: the compute, its endpoint and its security group.
+
+use anyhow::{anyhow, bail, Result};
+use aws_sdk_redshiftserverless::types::ConfigParameter;
+
+use super::owner::{adopt_serverless, not_ours, serverless_owned, serverless_tags};
+use super::retry::{code, is_conflict, retrying};
+use super::{Change, Clients, CreatePlan};
+use crate::aws::explain;
+
+pub(super) async fn get_workgroup(
+    clients: &Clients,
+    name: &str,
+) -> Result<Option<aws_sdk_redshiftserverless::types::Workgroup>> {
+    match clients
+        .serverless
+        .get_workgroup()
+        .workgroup_name(name)
+        .send()
+        .await
+    {
+        Ok(found) => Ok(found.workgroup().cloned()),
+        Err(e) if code(&e) == "ResourceNotFoundException" => Ok(None),
+        Err(e) => bail!("cannot look up workgroup {name}: {}", explain(&e)),
+    }
+}
+
+/// The workgroup, created (tagged as this tool's, require_ssl on) when missing; one made by
+/// someone else is refused, or with `--adopt` tagged and used.
+pub(super) async fn ensure_workgroup(clients: &Clients, plan: &CreatePlan) -> Result<Change> {
+    if let Some(workgroup) = get_workgroup(clients, &plan.workgroup).await? {
+        let what = format!("workgroup {}", plan.workgroup);
+        let arn = workgroup.workgroup_arn().unwrap_or_default();
+        if serverless_owned(clients, arn, &what).await? {
+            return Ok(Change::Unchanged);
+        }
+        if !plan.adopt {
+            return Err(not_ours(&what, "DWH_WORKGROUP_NAME"));
+        }
+        adopt_serverless(clients, arn, &what, &plan.config_name).await?;
+        return Ok(Change::Adopted);
+    }
+    let tags = serverless_tags(&plan.config_name)?;
+    retrying(plan.timing, "creating the workgroup", is_conflict, || {
+        clients
+            .serverless
+            .create_workgroup()
+            .workgroup_name(&plan.workgroup)
+            .namespace_name(&plan.namespace)
+            .base_capacity(plan.base_capacity)
+            .publicly_accessible(plan.ingress_cidr.is_some())
+            .config_parameters(
+                ConfigParameter::builder()
+                    .parameter_key("require_ssl")
+                    .parameter_value("true")
+                    .build(),
+            )
+            .set_tags(Some(tags.clone()))
+            .send()
+    })
+    .await
+    .map_err(|e| {
+        anyhow!(
+            "cannot create workgroup {}: {}",
+            plan.workgroup,
+            explain(&e)
+        )
+    })?;
+    Ok(Change::Created)
+}

@@ -1,0 +1,417 @@
+//! Redshift's own load of staging: `COPY ... FROM 's3://...'` of both sources with the role of
+//! `[IAM_ROLE]`, shared by the redshift and redshift-data engines. It reads exactly the objects
+//! the local engines read (every `.json` object under the source prefix, not the JSONPaths
+//! file), through a manifest when other objects share the prefix; it accounts for every record
+//! COPY skipped, from the SYS views that Serverless and provisioned clusters both have.
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use indicatif::ProgressBar;
+
+use super::{Cell, Warehouse};
+use crate::config::{Config, Location};
+use crate::parse::SourceKind;
+use crate::progress::Progress;
+use crate::record::Reject;
+use crate::s3::S3Store;
+use crate::schema::Table;
+use crate::source::is_json_name;
+use crate::sql::{self, S3Copy};
+use crate::stats::{SourceStats, REJECTS_SHOWN};
+
+/// How the objects under each source prefix are known.
+#[derive(Clone, Copy)]
+pub enum Listing<'a> {
+    /// Listed in S3 now (a real run).
+    Live(&'a S3Store),
+    /// Not listed: `--print-sql` shows the COPY by prefix and says what listing would change.
+    Offline,
+}
+
+/// A manifest COPY reads instead of a prefix: the exact objects to load
+/// (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub location: Location,
+    /// The manifest's JSON.
+    pub body: String,
+    pub entries: usize,
+}
+
+/// The COPY of one source, as planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedCopy {
+    pub kind: SourceKind,
+    /// The `[S3]` key of the source, for messages.
+    pub setting: &'static str,
+    /// The source prefix (ending in `/`).
+    pub source: Location,
+    /// Written before the COPY, which then reads it instead of the prefix.
+    pub manifest: Option<Manifest>,
+    /// A comment for `--print-sql` where the plan depends on what S3 holds.
+    pub note: Option<String>,
+}
+
+impl PlannedCopy {
+    /// The URI after COPY's FROM.
+    pub fn from(&self) -> String {
+        match &self.manifest {
+            Some(manifest) => manifest.location.to_string(),
+            None => self.source.to_string(),
+        }
+    }
+}
+
+/// Where the manifest of `table` goes under `[S3] MANIFEST_PREFIX` (one per table, rewritten
+/// by every run).
+fn manifest_location(prefix: &Location, table: &Table) -> Location {
+    match prefix {
+        Location::S3 { bucket, key } => Location::S3 {
+            bucket: bucket.clone(),
+            key: format!("{key}sparkify-{}.manifest", table.name),
+        },
+        Location::File(_) => unreachable!("MANIFEST_PREFIX is checked to be an s3:// URI"),
+    }
+}
+
+/// Plans the COPY of both sources (songs, then events). A COPY by prefix reads every object
+/// whose key starts with it
+/// (https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-source-s3.html), so when
+/// the prefix holds anything but `.json` objects (a README, a `_SUCCESS` marker, the JSONPaths
+/// file), the COPY goes through a manifest listing exactly the `.json` data objects, written
+/// under `[S3] MANIFEST_PREFIX`; without that setting the run is refused before it starts.
+pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>> {
+    let s3 = config.s3_sources()?;
+    let manifest_prefix = config.manifest_prefix()?;
+    let jsonpaths = s3.log_jsonpath.clone();
+    let mut planned = Vec::new();
+    for (kind, setting, source) in [
+        (SourceKind::Song, "SONG_DATA", s3.song_data),
+        (SourceKind::Log, "LOG_DATA", s3.log_data),
+    ] {
+        let Location::S3 { bucket, key } = &source else {
+            unreachable!("s3_sources holds only S3 locations");
+        };
+        let store = match listing {
+            Listing::Offline => {
+                let fallback = match &manifest_prefix {
+                    Some(prefix) => format!(
+                        "a manifest of exactly those, {}",
+                        manifest_location(prefix, kind.table())
+                    ),
+                    None => "a manifest, which needs [S3] MANIFEST_PREFIX".into(),
+                };
+                planned.push(PlannedCopy {
+                    kind,
+                    setting,
+                    note: Some(format!(
+                        "-- etl lists {source} first: if anything but .json data objects is \
+                         there, this COPY reads {fallback}"
+                    )),
+                    source,
+                    manifest: None,
+                });
+                continue;
+            }
+            Listing::Live(store) => store,
+        };
+        let name = format!("[S3] {setting}");
+        let objects = store.list(bucket, key, |_| true, &name, &ProgressBar::hidden())?;
+        let is_jsonpaths = |object_key: &str| matches!(&jsonpaths, Location::S3 { bucket: b, key: k } if b == bucket && k == object_key);
+        let data: Vec<&str> = objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .filter(|k| is_json_name(k) && !is_jsonpaths(k))
+            .collect();
+        if data.is_empty() {
+            bail!("{name} = {source}: holds no .json object: point it at the prefix of the source files");
+        }
+        let manifest = if data.len() == objects.len() {
+            None
+        } else {
+            let others: Vec<&str> = objects
+                .iter()
+                .map(|o| o.key.as_str())
+                .filter(|k| !data.contains(k))
+                .take(3)
+                .collect();
+            let Some(prefix) = &manifest_prefix else {
+                bail!(
+                    "{name} = {source} also holds {} object(s) that are not .json data (such as \
+                     {}), which Redshift's COPY of the prefix would load as records: set [S3] \
+                     MANIFEST_PREFIX to an s3:// prefix you may write and the IAM role may read, \
+                     and etl will COPY through a manifest of exactly the .json objects",
+                    objects.len() - data.len(),
+                    others.join(", ")
+                );
+            };
+            let entries: Vec<serde_json::Value> = data
+                .iter()
+                .map(
+                    |k| serde_json::json!({"url": format!("s3://{bucket}/{k}"), "mandatory": true}),
+                )
+                .collect();
+            Some(Manifest {
+                location: manifest_location(prefix, kind.table()),
+                body: serde_json::json!({ "entries": entries }).to_string(),
+                entries: entries.len(),
+            })
+        };
+        planned.push(PlannedCopy {
+            kind,
+            setting,
+            source,
+            manifest,
+            note: None,
+        });
+    }
+    Ok(planned)
+}
+
+/// Writes the manifests of the planned COPYs.
+pub fn write_manifests(store: &S3Store, planned: &[PlannedCopy]) -> Result<()> {
+    for copy in planned {
+        let Some(manifest) = &copy.manifest else {
+            continue;
+        };
+        let Location::S3 { bucket, key } = &manifest.location else {
+            unreachable!("manifests are S3 objects");
+        };
+        store
+            .put(bucket, key, manifest.body.clone().into_bytes())
+            .map_err(|e| {
+                anyhow!(
+                    "[S3] MANIFEST_PREFIX: cannot write the manifest {}: {e}: the AWS credentials \
+                     in use need s3:PutObject there",
+                    manifest.location
+                )
+            })?;
+        tracing::info!(manifest = %manifest.location, entries = manifest.entries, "manifest written");
+    }
+    Ok(())
+}
+
+/// Redshift's own COPY of both sources from `[S3]` with the role of `[IAM_ROLE]`, into the
+/// emptied staging tables, inside the caller's transaction. The records each COPY skipped
+/// (fewer than its MAXERROR) are read back into `load_errors`; a COPY that fails shows them.
+/// `raw_lines` says whether the target keeps `stl_load_errors` (a provisioned cluster), which
+/// adds the raw text of each skipped record.
+pub fn copy_staging_from_s3(
+    warehouse: &mut dyn Warehouse,
+    config: &Config,
+    max_errors: u64,
+    raw_lines: bool,
+    listing: Listing,
+    progress: &Progress,
+) -> Result<Vec<SourceStats>> {
+    let role = config.iam_role_arn.as_str();
+    if role.is_empty() {
+        bail!(
+            "{}: [IAM_ROLE] ARN is empty: Redshift's COPY needs a role it can assume to read \
+             the [S3] bucket: run iac_create, or set ARN to such a role",
+            config.path.display()
+        );
+    }
+    let jsonpaths = config.s3_sources()?.log_jsonpath.to_string();
+    // Refused before anything is listed or sent.
+    sql::redshift_maxerror(max_errors)
+        .map_err(|e| anyhow!("{}: [WAREHOUSE] MAX_ERRORS: {e}", config.path.display()))?;
+    let planned = plan_copies(config, listing)?;
+    if let Listing::Live(store) = listing {
+        write_manifests(store, &planned)?;
+    }
+    let bar = progress.items("copy", planned.len() as u64);
+    let mut all = Vec::new();
+    for copy in &planned {
+        let table = copy.kind.table();
+        let json = match copy.kind {
+            SourceKind::Song => "auto ignorecase",
+            SourceKind::Log => jsonpaths.as_str(),
+        };
+        let from = copy.from();
+        let statement = sql::copy_from_s3(&S3Copy {
+            table,
+            from: &from,
+            manifest: copy.manifest.is_some(),
+            iam_role: role,
+            json,
+            region: &config.s3.region,
+            max_errors,
+        })
+        .map_err(|e| {
+            anyhow!(
+                "{}: a value of [S3] or [IAM_ROLE] cannot be used: {e}",
+                config.path.display()
+            )
+        })?;
+        bar.set_message(table.name);
+        tracing::info!(table = table.name, %from, "Redshift COPY");
+        if let Some(note) = &copy.note {
+            warehouse.note(note);
+        }
+        if let Err(error) = warehouse.execute(&statement) {
+            // The failed COPY aborted the transaction, which refuses every statement until it
+            // is rolled back; the COPY's rows in the SYS views outlive the rollback.
+            let _ = warehouse.rollback();
+            let shown = match copy_outcome(warehouse, table)
+                .and_then(|outcome| skipped_records(warehouse, copy.kind, &outcome, false))
+            {
+                Ok(rejects) if !rejects.is_empty() => rejects
+                    .iter()
+                    .take(20)
+                    .map(|r| format!("  {}:{}: {}", r.file, r.line.unwrap_or(0), r.reason))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Ok(_) => {
+                    "  (Redshift recorded none: the COPY failed before reading records)".into()
+                }
+                Err(e) => format!(
+                    "  (cannot read them: {e:#}; see sys_load_history and sys_load_error_detail \
+                     for this session)"
+                ),
+            };
+            return Err(error.context(format!(
+                "Redshift's COPY of [S3] {} = {} into {} failed; nothing was committed. \
+                 Load errors:\n{shown}\nFix the input, or raise [WAREHOUSE] MAX_ERRORS (or pass \
+                 --max-errors) to skip bad records and keep them in load_errors",
+                copy.setting, copy.source, table.name
+            )));
+        }
+        if let Listing::Offline = listing {
+            // What follows depends on the COPY's id and its errors, known only in a real run.
+            warehouse.query(&sql::redshift_copy_outcome(table))?;
+            warehouse.note("-- then, with the query_id that row gives:");
+            warehouse.query(&sql::redshift_load_errors("query_id"))?;
+            if raw_lines {
+                warehouse.query(sql::REDSHIFT_RAW_LINES)?;
+            }
+            warehouse.note(
+                "-- and for the records COPY skipped, if any: INSERT INTO load_errors (source, \
+                 file, line, reason, raw_text) VALUES (...), in statements of at most 64 KiB",
+            );
+            all.push(SourceStats {
+                source: copy.kind.name(),
+                read_by_warehouse: true,
+                ..SourceStats::default()
+            });
+            continue;
+        }
+        let outcome = copy_outcome(warehouse, table)?;
+        let mut rejects = skipped_records(warehouse, copy.kind, &outcome, true)?;
+        if raw_lines && !rejects.is_empty() {
+            add_raw_lines(warehouse, &mut rejects)?;
+        }
+        for statement in sql::insert_rejects_redshift(&rejects) {
+            warehouse.execute(&statement)?;
+        }
+        let rejected = rejects.len() as u64;
+        all.push(SourceStats {
+            source: copy.kind.name(),
+            files: copy.manifest.as_ref().map_or(0, |m| m.entries as u64),
+            bytes: 0,
+            records: outcome.loaded_rows + rejected,
+            staged: outcome.loaded_rows,
+            rejected,
+            first_rejects: rejects.into_iter().take(REJECTS_SHOWN).collect(),
+            read_by_warehouse: true,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(all)
+}
+
+/// What Redshift recorded of one COPY in `sys_load_history`.
+#[derive(Debug, Clone, PartialEq)]
+struct CopyOutcome {
+    table: &'static str,
+    query_id: i64,
+    loaded_rows: u64,
+    error_count: u64,
+}
+
+/// The newest COPY into `table` of this session (see [`sql::redshift_copy_outcome`]).
+fn copy_outcome(warehouse: &mut dyn Warehouse, table: &'static Table) -> Result<CopyOutcome> {
+    let result = warehouse.query(&sql::redshift_copy_outcome(table))?;
+    let row = result.rows.first().ok_or_else(|| {
+        anyhow!(
+            "Redshift recorded no COPY into {} for this session in sys_load_history, so its \
+             skipped records cannot be accounted for; nothing was committed",
+            table.name
+        )
+    })?;
+    let int = |index: usize, what: &str| match row.get(index) {
+        Some(Cell::Int(value)) => Ok(*value),
+        other => Err(anyhow!(
+            "sys_load_history gave {other:?} as the {what} of the COPY into {}, not a number",
+            table.name
+        )),
+    };
+    let count = |index: usize, what: &str| {
+        int(index, what).and_then(|n| u64::try_from(n).with_context(|| format!("{what} is {n}")))
+    };
+    Ok(CopyOutcome {
+        table: table.name,
+        query_id: int(0, "query id")?,
+        loaded_rows: count(1, "rows loaded")?,
+        error_count: count(2, "error count")?,
+    })
+}
+
+/// The records a COPY skipped, from `sys_load_error_detail`. With `complete`, they must be as
+/// many as its `error_count` says: a skipped record is never left unrecorded.
+fn skipped_records(
+    warehouse: &mut dyn Warehouse,
+    kind: SourceKind,
+    outcome: &CopyOutcome,
+    complete: bool,
+) -> Result<Vec<Reject>> {
+    let result = warehouse.query(&sql::redshift_load_errors(outcome.query_id))?;
+    // Columns: file, line, column, reason (see the query).
+    let rejects: Vec<Reject> = result
+        .rows
+        .iter()
+        .map(|row| {
+            let text = |index: usize| row.get(index).map(Cell::to_string).unwrap_or_default();
+            Reject {
+                source: kind.name(),
+                file: text(0),
+                line: match row.get(1) {
+                    Some(Cell::Int(line)) => u64::try_from(*line).ok(),
+                    _ => None,
+                },
+                reason: format!("{}: {}", text(2), text(3)),
+                raw_text: String::new(),
+            }
+        })
+        .collect();
+    ensure!(
+        !complete || rejects.len() as u64 == outcome.error_count,
+        "Redshift's COPY into {} (query {}) counted {} error(s) in sys_load_history but \
+         sys_load_error_detail holds {}; so that no skipped record goes unrecorded, nothing was \
+         committed",
+        outcome.table,
+        outcome.query_id,
+        outcome.error_count,
+        rejects.len()
+    );
+    Ok(rejects)
+}
+
+/// Adds the raw text of each skipped record from `stl_load_errors` (provisioned clusters only).
+fn add_raw_lines(warehouse: &mut dyn Warehouse, rejects: &mut [Reject]) -> Result<()> {
+    let result = warehouse.query(sql::REDSHIFT_RAW_LINES)?;
+    for row in &result.rows {
+        let (Some(file), Some(Cell::Int(line)), Some(raw)) = (row.first(), row.get(1), row.get(2))
+        else {
+            continue;
+        };
+        let file = file.to_string();
+        for reject in rejects
+            .iter_mut()
+            .filter(|r| r.file == file && r.line == u64::try_from(*line).ok())
+        {
+            reject.raw_text = raw.to_string();
+        }
+    }
+    Ok(())
+}
