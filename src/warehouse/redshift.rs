@@ -7,11 +7,10 @@
 use anyhow::{bail, Result};
 use arrow_array::RecordBatch;
 
-use super::s3_copy::{copy_staging_from_s3, Listing};
+use super::s3_copy::copy_staging_listed_now;
 use super::{not_appendable, PostgresWarehouse, QueryResult, Warehouse};
 use crate::config::{ClusterConfig, Config, SslMode};
 use crate::progress::Progress;
-use crate::s3::S3Store;
 use crate::schema::Table;
 use crate::sql::Dialect;
 use crate::stats::SourceStats;
@@ -75,16 +74,8 @@ impl Warehouse for RedshiftWarehouse {
         max_errors: u64,
         progress: &Progress,
     ) -> Result<Vec<SourceStats>> {
-        let store = S3Store::connect(&config.s3)?;
         let provisioned = self.provisioned_host;
-        copy_staging_from_s3(
-            self,
-            config,
-            max_errors,
-            provisioned,
-            Listing::Live(&store),
-            progress,
-        )
+        copy_staging_listed_now(self, config, max_errors, provisioned, progress)
     }
 
     fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {

@@ -283,15 +283,7 @@ impl Warehouse for RedshiftDataWarehouse {
         // A workgroup is Serverless, which refuses queries of the STL tables; a provisioned
         // cluster keeps stl_load_errors.
         let provisioned = matches!(self.target, Target::Cluster { .. });
-        let store = crate::s3::S3Store::connect(&config.s3)?;
-        super::s3_copy::copy_staging_from_s3(
-            self,
-            config,
-            max_errors,
-            provisioned,
-            super::s3_copy::Listing::Live(&store),
-            progress,
-        )
+        super::s3_copy::copy_staging_listed_now(self, config, max_errors, provisioned, progress)
     }
 
     fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {

@@ -190,6 +190,26 @@ pub fn write_manifests(store: &S3Store, planned: &[PlannedCopy]) -> Result<()> {
     Ok(())
 }
 
+/// [`copy_staging_from_s3`] for a real run: the sources are listed in S3 now, with the `[S3]`
+/// settings.
+pub fn copy_staging_listed_now(
+    warehouse: &mut dyn Warehouse,
+    config: &Config,
+    max_errors: u64,
+    raw_lines: bool,
+    progress: &Progress,
+) -> Result<Vec<SourceStats>> {
+    let store = S3Store::connect(&config.s3)?;
+    copy_staging_from_s3(
+        warehouse,
+        config,
+        max_errors,
+        raw_lines,
+        Listing::Live(&store),
+        progress,
+    )
+}
+
 /// Redshift's own COPY of both sources from `[S3]` with the role of `[IAM_ROLE]`, into the
 /// emptied staging tables, inside the caller's transaction. The records each COPY skipped
 /// (fewer than its MAXERROR) are read back into `load_errors`; a COPY that fails shows them.
