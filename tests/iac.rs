@@ -229,6 +229,15 @@ fn policy_of(plan: &CreatePlan) -> GetRolePolicyOutput {
         .unwrap()
 }
 
+/// STS's answer to GetCallerIdentity: the account of the test role.
+fn caller_identity() -> Rule {
+    mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
+        aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput::builder()
+            .account("123456789012")
+            .build()
+    })
+}
+
 struct Mocks {
     iam: Vec<Rule>,
     serverless: Vec<Rule>,
@@ -241,6 +250,7 @@ impl Mocks {
             iam: mock_client!(aws_sdk_iam, &self.iam),
             serverless: mock_client!(aws_sdk_redshiftserverless, &self.serverless),
             ec2: mock_client!(aws_sdk_ec2, &self.ec2),
+            sts: mock_client!(aws_sdk_sts, &[caller_identity()]),
         }
     }
 }
@@ -304,7 +314,14 @@ fn create_builds_everything_in_order_from_nothing() {
         iam: vec![
             mock!(aws_sdk_iam::Client::get_role).then_error(no_such_role),
             mock!(aws_sdk_iam::Client::create_role)
-                .match_requests(|r| tagged(r.tags().iter().map(|t| (t.key(), t.value()))))
+                .match_requests(|r| {
+                    tagged(r.tags().iter().map(|t| (t.key(), t.value())))
+                        && r.assume_role_policy_document().is_some_and(|d| {
+                            d.contains(
+                                r#""StringEqualsIfExists":{"aws:SourceAccount":"123456789012"}"#,
+                            )
+                        })
+                })
                 .then_output(|| CreateRoleOutput::builder().role(role()).build()),
             mock!(aws_sdk_iam::Client::get_role_policy)
                 .then_error(|| GetRolePolicyError::NoSuchEntityException(no_such_entity())),

@@ -45,6 +45,7 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub serverless: aws_sdk_redshiftserverless::Client,
     pub ec2: aws_sdk_ec2::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 impl Clients {
@@ -53,6 +54,7 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(sdk),
             serverless: aws_sdk_redshiftserverless::Client::new(sdk),
             ec2: aws_sdk_ec2::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
         }
     }
 }

@@ -109,8 +109,24 @@ fn check_bucket_name(bucket: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// Who may assume the role: Redshift (provisioned and Serverless).
-pub(super) const ASSUME_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["redshift.amazonaws.com","redshift-serverless.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#;
+/// Who may assume the role: Redshift (provisioned and Serverless), on behalf of `account`
+/// only. `aws:SourceAccount` is in a request only when a service acts for a resource's owner
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceaccount),
+/// and the Redshift guide does not say that its COPY sends it, so the condition is
+/// `StringEqualsIfExists`: a request that carries another account is refused, one without the
+/// key still works (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists).
+pub(super) fn assume_role_policy(account: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": ["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEqualsIfExists": {"aws:SourceAccount": account}},
+        }],
+    })
+    .to_string()
+}
 
 /// The policy document as IAM returns it (URL-encoded JSON), parsed for comparison.
 pub(super) fn policy_value(document: &str) -> Option<serde_json::Value> {

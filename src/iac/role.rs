@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Result};
 
 use super::owner::{iam_tags, is_owned, not_ours};
-use super::policy::{policy_value, ASSUME_ROLE_POLICY};
+use super::policy::{assume_role_policy, policy_value};
 use super::retry::code;
 use super::{Change, Clients, CreatePlan, POLICY_NAME};
 use crate::aws::explain;
@@ -42,12 +42,13 @@ pub(super) async fn ensure_role(clients: &Clients, plan: &CreatePlan) -> Result<
         }
         None => {}
     }
+    let account = caller_account(clients).await?;
     let created = clients
         .iam
         .create_role()
         .role_name(&plan.role_name)
         .description("Lets Redshift read the Sparkify sources in S3 (made by iac_create)")
-        .assume_role_policy_document(ASSUME_ROLE_POLICY)
+        .assume_role_policy_document(assume_role_policy(&account))
         .set_tags(Some(iam_tags(&plan.config_name)?))
         .send()
         .await
@@ -109,5 +110,27 @@ pub(super) async fn delete_role(clients: &Clients, role: &str) -> Result<Change>
         Ok(_) => Ok(Change::Deleted),
         Err(e) if code(&e) == "NoSuchEntity" => Ok(Change::AlreadyGone),
         Err(e) => bail!("cannot delete IAM role {role}: {}", explain(&e)),
+    }
+}
+
+/// The account of the credentials in use (STS GetCallerIdentity, which needs no permission:
+/// https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+async fn caller_account(clients: &Clients) -> Result<String> {
+    let identity = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot learn the AWS account of these credentials: {}",
+                explain(&e)
+            )
+        })?;
+    match identity.account() {
+        Some(account) if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(account.to_string())
+        }
+        other => bail!("STS answered {other:?} as the account, not a 12-digit account id"),
     }
 }
