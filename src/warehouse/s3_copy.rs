@@ -223,8 +223,11 @@ pub fn copy_staging_from_s3(
     listing: Listing,
     progress: &Progress,
 ) -> Result<Vec<SourceStats>> {
-    let role = config.iam_role_arn.as_str();
-    if role.is_empty() {
+    let mut role = config.iam_role_arn.as_str();
+    if role.is_empty() && matches!(listing, Listing::Offline) {
+        // --print-sql before iac_create: the statements, with the role still to be named.
+        role = "<[IAM_ROLE] ARN, written by iac_create>";
+    } else if role.is_empty() {
         bail!(
             "{}: [IAM_ROLE] ARN is empty: Redshift's COPY needs a role it can assume to read \
              the [S3] bucket: run iac_create, or set ARN to such a role",
