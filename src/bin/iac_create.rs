@@ -24,6 +24,10 @@ use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
 /// 6. writes [CLUSTER] HOST and DB_PORT and [IAM_ROLE] ARN into the config file (other lines
 ///    kept; the file left readable by its owner only).
 ///
+/// What it creates is tagged created-by = sparkify-iac. A role, namespace or workgroup of a
+/// configured name without that tag is someone else's: it is refused and left untouched unless
+/// --adopt is given.
+///
 /// AWS access: region from --region, AWS_REGION or [DWH] DWH_REGION; credentials from the AWS
 /// default chain (or [AWS] KEY/SECRET). Costs start when the workgroup is available: run
 /// iac_delete when done.
