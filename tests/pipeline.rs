@@ -590,6 +590,23 @@ fn print_sql_shows_every_statement_and_sends_none() {
     // A Data API workgroup is Serverless: no STL table.
     assert!(!etl.contains("stl_load_errors"), "{etl}");
 
+    // Before iac_create wrote the role, the COPY shows where it goes.
+    let with_role = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        with_role.replace(
+            "ARN=arn:aws:iam::123456789012:role/sparkify-redshift-s3-read",
+            "ARN=",
+        ),
+    )
+    .unwrap();
+    let before_iac = run("etl", "redshift");
+    assert!(
+        before_iac.contains("IAM_ROLE '<[IAM_ROLE] ARN, written by iac_create>'"),
+        "{before_iac}"
+    );
+    fs::write(&config, with_role).unwrap();
+
     let postgres = run("etl", "postgres");
     assert!(
         postgres.contains("COPY staging_events (artist, auth,") && postgres.contains("FROM STDIN;"),
