@@ -145,13 +145,13 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
     };
     let found = progress.spinner("discover");
     found.set_message(".json files found");
-    let songs = discover(
+    let mut songs = discover(
         &sources.song_data,
         &format!("[{section}] SONG_DATA"),
         store.as_ref(),
         &found,
     )?;
-    let logs = discover(
+    let mut logs = discover(
         &sources.log_data,
         &format!("[{section}] LOG_DATA"),
         store.as_ref(),
@@ -160,7 +160,6 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
     found.finish_and_clear();
     // The JSONPaths file describes the logs; where it lies under a data prefix it is not data
     // (Redshift's COPY leaves it out the same way, see warehouse::s3_copy).
-    let (mut songs, mut logs) = (songs, logs);
     for discovered in [&mut songs, &mut logs] {
         discovered
             .files

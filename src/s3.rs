@@ -252,8 +252,8 @@ async fn get(client: Client, bucket: &str, key: &str) -> Result<Bytes, String> {
 }
 
 /// Refuses a prefix that names no objects, with the fix.
-pub fn ensure_found(objects: &[Object], setting: &str, bucket: &str, prefix: &str) -> Result<()> {
-    if objects.is_empty() {
+pub fn ensure_found(found: usize, setting: &str, bucket: &str, prefix: &str) -> Result<()> {
+    if found == 0 {
         bail!(
             "{setting} = s3://{bucket}/{prefix}: holds no .json object: point it at the prefix \
              of the source files"

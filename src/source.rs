@@ -89,7 +89,7 @@ pub fn discover(
                 bail!("{setting} = {root}: no S3 client was set up for it");
             };
             let objects = store.list(bucket, key, is_json_name, setting, found)?;
-            ensure_found(&objects, setting, bucket, key)?;
+            ensure_found(objects.len(), setting, bucket, key)?;
             Ok(Discovered {
                 root: root.clone(),
                 files: objects

@@ -29,7 +29,6 @@ use anyhow::{anyhow, Result};
 
 use self::namespace::get_namespace;
 use self::owner::ensure_serverless_ours;
-use self::wait::{delete_and_wait, status_name};
 use self::workgroup::get_workgroup;
 
 pub use self::ingress::{caller_cidr, check_cidr, check_ip_endpoint, ingress_description};
@@ -105,11 +104,7 @@ pub async fn create(
     let mut changed = false;
     let mut record = |what: String, change: Change, clock: Instant| {
         changed |= !matches!(change, Change::Unchanged);
-        report.step(&Step {
-            what,
-            change,
-            took: clock.elapsed(),
-        });
+        report.step(&Step::since(what, change, clock));
     };
 
     // 1. The role and its inline policy.
@@ -219,65 +214,36 @@ pub async fn delete(clients: &Clients, plan: &DeletePlan, report: &dyn Reporter)
     for group in &groups {
         let clock = Instant::now();
         let revoked = ingress::revoke_ingress(clients, group, &plan.workgroup).await?;
-        report.step(&Step {
-            what: format!("ingress rule(s) made by iac_create on {group}: {revoked}"),
-            change: if revoked > 0 {
-                Change::Deleted
-            } else {
-                Change::AlreadyGone
-            },
-            took: clock.elapsed(),
-        });
+        let change = if revoked > 0 {
+            Change::Deleted
+        } else {
+            Change::AlreadyGone
+        };
+        let what = format!("ingress rule(s) made by iac_create on {group}: {revoked}");
+        report.step(&Step::since(what, change, clock));
     }
 
     let clock = Instant::now();
-    let what = format!("workgroup {}", plan.workgroup);
-    let change = if workgroup.is_some() {
-        let delete = || {
-            clients
-                .serverless
-                .delete_workgroup()
-                .workgroup_name(&plan.workgroup)
-                .send()
-        };
-        let state = || async {
-            let workgroup = get_workgroup(clients, &plan.workgroup).await?;
-            Ok(workgroup.map(|w| status_name(w.status().map(|s| s.as_str()))))
-        };
-        delete_and_wait(plan.timing, &what, report, delete, state).await?
-    } else {
-        Change::AlreadyGone
+    let change = match workgroup {
+        Some(_) => workgroup::delete_workgroup(clients, plan, report).await?,
+        None => Change::AlreadyGone,
     };
-    report.step(&Step {
-        what,
+    report.step(&Step::since(
+        format!("workgroup {}", plan.workgroup),
         change,
-        took: clock.elapsed(),
-    });
+        clock,
+    ));
 
     let clock = Instant::now();
-    let what = format!("namespace {}", plan.namespace);
-    let change = if namespace.is_some() {
-        let delete = || {
-            clients
-                .serverless
-                .delete_namespace()
-                .namespace_name(&plan.namespace)
-                .set_final_snapshot_name(plan.final_snapshot.clone())
-                .send()
-        };
-        let state = || async {
-            let namespace = get_namespace(clients, &plan.namespace).await?;
-            Ok(namespace.map(|n| status_name(n.status().map(|s| s.as_str()))))
-        };
-        delete_and_wait(plan.timing, &what, report, delete, state).await?
-    } else {
-        Change::AlreadyGone
+    let change = match namespace {
+        Some(_) => namespace::delete_namespace(clients, plan, report).await?,
+        None => Change::AlreadyGone,
     };
-    report.step(&Step {
-        what,
+    report.step(&Step::since(
+        format!("namespace {}", plan.namespace),
         change,
-        took: clock.elapsed(),
-    });
+        clock,
+    ));
 
     let clock = Instant::now();
     let change = if plan.keep_role {
@@ -285,10 +251,7 @@ pub async fn delete(clients: &Clients, plan: &DeletePlan, report: &dyn Reporter)
     } else {
         role::delete_role(clients, &plan.role_name).await?
     };
-    report.step(&Step {
-        what: format!("IAM role {} and its policy", plan.role_name),
-        change,
-        took: clock.elapsed(),
-    });
+    let what = format!("IAM role {} and its policy", plan.role_name);
+    report.step(&Step::since(what, change, clock));
     Ok(())
 }

@@ -4,7 +4,8 @@ use anyhow::{anyhow, bail, Result};
 
 use super::owner::{adopt_serverless, not_ours, serverless_owned, serverless_tags};
 use super::retry::{code, is_conflict, retrying, role_not_ready};
-use super::{Change, Clients, CreatePlan};
+use super::wait::{delete_and_wait, status_name};
+use super::{Change, Clients, CreatePlan, DeletePlan, Reporter};
 use crate::aws::explain;
 
 pub(super) async fn get_namespace(
@@ -131,6 +132,28 @@ pub fn role_arns(described: &[String]) -> Vec<String> {
             Some(rest[..end].trim().to_string()).filter(|arn| arn.starts_with("arn:"))
         })
         .collect()
+}
+
+/// Deletes the namespace (keeping a final snapshot when asked) and waits until it is gone.
+pub(super) async fn delete_namespace(
+    clients: &Clients,
+    plan: &DeletePlan,
+    report: &dyn Reporter,
+) -> Result<Change> {
+    let delete = || {
+        clients
+            .serverless
+            .delete_namespace()
+            .namespace_name(&plan.namespace)
+            .set_final_snapshot_name(plan.final_snapshot.clone())
+            .send()
+    };
+    let state = || async {
+        let namespace = get_namespace(clients, &plan.namespace).await?;
+        Ok(namespace.map(|n| status_name(n.status().map(|s| s.as_str()))))
+    };
+    let what = format!("namespace {}", plan.namespace);
+    delete_and_wait(plan.timing, &what, report, delete, state).await
 }
 
 #[cfg(test)]

@@ -38,6 +38,17 @@ pub struct Step {
     pub took: Duration,
 }
 
+impl Step {
+    /// The step `what`, started at `clock` and ended now with `change`.
+    pub fn since(what: String, change: Change, clock: std::time::Instant) -> Step {
+        Step {
+            what,
+            change,
+            took: clock.elapsed(),
+        }
+    }
+}
+
 /// Reports each step as it finishes and shows what is being waited for.
 pub trait Reporter {
     fn step(&self, step: &Step);

@@ -5,7 +5,8 @@ use aws_sdk_redshiftserverless::types::ConfigParameter;
 
 use super::owner::{adopt_serverless, not_ours, serverless_owned, serverless_tags};
 use super::retry::{code, is_conflict, retrying};
-use super::{Change, Clients, CreatePlan};
+use super::wait::{delete_and_wait, status_name};
+use super::{Change, Clients, CreatePlan, DeletePlan, Reporter};
 use crate::aws::explain;
 
 pub(super) async fn get_workgroup(
@@ -67,4 +68,25 @@ pub(super) async fn ensure_workgroup(clients: &Clients, plan: &CreatePlan) -> Re
         )
     })?;
     Ok(Change::Created)
+}
+
+/// Deletes the workgroup and waits until it is gone.
+pub(super) async fn delete_workgroup(
+    clients: &Clients,
+    plan: &DeletePlan,
+    report: &dyn Reporter,
+) -> Result<Change> {
+    let delete = || {
+        clients
+            .serverless
+            .delete_workgroup()
+            .workgroup_name(&plan.workgroup)
+            .send()
+    };
+    let state = || async {
+        let workgroup = get_workgroup(clients, &plan.workgroup).await?;
+        Ok(workgroup.map(|w| status_name(w.status().map(|s| s.as_str()))))
+    };
+    let what = format!("workgroup {}", plan.workgroup);
+    delete_and_wait(plan.timing, &what, report, delete, state).await
 }

@@ -29,6 +29,27 @@ pub enum Target {
     Cluster { identifier: String, db_user: String },
 }
 
+impl Target {
+    /// The target `dwh.cfg` names: `[DWH] DWH_CLUSTER_IDENTIFIER` (as `[CLUSTER] DB_USER`) when
+    /// set, else the workgroup `DWH_WORKGROUP_NAME`.
+    pub fn of(config: &Config) -> Target {
+        if config.dwh.cluster_identifier.is_empty() {
+            Target::Workgroup(config.dwh.workgroup.clone())
+        } else {
+            Target::Cluster {
+                identifier: config.dwh.cluster_identifier.clone(),
+                db_user: config.cluster.db_user.clone(),
+            }
+        }
+    }
+
+    /// Whether the target keeps the STL tables: a provisioned cluster does; a workgroup is
+    /// Serverless, which refuses queries of them.
+    pub fn keeps_stl_tables(&self) -> bool {
+        matches!(self, Target::Cluster { .. })
+    }
+}
+
 /// How the status of a statement is polled.
 #[derive(Debug, Clone, Copy)]
 pub struct Polling {
@@ -71,14 +92,7 @@ impl RedshiftDataWarehouse {
     pub fn connect(config: &Config) -> Result<Self> {
         let runtime = runtime()?;
         let sdk = runtime.block_on(crate::aws::sdk_config(config, None));
-        let target = if config.dwh.cluster_identifier.is_empty() {
-            Target::Workgroup(config.dwh.workgroup.clone())
-        } else {
-            Target::Cluster {
-                identifier: config.dwh.cluster_identifier.clone(),
-                db_user: config.cluster.db_user.clone(),
-            }
-        };
+        let target = Target::of(config);
         if config.cluster.db_name.is_empty() {
             bail!(
                 "{}: [CLUSTER] DB_NAME is empty: the redshift-data engine needs the database name",
@@ -280,9 +294,7 @@ impl Warehouse for RedshiftDataWarehouse {
         max_errors: u64,
         progress: &Progress,
     ) -> Result<Vec<SourceStats>> {
-        // A workgroup is Serverless, which refuses queries of the STL tables; a provisioned
-        // cluster keeps stl_load_errors.
-        let provisioned = matches!(self.target, Target::Cluster { .. });
+        let provisioned = self.target.keeps_stl_tables();
         super::s3_copy::copy_staging_listed_now(self, config, max_errors, provisioned, progress)
     }
 

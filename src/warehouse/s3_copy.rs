@@ -12,7 +12,7 @@ use crate::config::{Config, Location};
 use crate::parse::SourceKind;
 use crate::progress::Progress;
 use crate::record::Reject;
-use crate::s3::S3Store;
+use crate::s3::{ensure_found, S3Store};
 use crate::schema::Table;
 use crate::source::is_json_name;
 use crate::sql::{self, S3Copy};
@@ -122,9 +122,7 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
             .map(|o| o.key.as_str())
             .filter(|k| is_json_name(k) && !is_jsonpaths(k))
             .collect();
-        if data.is_empty() {
-            bail!("{name} = {source}: holds no .json object: point it at the prefix of the source files");
-        }
+        ensure_found(data.len(), &name, bucket, key)?;
         let manifest = if data.len() == objects.len() {
             None
         } else {
