@@ -52,7 +52,7 @@ pub async fn sdk_config(config: &Config, region_flag: Option<&str>) -> SdkConfig
             config.path.display()
         );
         loader = loader.credentials_provider(Credentials::new(
-            config.aws.key.clone(),
+            config.aws.key.expose().to_string(),
             config.aws.secret.expose().to_string(),
             None,
             None,

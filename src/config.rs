@@ -6,8 +6,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use anyhow::{anyhow, bail, Context, Result};
-use ini::{Ini, ParseOption};
+use configparser::ini::Ini;
 
 /// A value that must never be printed: passwords and secret keys. `Debug` and `Display` show
 /// `***`; the value itself is reached only through [`Secret::expose`].
@@ -139,8 +141,26 @@ impl ClusterConfig {
     /// the STL system tables. Anything else (a Serverless endpoint, a VPC endpoint, a custom
     /// domain) may be Serverless, which refuses queries of them.
     pub fn is_provisioned_redshift(&self) -> bool {
-        let host = self.host.trim_end_matches('.').to_ascii_lowercase();
-        host.ends_with(".redshift.amazonaws.com") || host.ends_with(".redshift.amazonaws.com.cn")
+        self.host_ends_with_any(&[".redshift.amazonaws.com", ".redshift.amazonaws.com.cn"])
+    }
+
+    /// Whether `HOST` is a Redshift endpoint by its name: provisioned
+    /// (`*.redshift.amazonaws.com`) or Serverless (`*.redshift-serverless.amazonaws.com`), in
+    /// China under `.amazonaws.com.cn`, with or without the trailing dot of a fully qualified
+    /// name (https://docs.aws.amazon.com/general/latest/gr/redshift-service.html). A custom
+    /// domain or a VPC endpoint is not recognised: `ENGINE = redshift` says it.
+    pub fn is_redshift_endpoint(&self) -> bool {
+        self.host_ends_with_any(&[
+            ".redshift.amazonaws.com",
+            ".redshift.amazonaws.com.cn",
+            ".redshift-serverless.amazonaws.com",
+            ".redshift-serverless.amazonaws.com.cn",
+        ])
+    }
+
+    fn host_ends_with_any(&self, suffixes: &[&str]) -> bool {
+        let host = self.host.trim().trim_end_matches('.').to_ascii_lowercase();
+        suffixes.iter().any(|suffix| host.ends_with(suffix))
     }
 }
 
@@ -248,9 +268,10 @@ pub struct WarehouseConfig {
 }
 
 /// `[AWS]`: static keys, when the user keeps them here rather than in the AWS default chain.
+/// Both are masked in `Debug`: the key id names the account's user.
 #[derive(Debug, Clone, Default)]
 pub struct AwsKeys {
-    pub key: String,
+    pub key: Secret,
     pub secret: Secret,
 }
 
@@ -300,24 +321,42 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        Self::parse(&text, path, base)
+        let config = Self::parse(&text, path, base)?;
+        if let Some(readers) = config.secrets_readable_by_others() {
+            tracing::warn!(
+                "{} holds a password or secret key and is readable by {readers}: make it \
+                 private with `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        Ok(config)
+    }
+
+    /// Who besides the owner may read the file, when it holds a non-empty `DB_PASSWORD` or
+    /// `[AWS] SECRET`: "group", "others" or "group and others".
+    fn secrets_readable_by_others(&self) -> Option<&'static str> {
+        if self.cluster.db_password.is_empty() && self.aws.secret.is_empty() {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&self.path).ok()?.permissions().mode();
+            match (mode & 0o040 != 0, mode & 0o004 != 0) {
+                (true, true) => Some("group and others"),
+                (true, false) => Some("group"),
+                (false, true) => Some("others"),
+                (false, false) => None,
+            }
+        }
+        #[cfg(not(unix))]
+        None
     }
 
     /// Parses config text; relative paths in it are taken from `base`.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config> {
-        let options = ParseOption {
-            enabled_quote: true,
-            // Windows paths keep their backslashes.
-            enabled_escape: false,
-            ..ParseOption::default()
-        };
-        let ini = Ini::load_from_str_opt(text, options)
-            .map_err(|e| anyhow!("{} is not a valid INI file: {e}", path.display()))?;
-        let file = IniFile {
-            ini: &ini,
-            path,
-            base,
-        };
+        let file = IniFile::read(text, path, base)?;
 
         let cluster = ClusterConfig {
             host: file.get("CLUSTER", "HOST").unwrap_or_default(),
@@ -392,7 +431,7 @@ impl Config {
             local,
             warehouse,
             aws: AwsKeys {
-                key: file.get("AWS", "KEY").unwrap_or_default(),
+                key: Secret::new(file.get("AWS", "KEY").unwrap_or_default()),
                 secret: Secret::new(file.get("AWS", "SECRET").unwrap_or_default()),
             },
             dwh: DwhConfig {
@@ -422,15 +461,9 @@ impl Config {
     /// The engine to use: an explicit `[WAREHOUSE] ENGINE` (or `--engine`), else DuckDB when
     /// `[CLUSTER] HOST` is empty, Redshift when it is a Redshift endpoint, PostgreSQL otherwise.
     pub fn engine(&self) -> EngineChoice {
-        let host = self.cluster.host.to_ascii_lowercase();
         match self.warehouse.engine {
-            EngineChoice::Auto if host.is_empty() => EngineChoice::DuckDb,
-            EngineChoice::Auto
-                if host.ends_with(".redshift.amazonaws.com")
-                    || host.ends_with(".redshift-serverless.amazonaws.com") =>
-            {
-                EngineChoice::Redshift
-            }
+            EngineChoice::Auto if self.cluster.host.trim().is_empty() => EngineChoice::DuckDb,
+            EngineChoice::Auto if self.cluster.is_redshift_endpoint() => EngineChoice::Redshift,
             EngineChoice::Auto => EngineChoice::Postgres,
             chosen => chosen,
         }
@@ -451,9 +484,10 @@ impl Config {
             match Location::parse(value, Path::new("")) {
                 Ok(location @ Location::S3 { .. }) => Ok(location),
                 _ => bail!(
-                    "{}: [S3] {key} = {value:?} is not an s3:// URI: set it to \
+                    "{}: [S3] {key} = {} is not an s3:// URI: set it to \
                      s3://bucket/prefix{}",
                     self.path.display(),
+                    shown_value(value),
                     if self.local.is_none() {
                         ", or add [LOCAL] with LOG_DATA, SONG_DATA and LOG_JSONPATH for the \
                          local engines"
@@ -482,42 +516,99 @@ impl Config {
         match Location::parse(value, Path::new("")) {
             Ok(location @ Location::S3 { .. }) => Ok(Some(location.into_directory())),
             _ => bail!(
-                "{}: [S3] MANIFEST_PREFIX = {value:?} is not an s3:// URI: set it to \
+                "{}: [S3] MANIFEST_PREFIX = {} is not an s3:// URI: set it to \
                  s3://bucket/prefix/ (a place you may write and the IAM role may read)",
-                self.path.display()
+                self.path.display(),
+                shown_value(value)
             ),
         }
     }
 }
 
-/// Lookups in the parsed file: case-insensitive keys (as Python's configparser), values with
-/// surrounding whitespace trimmed, errors naming file, section and key.
+/// Keys whose values are never shown, in errors or anywhere else.
+const SECRET_KEYS: [(&str, &str); 3] = [("CLUSTER", "DB_PASSWORD"), ("AWS", "KEY"), ("AWS", "SECRET")];
+
+fn is_secret(section: &str, key: &str) -> bool {
+    SECRET_KEYS
+        .iter()
+        .any(|(s, k)| s.eq_ignore_ascii_case(section) && k.eq_ignore_ascii_case(key))
+}
+
+/// A config value as errors show it: escaped (no control character reaches the terminal) and
+/// cut to a readable length.
+pub fn shown_value(value: &str) -> String {
+    const SHOWN_CHARS: usize = 60;
+    let mut cut: String = value.chars().take(SHOWN_CHARS).collect();
+    if cut.len() < value.len() {
+        cut.push_str("...");
+    }
+    format!("{cut:?}")
+}
+
+/// The parsed file, read the way Python's configparser (which the original `dwh.cfg` was written
+/// for) reads it, through the `configparser` crate: `key = value` or `key: value`, `#` and `;`
+/// comment lines, no inline comments (a `#` in a password is part of it), section and key
+/// names case-insensitive, an indented line continues the value above it, the last of repeated
+/// keys wins. One pair of surrounding quotes is stripped here, as the original project's values
+/// were quoted. A value that continues onto another line or holds an unbalanced quote is refused
+/// naming its section and key, never the value: it is how a forgotten quote swallows the lines
+/// after it (a password among them).
 struct IniFile<'a> {
-    ini: &'a Ini,
+    /// Section (lower case) → key (lower case) → value, quotes stripped.
+    sections: HashMap<String, HashMap<String, String>>,
     path: &'a Path,
     base: &'a Path,
 }
 
-impl IniFile<'_> {
+impl<'a> IniFile<'a> {
+    fn read(text: &str, path: &'a Path, base: &'a Path) -> Result<IniFile<'a>> {
+        let mut defaults = Ini::new().defaults();
+        defaults.multiline = true;
+        defaults.enable_inline_comments = false;
+        let mut ini = Ini::new_from_defaults(defaults);
+        let map = ini.read(text.to_string()).map_err(|e| {
+            anyhow!(
+                "{}: {e}: fix that line (a section header is [NAME], a setting KEY = value)",
+                path.display()
+            )
+        })?;
+        let mut sections = HashMap::new();
+        for (section, keys) in map {
+            let mut values = HashMap::new();
+            for (key, value) in keys {
+                let value = value.unwrap_or_default();
+                let value = unquote(&value).map_err(|problem| {
+                    anyhow!(
+                        "{}: [{}] {}: the value {problem}: put the whole value on one line, \
+                         with both quotes or none",
+                        path.display(),
+                        section.to_ascii_uppercase(),
+                        key.to_ascii_uppercase(),
+                    )
+                })?;
+                values.insert(key, value.to_string());
+            }
+            sections.insert(section, values);
+        }
+        Ok(IniFile {
+            sections,
+            path,
+            base,
+        })
+    }
+
     fn has_section(&self, section: &str) -> bool {
-        self.ini
-            .sections()
-            .flatten()
-            .any(|s| s.eq_ignore_ascii_case(section))
+        self.sections.contains_key(&section.to_ascii_lowercase())
     }
 
     /// The value of a key, `None` when absent or empty.
     fn get(&self, section: &str, key: &str) -> Option<String> {
-        self.ini
-            .iter()
-            .filter(|(name, _)| name.is_some_and(|n| n.eq_ignore_ascii_case(section)))
-            .flat_map(|(_, props)| props.iter())
-            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.trim().to_string())
-            .next_back()
+        self.sections
+            .get(&section.to_ascii_lowercase())?
+            .get(&key.to_ascii_lowercase())
+            .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     }
-
     fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
         self.get(section, key).map(|v| self.base.join(v))
     }
@@ -549,11 +640,36 @@ impl IniFile<'_> {
     }
 
     fn key_error(&self, section: &str, key: &str, value: &str, expected: &str) -> anyhow::Error {
+        let shown = if is_secret(section, key) {
+            "(hidden)".to_string()
+        } else {
+            shown_value(value)
+        };
         anyhow!(
-            "{}: [{section}] {key} = {value:?} is not valid: set it to {expected}",
+            "{}: [{section}] {key} = {shown} is not valid: set it to {expected}",
             self.path.display()
         )
     }
+}
+
+/// `value` without one pair of surrounding quotes (`'...'` or `"..."`); an error saying what is
+/// wrong when it spans lines or a quote is left open.
+fn unquote(value: &str) -> Result<&str, &'static str> {
+    if value.contains(['\n', '\r']) {
+        return Err("continues onto the next line (an indented line after a key is part of its value)");
+    }
+    let value = value.trim();
+    for quote in ['\'', '"'] {
+        let opens = value.starts_with(quote);
+        let closes = value.len() > 1 && value.ends_with(quote);
+        match (opens, closes) {
+            (true, true) => return Ok(&value[1..value.len() - 1]),
+            (true, false) => return Err("opens a quote it does not close"),
+            (false, true) => return Err("closes a quote it does not open"),
+            (false, false) => {}
+        }
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -732,5 +848,82 @@ mod tests {
         assert_eq!(config.aws.secret.expose(), "s3cr3t-sentinel");
         let shown = format!("{config:?} {}", config.cluster.db_password);
         assert!(!shown.contains("s3cr3t-sentinel"), "{shown}");
+    }
+
+    #[test]
+    fn a_forgotten_quote_is_refused_naming_the_key_never_the_value() {
+        for text in [
+            "[CLUSTER]\nHOST = 'db.example.com\nDB_NAME = dwh\nDB_PASSWORD = sentinel-pw\n",
+            "[CLUSTER]\nHOST = db.example.com'\nDB_PASSWORD = sentinel-pw\n",
+            "[CLUSTER]\nDB_PASSWORD = 'sentinel-pw\nHOST = h\n",
+            "[CLUSTER]\nHOST = db\n   DB_PASSWORD = sentinel-pw\n",
+        ] {
+            let err = format!("{:#}", parse(text).unwrap_err());
+            assert!(!err.contains("sentinel-pw"), "{err}");
+            assert!(err.contains("[CLUSTER] "), "{err}");
+        }
+        let err = format!("{:#}", parse("[CLUSTER]\nHOST = 'db.example.com\n").unwrap_err());
+        assert!(err.contains("[CLUSTER] HOST: the value opens a quote"), "{err}");
+        let err = format!("{:#}", parse("[CLUSTER]\nHOST = a\n  b\n").unwrap_err());
+        assert!(err.contains("[CLUSTER] HOST: the value continues"), "{err}");
+    }
+
+    #[test]
+    fn values_are_read_as_python_reads_them() {
+        let config = parse(
+            "[cluster]\nDB_PASSWORD = p#w;d'x\nhost: \"h\"\ndb_port=1\nDB_PORT = 2\n[AWS]\nKEY = 'AKID'\n",
+        )
+        .unwrap();
+        assert_eq!(config.cluster.db_password.expose(), "p#w;d'x", "no inline comments");
+        assert_eq!(config.cluster.host, "h");
+        assert_eq!(config.cluster.db_port, 2, "the last of repeated keys wins");
+        assert_eq!(config.aws.key.expose(), "AKID");
+        assert!(!format!("{config:?}").contains("AKID"), "the key id is masked");
+        let config = parse("[WAREHOUSE]\nDUCKDB_PATH = C:\\dwh\\\nMAX_ERRORS = 3\n").unwrap();
+        assert_eq!(config.warehouse.max_errors, 3, "a trailing backslash continues nothing");
+        let err = parse("[CLUSTER\nHOST=x\n").unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn values_in_errors_are_escaped_and_cut() {
+        let long = "x".repeat(500);
+        let err = parse(&format!("[WAREHOUSE]\nMAX_ERRORS = \u{1b}[31m{long}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\u{1b}'), "{err}");
+        assert!(err.contains("\\u{1b}[31m") && err.contains("..."), "{err}");
+        assert!(err.len() < 300, "{err}");
+    }
+
+    #[test]
+    fn redshift_endpoints_are_known_in_every_partition_and_fully_qualified() {
+        let engine = |host: &str| parse(&format!("[CLUSTER]\nHOST={host}\n")).unwrap().engine();
+        for host in [
+            "c.abc.cn-north-1.redshift.amazonaws.com.cn",
+            "wg.1.cn-northwest-1.redshift-serverless.amazonaws.com.cn",
+            "wg.1.us-west-2.redshift-serverless.amazonaws.com.",
+            "C.ABC.US-WEST-2.REDSHIFT.AMAZONAWS.COM",
+        ] {
+            assert_eq!(engine(host), EngineChoice::Redshift, "{host}");
+        }
+        assert_eq!(engine("redshift.example.com"), EngineChoice::Postgres);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secrets_readable_by_others_are_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dwh.cfg");
+        let check = |text: &str, mode: u32| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            Config::load(&path).unwrap().secrets_readable_by_others()
+        };
+        assert_eq!(check("[CLUSTER]\nDB_PASSWORD = x\n", 0o644), Some("group and others"));
+        assert_eq!(check("[AWS]\nSECRET = x\n", 0o640), Some("group"));
+        assert_eq!(check("[CLUSTER]\nDB_PASSWORD = x\n", 0o600), None);
+        assert_eq!(check("[CLUSTER]\nDB_PASSWORD =\n", 0o644), None);
     }
 }

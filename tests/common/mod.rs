@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -61,7 +63,7 @@ impl Workspace {
         );
     }
 
-    fn write_config_with_cluster(&self, sources: &Path, cluster: &str, warehouse_extra: &str) {
+    pub fn write_config_with_cluster(&self, sources: &Path, cluster: &str, warehouse_extra: &str) {
         let config = format!(
             "[CLUSTER]\n{cluster}\n\
              [LOCAL]\nLOG_DATA={0}/log_data\nSONG_DATA={0}/song_data\nLOG_JSONPATH={0}/log_json_path.json\n\
@@ -69,6 +71,12 @@ impl Workspace {
             sources.display()
         );
         fs::write(self.config(), config).unwrap();
+        // It holds a password: private, as the README asks (else every step warns).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(self.config(), fs::Permissions::from_mode(0o600)).unwrap();
+        }
     }
 
     /// Every row of `table` in the warehouse this workspace's config selects (with `engine`
@@ -356,3 +364,68 @@ pub fn bucket_with_more_than_data(bucket: &Path, clean: &Path) {
     )
     .unwrap();
 }
+
+/// A log whose lines hold a NUL inside a string, an event time no engine can convert, and a
+/// crash-truncated, zero-filled tail; plus an empty song file and a song file with a broken
+/// object between two good ones.
+pub fn hostile_sources(dir: &Path) {
+    sources_with_log_lines(
+        dir,
+        concat!(
+            r#"{"ts": 1543537400000, "sessionId": 9, "itemInSession": 1, "artist": "A\u0000B", "userId": "5"}"#,
+            "\n",
+            r#"{"ts": 10000000000000000, "sessionId": 9, "itemInSession": 2, "userId": "5"}"#,
+            "\n",
+            r#"{"ts": 1543537500000, "sessionId": 9, "itemInSession": 3, "page": "Home", "userId": "5"}"#,
+            "\n",
+        ),
+    );
+    let log = dir.join("log_data/2018/11/2018-11-01-events.json");
+    let mut file = fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(b"{\"ts\": 15435376").unwrap();
+    file.write_all(&[0u8; 300]).unwrap();
+    fs::write(dir.join("song_data/A/B/C/EMPTY.json"), "  \n").unwrap();
+    fs::write(
+        dir.join("song_data/A/B/C/MIXED.json"),
+        "{\"song_id\": \"SO2\", \"artist_id\": \"AR2\"}\n{\"song_id\": \"SO3\", oops\n{\"song_id\": \"SO4\", \"artist_id\": \"AR4\"}\n",
+    )
+    .unwrap();
+}
+
+/// What `load_errors` must hold for [`hostile_sources`], on every engine: (file name, line,
+/// start of the reason).
+pub const HOSTILE_REJECTS: [(&str, Option<i64>, &str); 5] = [
+    ("2018-11-01-events.json", Some(2), "artist ($['artist']): holds a NUL character"),
+    ("2018-11-01-events.json", Some(3), "ts ($['ts']): 10000000000000000 is outside years 1900 to 9999"),
+    ("2018-11-01-events.json", Some(5), "not valid JSON"),
+    ("EMPTY.json", Some(1), "empty file"),
+    ("MIXED.json", Some(2), "not valid JSON"),
+];
+
+/// Starts `etl -v` on `config` and kills it (SIGKILL) as soon as its log on stderr shows
+/// `marker`; returns whether it was killed before it ended by itself.
+pub fn kill_etl_at(config: &Path, extra: &[&str], marker: &str) -> bool {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etl"))
+        .arg("--config")
+        .arg(config)
+        .arg("-v")
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut killed = false;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains(marker) {
+            child.kill().unwrap();
+            killed = true;
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    killed && !status.success()
+}
+
