@@ -108,7 +108,8 @@ fn main() {
     let contents = logs.read(&logs.files);
     let mut rows = Vec::new();
     for (file, contents) in logs.files.iter().zip(&contents) {
-        rows.extend(parse_file(file, contents, SourceKind::Log, Some(&mapping)).rows);
+        let parsed = parse_file(file, contents, SourceKind::Log, Some(&mapping)).expect("readable");
+        rows.extend(parsed.rows);
     }
     let batches: Vec<RecordBatch> = rows
         .chunks(65_536)

@@ -103,7 +103,7 @@ fn main() {
             .files
             .par_iter()
             .zip(&contents)
-            .map(|(f, c)| parse_file(f, c, kind, mapping).records())
+            .map(|(f, c)| parse_file(f, c, kind, mapping).map_or(0, |p| p.records()))
             .sum::<u64>()
     };
     let records =

@@ -24,7 +24,9 @@ pub struct CommonArgs {
     pub quiet: bool,
 
     /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb, postgres, redshift or
-    /// redshift-data.
+    /// redshift-data. auto picks duckdb for an empty [CLUSTER] HOST, redshift for a Redshift
+    /// endpoint (*.redshift.amazonaws.com, *.redshift-serverless.amazonaws.com, .com.cn in
+    /// China), postgres for any other host: behind a custom domain, set ENGINE = redshift.
     #[arg(long, value_name = "ENGINE", global = true, value_parser = parse_engine)]
     pub engine: Option<EngineChoice>,
 
@@ -77,7 +79,11 @@ pub fn exit_code(outcome: Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Messages may quote file names and config values: no control character in them
+            // reaches the terminal (line breaks of the message itself are kept).
+            let message = format!("{error:#}");
+            let shown: Vec<String> = message.split('\n').map(crate::record::escape_controls).collect();
+            eprintln!("error: {}", shown.join("\n"));
             ExitCode::FAILURE
         }
     }

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use crate::config::{Config, Location, Sources};
 use crate::jsonpaths::JsonPaths;
-use crate::load::load_source;
+use crate::load::{load_source, Unreadable};
 use crate::parse::SourceKind;
 use crate::progress::Progress;
 use crate::s3::S3Store;
@@ -28,11 +28,18 @@ pub struct EtlReport {
     pub tables: Vec<(&'static str, i64)>,
     /// Wall time per phase, in order.
     pub phases: Vec<(&'static str, Duration)>,
+    /// The process's peak memory when the run ended, where the system says.
+    pub peak_memory: Option<u64>,
 }
 
 impl EtlReport {
     pub fn rejected(&self) -> u64 {
         self.sources.iter().map(|s| s.rejected).sum()
+    }
+
+    /// Files skipped because they could not be read.
+    pub fn unreadable(&self) -> impl Iterator<Item = &crate::record::Reject> {
+        self.sources.iter().flat_map(|s| &s.unreadable)
     }
 }
 
@@ -41,6 +48,20 @@ impl EtlReport {
 pub struct EtlOptions {
     /// Rejected records tolerated before the run fails.
     pub max_errors: u64,
+    /// What a file that cannot be read does to the run.
+    pub unreadable: Unreadable,
+    /// How long to wait for another load to release the warehouse; zero fails at once.
+    pub lock_timeout: Duration,
+}
+
+impl Default for EtlOptions {
+    fn default() -> Self {
+        EtlOptions {
+            max_errors: 0,
+            unreadable: Unreadable::Fail,
+            lock_timeout: Duration::ZERO,
+        }
+    }
 }
 
 /// Fails with a hint when `create_tables` has not been run.
@@ -82,6 +103,14 @@ pub fn run(
     };
 
     warehouse.begin()?;
+    let lock_clock = Instant::now();
+    if let Err(error) = warehouse.lock_for_load(options.lock_timeout) {
+        let _ = warehouse.rollback();
+        return Err(error.context(crate::warehouse::held_by_another_load(
+            &warehouse.describe(),
+            lock_clock.elapsed(),
+        )));
+    }
     let outcome = stage_and_transform(
         warehouse,
         config,
@@ -104,6 +133,7 @@ pub fn run(
         .commit()
         .context("commit failed; nothing of this run was kept")?;
     report.phases.push(("commit", clock.elapsed()));
+    report.peak_memory = crate::stats::peak_memory_bytes();
     Ok(report)
 }
 
@@ -187,7 +217,7 @@ fn stage_and_transform(
         warehouse.execute(&sql::delete_all(table))?;
     }
     let stats = match inputs {
-        Some(inputs) => stage(warehouse, inputs, progress)?,
+        Some(inputs) => stage(warehouse, inputs, options.unreadable, progress)?,
         None => warehouse.stage_from_s3(config, options.max_errors, progress)?,
     };
     phases.push(("load", clock.elapsed()));
@@ -207,6 +237,7 @@ fn stage_and_transform(
         sources: stats,
         tables,
         phases,
+        peak_memory: None,
     })
 }
 
@@ -214,15 +245,24 @@ fn stage_and_transform(
 fn stage(
     warehouse: &mut dyn Warehouse,
     inputs: &Inputs,
+    unreadable: Unreadable,
     progress: &Progress,
 ) -> Result<Vec<SourceStats>> {
     Ok(vec![
-        load_source(warehouse, SourceKind::Song, &inputs.songs, None, progress)?,
+        load_source(
+            warehouse,
+            SourceKind::Song,
+            &inputs.songs,
+            None,
+            unreadable,
+            progress,
+        )?,
         load_source(
             warehouse,
             SourceKind::Log,
             &inputs.logs,
             Some(&inputs.mapping),
+            unreadable,
             progress,
         )?,
     ])
@@ -236,10 +276,7 @@ fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
     let shown: Vec<String> = stats
         .iter()
         .flat_map(|s| &s.first_rejects)
-        .map(|r| match r.line {
-            Some(line) => format!("  {}:{line}: {}", r.file, r.reason),
-            None => format!("  {}: {}", r.file, r.reason),
-        })
+        .map(|r| format!("  {}", crate::report::reject_line(r)))
         .collect();
     bail!(
         "{rejected} record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = {max_errors}; nothing \
@@ -288,7 +325,7 @@ fn check_keys(warehouse: &mut dyn Warehouse) -> Result<()> {
 }
 
 /// Counts every table and checks that staging and `load_errors` hold exactly the records
-/// read: records read = staged + rejected.
+/// read: records read = staged + rejected, and `load_errors` = rejected + unreadable files.
 fn count_and_reconcile(
     warehouse: &mut dyn Warehouse,
     stats: &[SourceStats],
@@ -307,7 +344,10 @@ fn count_and_reconcile(
             .find(|s| s.source == kind.name())
             .map(|s| s.staged as i64)
     };
-    let rejected: u64 = stats.iter().map(|s| s.rejected).sum();
+    let rejected: u64 = stats
+        .iter()
+        .map(|s| s.rejected + s.unreadable.len() as u64)
+        .sum();
     ensure!(
         rows_of(STAGING_SONGS.name) == staged(SourceKind::Song)
             && rows_of(STAGING_EVENTS.name) == staged(SourceKind::Log)

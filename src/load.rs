@@ -1,17 +1,21 @@
 //! Loads one source into its staging table in a three-stage pipeline over chunks of files: one
 //! thread reads the next chunk (from disk, or fetches it from S3), the parser types the current
 //! one in parallel on every core, and the caller appends the previous one to the warehouse, so
-//! memory stays bounded by a few chunks whatever the size of the input. Rejects go to
-//! `load_errors` as they are found.
+//! memory stays bounded by a few chunks whatever the size of the input: a local log file larger
+//! than a chunk is read in pieces cut at line ends. Rejects go to `load_errors` as they are
+//! found. A file that cannot be read is not a record: it fails the load, or, when the caller
+//! allows it, is listed apart from the rejects.
 
+use std::io::Read;
 use std::sync::mpsc;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::batch::record_batch;
+use crate::config::Location;
 use crate::jsonpaths::JsonPaths;
 use crate::parse::{parse_log_file, parse_song_file, ParsedFile, SourceKind};
 use crate::progress::Progress;
@@ -21,48 +25,57 @@ use crate::source::{Discovered, SourceFile};
 use crate::stats::{SourceStats, REJECTS_SHOWN};
 use crate::warehouse::Warehouse;
 
-/// A chunk is cut after this many bytes or files, whichever comes first.
+/// A chunk is cut after this many bytes or files, whichever comes first; a local log file
+/// larger than this is read in pieces of about this size.
 const CHUNK_BYTES: u64 = 16 << 20;
 const CHUNK_FILES: usize = 2048;
 /// Chunks parsed ahead of the one being appended.
 const CHUNKS_AHEAD: usize = 2;
-/// The files of one chunk with their contents (or why each could not be read).
-type Fetched<'a> = (&'a [SourceFile], Vec<Result<Bytes, String>>);
+/// The reason `load_errors` gives a file that could not be read.
+pub const UNREADABLE_FILE: &str = "unreadable file";
+
+/// What the reader hands the parser: some files with their contents (or why each could not be
+/// read), or one piece of a large log file.
+struct Fetched<'a> {
+    files: &'a [SourceFile],
+    contents: Vec<Result<Bytes, String>>,
+    /// Lines of the file before the first byte of `contents`: nonzero for a later piece.
+    lines_before: u64,
+}
 
 /// One parsed chunk, ready to append.
 struct Chunk {
     batch: RecordBatch,
     rejects: Vec<Reject>,
+    /// Files that could not be read (only when the load may skip them).
+    unreadable: Vec<Reject>,
 }
 
 /// Parses one file from its contents (see [`Discovered::read`]); a file that could not be read
-/// becomes one reject.
+/// gives the reason instead.
 pub fn parse_file(
     file: &SourceFile,
     contents: &Result<Bytes, String>,
     kind: SourceKind,
     mapping: Option<&JsonPaths>,
-) -> ParsedFile {
+) -> Result<ParsedFile, String> {
     let name = file.location.to_string();
-    let bytes = match contents {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            return ParsedFile {
-                rows: Vec::new(),
-                rejects: vec![Reject {
-                    source: kind.name(),
-                    file: name,
-                    line: None,
-                    reason: format!("cannot read file: {error}"),
-                    raw_text: String::new(),
-                }],
-            }
-        }
-    };
-    match (kind, mapping) {
+    let bytes = contents.as_ref().map_err(Clone::clone)?;
+    Ok(match (kind, mapping) {
         (SourceKind::Log, Some(mapping)) => parse_log_file(&name, bytes, mapping),
         (SourceKind::Log, None) => unreachable!("log files are parsed with a JSONPaths mapping"),
         (SourceKind::Song, _) => parse_song_file(&name, bytes),
+    })
+}
+
+/// The entry of `load_errors` for a file that could not be read.
+fn unreadable_file(kind: SourceKind, file: &SourceFile, error: &str) -> Reject {
+    Reject {
+        source: kind.name(),
+        file: file.location.to_string(),
+        line: None,
+        reason: format!("{UNREADABLE_FILE}: {error}"),
+        raw_text: String::new(),
     }
 }
 
@@ -84,6 +97,72 @@ fn chunks(files: &[SourceFile]) -> Vec<&[SourceFile]> {
     chunks
 }
 
+/// Reads the local file `path` in pieces of about `piece_bytes`, each ending at a line end (or
+/// the end of the file), handing each to `send` with the number of lines before it; stops when
+/// `send` returns false. A read error is handed on as the last piece.
+fn read_in_pieces(
+    path: &std::path::Path,
+    piece_bytes: usize,
+    mut send: impl FnMut(Result<Bytes, String>, u64) -> bool,
+) {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            send(Err(e.to_string()), 0);
+            return;
+        }
+    };
+    let mut lines_before = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut buffer = std::mem::take(&mut carry);
+        buffer.reserve(piece_bytes);
+        let mut at_end = false;
+        // Fill to the piece size, then on to the next line end.
+        while buffer.len() < piece_bytes || !buffer.contains(&b'\n') {
+            let want = if buffer.len() < piece_bytes {
+                piece_bytes - buffer.len()
+            } else {
+                1 << 16 // a line longer than a piece: on to its end
+            };
+            match file.by_ref().take(want as u64).read_to_end(&mut buffer) {
+                Ok(0) => {
+                    at_end = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    send(Err(e.to_string()), lines_before);
+                    return;
+                }
+            }
+        }
+        let cut = if at_end {
+            buffer.len()
+        } else {
+            buffer.iter().rposition(|&b| b == b'\n').map_or(buffer.len(), |at| at + 1)
+        };
+        carry = buffer.split_off(cut);
+        let lines = buffer.iter().filter(|&&b| b == b'\n').count() as u64;
+        if !buffer.is_empty() && !send(Ok(Bytes::from(buffer)), lines_before) {
+            return;
+        }
+        lines_before += lines;
+        if at_end && carry.is_empty() {
+            return;
+        }
+    }
+}
+
+/// How a load treats files it cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The load fails, naming the file (the default: a lost file is lost data).
+    Fail,
+    /// The file is listed in the summary and in `load_errors`, and the load goes on.
+    Skip,
+}
+
 /// Loads every file of one source into its staging table and its rejects into `load_errors`.
 /// Runs inside the caller's transaction. `mapping` is the JSONPaths file for logs.
 pub fn load_source(
@@ -91,8 +170,10 @@ pub fn load_source(
     kind: SourceKind,
     discovered: &Discovered,
     mapping: Option<&JsonPaths>,
+    unreadable: Unreadable,
     progress: &Progress,
 ) -> Result<SourceStats> {
+    let piece_bytes = CHUNK_BYTES as usize;
     tracing::info!(source = kind.name(), root = %discovered.root, files = discovered.files.len(), "loading");
     let mut stats = SourceStats {
         source: kind.name(),
@@ -110,32 +191,94 @@ pub fn load_source(
         // Reading (for S3: fetching) the next chunk overlaps parsing this one.
         scope.spawn(move || {
             for files in chunks(&discovered.files) {
+                let large_log = match files {
+                    [file] if kind == SourceKind::Log
+                        && file.size as usize > piece_bytes
+                        && file.unreadable.is_none() =>
+                    {
+                        match &file.location {
+                            Location::File(path) => Some(path),
+                            Location::S3 { .. } => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(path) = large_log {
+                    let mut stopped = false;
+                    read_in_pieces(path, piece_bytes, |piece, lines_before| {
+                        stopped = fetched_sender
+                            .send(Fetched {
+                                files,
+                                contents: vec![piece],
+                                lines_before,
+                            })
+                            .is_err();
+                        !stopped
+                    });
+                    if stopped {
+                        return;
+                    }
+                    continue;
+                }
                 let contents = discovered.read(files);
-                if fetched_sender.send((files, contents)).is_err() {
+                let fetched = Fetched {
+                    files,
+                    contents,
+                    lines_before: 0,
+                };
+                if fetched_sender.send(fetched).is_err() {
                     return; // the parser stopped
                 }
             }
         });
         let read_bar = read_bar.clone();
         scope.spawn(move || {
-            for (files, contents) in fetched {
-                let parsed: Vec<ParsedFile> = files
+            for fetched in fetched {
+                let parsed: Vec<Result<ParsedFile, String>> = fetched
+                    .files
                     .par_iter()
-                    .zip(&contents)
+                    .zip(&fetched.contents)
                     .map(|(file, contents)| {
                         let parsed = parse_file(file, contents, kind, mapping);
-                        read_bar.inc(file.size);
+                        read_bar.inc(match contents {
+                            Ok(bytes) if fetched.files.len() == 1 => bytes.len() as u64,
+                            _ => file.size,
+                        });
                         parsed
                     })
                     .collect();
-                drop(contents);
-                let mut rows = Vec::with_capacity(parsed.iter().map(|p| p.rows.len()).sum());
+                drop(fetched.contents);
+                let mut rows = Vec::new();
                 let mut rejects = Vec::new();
-                for file in parsed {
-                    rows.extend(file.rows);
-                    rejects.extend(file.rejects);
+                let mut skipped = Vec::new();
+                for (file, parsed) in fetched.files.iter().zip(parsed) {
+                    match parsed {
+                        Ok(parsed) => {
+                            rows.extend(parsed.rows);
+                            rejects.extend(parsed.rejects.into_iter().map(|mut reject| {
+                                reject.line = reject.line.map(|l| l + fetched.lines_before);
+                                reject
+                            }));
+                        }
+                        Err(error) if unreadable == Unreadable::Skip => {
+                            skipped.push(unreadable_file(kind, file, &error));
+                        }
+                        Err(error) => {
+                            let _ = sender.send(Err(anyhow!(
+                                "cannot read {}: {error}; nothing was committed: fix or remove \
+                                 the file, or pass --skip-unreadable-files to load the rest and \
+                                 list it in load_errors",
+                                crate::record::escape_controls(&file.location.to_string())
+                            )));
+                            return;
+                        }
+                    }
                 }
-                let chunk = record_batch(kind.table(), &rows).map(|batch| Chunk { batch, rejects });
+                let chunk = record_batch(kind.table(), &rows).map(|batch| Chunk {
+                    batch,
+                    rejects,
+                    unreadable: skipped,
+                });
                 if sender.send(chunk).is_err() {
                     return; // the appender failed and stopped listening
                 }
@@ -144,8 +287,13 @@ pub fn load_source(
         for chunk in receiver {
             let chunk = chunk?;
             warehouse.append(kind.table(), &chunk.batch)?;
-            if !chunk.rejects.is_empty() {
-                let rows: Vec<Row> = chunk.rejects.iter().map(Reject::to_row).collect();
+            if !chunk.rejects.is_empty() || !chunk.unreadable.is_empty() {
+                let rows: Vec<Row> = chunk
+                    .rejects
+                    .iter()
+                    .chain(&chunk.unreadable)
+                    .map(Reject::to_row)
+                    .collect();
                 warehouse.append(&LOAD_ERRORS, &record_batch(&LOAD_ERRORS, &rows)?)?;
             }
             stats.staged += chunk.batch.num_rows() as u64;
@@ -154,6 +302,7 @@ pub fn load_source(
             stats
                 .first_rejects
                 .extend(chunk.rejects.into_iter().take(room));
+            stats.unreadable.extend(chunk.unreadable);
             load_bar.set_position(stats.staged);
         }
         Ok(())
@@ -190,5 +339,33 @@ mod tests {
 
     fn chunks_len(files: &[SourceFile]) -> usize {
         chunks(files).len()
+    }
+
+    #[test]
+    fn pieces_end_at_line_ends_and_count_the_lines_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, format!("{text}no newline at the end")).unwrap();
+        let mut pieces = Vec::new();
+        read_in_pieces(&path, 100, |piece, before| {
+            pieces.push((piece.unwrap(), before));
+            true
+        });
+        assert!(pieces.len() > 50);
+        let mut lines = 0;
+        for (piece, before) in &pieces[..pieces.len() - 1] {
+            assert!(piece.ends_with(b"\n"));
+            assert_eq!(*before, lines);
+            lines += piece.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        let joined: Vec<u8> = pieces.iter().flat_map(|(p, _)| p.to_vec()).collect();
+        assert_eq!(joined, format!("{text}no newline at the end").into_bytes());
+        let mut missing = Vec::new();
+        read_in_pieces(&dir.path().join("gone.json"), 100, |piece, _| {
+            missing.push(piece);
+            true
+        });
+        assert!(matches!(missing.as_slice(), [Err(_)]));
     }
 }

@@ -228,7 +228,10 @@ impl<'de> serde::de::Visitor<'de> for TopLevel<'_> {
     }
 }
 
-/// Parses a song file: a stream of JSON objects separated by any whitespace.
+/// Parses a song file: a stream of JSON objects separated by any whitespace. After a syntax
+/// error the parser resumes at the next line that starts with `{`, so one broken object is one
+/// reject and the objects after it are still read. A file with nothing but whitespace is one
+/// reject: a song file is expected to hold a song.
 pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
     let sink = RejectSink {
         source: SourceKind::Song.name(),
@@ -238,49 +241,76 @@ pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
     let labels: Vec<&str> = columns.iter().map(|c| c.name).collect();
     let mut parsed = ParsedFile::default();
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
-    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        parsed
+            .rejects
+            .push(sink.reject(1, "empty file: no JSON object in it".to_string(), bytes));
+        return parsed;
+    }
     let mut lines = LineCounter::default();
-    loop {
-        let start = skip_whitespace(bytes, stream.byte_offset());
-        let line_no = lines.line_at(bytes, start);
-        let Some(item) = stream.next() else { break };
-        let raw = &bytes[start..stream.byte_offset().max(start)];
-        let record = match item {
-            Ok(record) => record,
-            Err(e) => {
-                // The stream cannot resynchronise after a syntax error: the rest of the file
-                // is one rejected record.
+    // Where the current stream of objects starts; it moves past each syntax error.
+    let mut base = 0;
+    'stream: loop {
+        let slice = &bytes[base..];
+        let mut stream = serde_json::Deserializer::from_slice(slice).into_iter::<Value>();
+        loop {
+            let start = base + skip_whitespace(slice, stream.byte_offset());
+            let line_no = lines.line_at(bytes, start);
+            let Some(item) = stream.next() else {
+                break 'stream;
+            };
+            let raw = &bytes[start..(base + stream.byte_offset()).max(start)];
+            let record = match item {
+                Ok(record) => record,
+                Err(e) => {
+                    let resume = next_object_line(bytes, start);
+                    parsed.rejects.push(sink.reject(
+                        line_no,
+                        format!("not valid JSON: {e}"),
+                        &bytes[start..resume.unwrap_or(bytes.len())],
+                    ));
+                    match resume {
+                        Some(resume) => {
+                            base = resume;
+                            continue 'stream;
+                        }
+                        None => break 'stream,
+                    }
+                }
+            };
+            let Value::Object(map) = record else {
                 parsed.rejects.push(sink.reject(
                     line_no,
-                    format!("not valid JSON: {e}"),
-                    &bytes[start..],
+                    format!("a JSON {}, not an object", kind_of(&record)),
+                    raw,
                 ));
-                break;
+                continue;
+            };
+            let mut values: Vec<Option<Value>> = vec![None; columns.len()];
+            for (key, value) in map {
+                if let Some(i) = columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(&key))
+                {
+                    values[i] = Some(value);
+                }
             }
-        };
-        let Value::Object(map) = record else {
-            parsed.rejects.push(sink.reject(
-                line_no,
-                format!("a JSON {}, not an object", kind_of(&record)),
-                raw,
-            ));
-            continue;
-        };
-        let mut values: Vec<Option<Value>> = vec![None; columns.len()];
-        for (key, value) in map {
-            if let Some(i) = columns
-                .iter()
-                .position(|c| c.name.eq_ignore_ascii_case(&key))
-            {
-                values[i] = Some(value);
+            match type_row(&STAGING_SONGS, values, &labels) {
+                Ok(row) => parsed.rows.push(row),
+                Err(reason) => parsed.rejects.push(sink.reject(line_no, reason, raw)),
             }
-        }
-        match type_row(&STAGING_SONGS, values, &labels) {
-            Ok(row) => parsed.rows.push(row),
-            Err(reason) => parsed.rejects.push(sink.reject(line_no, reason, raw)),
         }
     }
     parsed
+}
+
+/// The offset of the first line after `from` that starts with `{`: where the next top-level
+/// object of a song file begins, one per line or pretty-printed.
+fn next_object_line(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes[from..]
+        .windows(2)
+        .position(|pair| pair == b"\n{")
+        .map(|at| from + at + 1)
 }
 
 fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
@@ -430,6 +460,33 @@ mod tests {
         assert!(parsed.rejects[0].reason.starts_with("year"));
         assert_eq!(parsed.rejects[1].raw_text, "[]");
         assert_eq!(parsed.records(), 5);
+    }
+
+    #[test]
+    fn a_broken_song_object_is_one_reject_and_the_next_objects_are_read() {
+        let text = "{\"song_id\":\"S1\",\"artist_id\":\"A1\"}\n{\"song_id\": \"S2\", oops\n  \"x\": 1}\n{\n  \"song_id\": \"S3\",\n  \"artist_id\": \"A3\"\n}\n{\"song_id\":\"S4\",\"artist_id\":\"A4\"}";
+        let parsed = parse_song_file("s.json", text.as_bytes());
+        let ids: Vec<_> = parsed.rows.iter().map(|r| r[6].clone()).collect();
+        assert_eq!(
+            ids,
+            ["S1", "S3", "S4"].map(|id| crate::record::Field::Text(id.into())),
+            "{:?}",
+            parsed.rejects
+        );
+        assert_eq!(parsed.rejects.len(), 1);
+        assert_eq!(parsed.rejects[0].line, Some(2));
+        assert!(parsed.rejects[0].raw_text.contains("oops"));
+        assert!(!parsed.rejects[0].raw_text.contains("S3"));
+    }
+
+    #[test]
+    fn an_empty_song_file_is_a_reject() {
+        for text in ["", " \n\t\n", "\u{feff}"] {
+            let parsed = parse_song_file("s.json", text.as_bytes());
+            assert_eq!(parsed.rows.len(), 0);
+            assert_eq!(parsed.rejects.len(), 1, "{text:?}");
+            assert!(parsed.rejects[0].reason.starts_with("empty file"));
+        }
     }
 
     #[test]

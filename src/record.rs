@@ -33,24 +33,48 @@ pub struct Reject {
 /// How much of a rejected record's text is kept.
 pub const RAW_TEXT_CHARS: usize = 200;
 
-/// The first [`RAW_TEXT_CHARS`] characters of raw bytes, invalid UTF-8 replaced.
+/// The first [`RAW_TEXT_CHARS`] characters of raw bytes, invalid UTF-8 replaced and control
+/// characters escaped (`\u{0}`), so every engine stores the same text: PostgreSQL's text
+/// cannot hold a NUL, and a zero-filled tail of a crash-truncated log is all NULs.
 pub fn raw_excerpt(bytes: &[u8]) -> String {
     let cut = bytes.len().min(RAW_TEXT_CHARS * 4);
-    String::from_utf8_lossy(&bytes[..cut])
-        .chars()
-        .take(RAW_TEXT_CHARS)
-        .collect()
+    escape_controls(
+        &String::from_utf8_lossy(&bytes[..cut])
+            .chars()
+            .take(RAW_TEXT_CHARS)
+            .collect::<String>(),
+    )
+}
+
+/// `text` with every control character (line breaks, tabs, escape, NUL...) written as
+/// `\u{..}`, for text that reaches a terminal or a column that must not hold them.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Reject {
-    /// The reject as a row of `load_errors`, each text cut to its column's width.
+    /// The reject as a row of `load_errors`, each text with its control characters escaped and
+    /// cut to its column's width.
     pub fn to_row(&self) -> Row {
         let text = |index: usize, value: &str| {
             let width = match LOAD_ERRORS.columns[index].ty {
                 ColumnType::Text(width) => width as usize,
                 _ => unreachable!("load_errors column {index} holds text"),
             };
-            Field::Text(cut_to_bytes(value, width).to_string())
+            // Control characters escaped whatever the engine that found the reject (raw text
+            // read back from Redshift too), so every engine stores the same row.
+            Field::Text(cut_to_bytes(&escape_controls(value), width).to_string())
         };
         vec![
             text(0, self.source),
@@ -86,6 +110,11 @@ pub fn type_value(value: Option<Value>, column: &Column) -> Result<Field, String
                     Value::String(s) => s,
                     other => other.to_string(),
                 };
+                if text.contains('\0') {
+                    return Err("holds a NUL character (\\u0000), which PostgreSQL and Redshift \
+                                cannot store in text"
+                        .to_string());
+                }
                 if text.len() > width as usize {
                     return Err(format!(
                         "is {} bytes long, more than the column's width of {width} bytes",
@@ -94,7 +123,15 @@ pub fn type_value(value: Option<Value>, column: &Column) -> Result<Field, String
                 }
                 Field::Text(text)
             }
-            ColumnType::Integer | ColumnType::BigInt => type_integer(&value, column.ty)?,
+            ColumnType::Integer | ColumnType::BigInt => {
+                let field = type_integer(&value, column.ty)?;
+                if let (Field::Int(number), Some(range)) = (&field, column.range) {
+                    if !(range.min..=range.max).contains(number) {
+                        return Err(format!("{number} is outside {}", range.meaning));
+                    }
+                }
+                field
+            }
             ColumnType::Double => type_double(&value)?,
             ColumnType::Timestamp => {
                 return Err("timestamps are not read from sources".to_string());
@@ -275,6 +312,25 @@ mod tests {
         assert_eq!(row[1], Field::Text("f".repeat(2048)));
         assert_eq!(row[3], Field::Text("é".repeat(512)));
         assert_eq!(cut_to_bytes("aé", 2), "a");
+    }
+
+    #[test]
+    fn nul_in_text_is_rejected_and_raw_text_holds_no_control_character() {
+        let err = type_value(Some(json!("a\u{0}b")), column("artist")).unwrap_err();
+        assert!(err.contains("NUL"), "{err}");
+        assert_eq!(raw_excerpt(b"{\"a\x00\x00\tb\x1b[31m"), "{\"a\\u{0}\\u{0}\\u{9}b\\u{1b}[31m");
+    }
+
+    #[test]
+    fn event_times_outside_years_1900_to_9999_are_rejected() {
+        let ts = column("ts");
+        assert!(type_value(Some(json!(10_000_000_000_000_000i64)), ts)
+            .unwrap_err()
+            .contains("years 1900"));
+        assert!(type_value(Some(json!(-2_208_988_800_001i64)), ts).is_err());
+        assert!(type_value(Some(json!(-2_208_988_800_000i64)), ts).is_ok());
+        assert!(type_value(Some(json!(253_402_300_799_999i64)), ts).is_ok());
+        assert!(type_value(Some(json!(253_402_300_800_000i64)), ts).is_err());
     }
 
     #[test]

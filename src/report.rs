@@ -7,6 +7,7 @@ use prettytable::{format, Cell as TableCell, Row as TableRow, Table};
 use serde_json::{json, Map, Value};
 
 use crate::etl::{EtlReport, Inputs};
+use crate::record::escape_controls;
 use crate::warehouse::{Cell, QueryResult};
 
 /// How `analysis` prints its answers.
@@ -15,6 +16,8 @@ pub enum Format {
     /// Titled tables for people.
     Table,
     /// CSV with a header row; with several questions, each is preceded by a `# name: title` line.
+    /// A text cell starting with = + - @ (or a tab or carriage return) is written with a `'`
+    /// in front, so a spreadsheet shows it instead of running it as a formula.
     Csv,
     /// One JSON document holding every answer, for scripts.
     Json,
@@ -51,6 +54,15 @@ fn cell_json(cell: &Cell) -> Value {
     }
 }
 
+/// A cell as CSV shows it: text that a spreadsheet would take for a formula gets a `'` in
+/// front (OWASP's advice on CSV injection); numbers are written as they are.
+fn csv_cell(cell: &Cell) -> String {
+    match cell {
+        Cell::Text(text) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{text}"),
+        other => other.to_string(),
+    }
+}
+
 /// Renders answers in the chosen format.
 pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> String {
     match format {
@@ -58,11 +70,12 @@ pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> St
             let mut out = String::new();
             for answer in answers {
                 let headers: Vec<&str> = answer.result.columns.iter().map(String::as_str).collect();
+                // Data reaches a terminal here: an escape sequence in a title must not.
                 let rows = answer
                     .result
                     .rows
                     .iter()
-                    .map(|r| r.iter().map(Cell::to_string).collect());
+                    .map(|r| r.iter().map(|c| escape_controls(&c.to_string())).collect());
                 let _ = writeln!(out, "{}\n{}", answer.title, text_table(&headers, rows));
             }
             out
@@ -81,7 +94,7 @@ pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> St
                     .result
                     .rows
                     .iter()
-                    .map(|r| r.iter().map(Cell::to_string).collect::<Vec<_>>());
+                    .map(|r| r.iter().map(csv_cell).collect::<Vec<_>>());
                 let written = writer
                     .write_record(&answer.result.columns)
                     .and_then(|_| rows.into_iter().try_for_each(|r| writer.write_record(r)));
@@ -193,6 +206,9 @@ pub fn etl_summary(report: &EtlReport) -> String {
         .collect();
     let mut out = format!("etl into {}\n{sources}\n{tables}\n", report.warehouse);
     let _ = writeln!(out, "time: {} (total {total:.2}s)", phases.join(", "));
+    if let Some(bytes) = report.peak_memory {
+        let _ = writeln!(out, "peak memory: {} MiB", bytes >> 20);
+    }
     if report.rejected() > 0 {
         let _ = writeln!(
             out,
@@ -200,7 +216,29 @@ pub fn etl_summary(report: &EtlReport) -> String {
             report.rejected()
         );
     }
+    let unreadable: Vec<_> = report.unreadable().collect();
+    if !unreadable.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} file(s) could not be read and were skipped (--skip-unreadable-files); they are in \
+             load_errors with reason '{}':",
+            unreadable.len(),
+            crate::load::UNREADABLE_FILE
+        );
+        for file in unreadable {
+            let _ = writeln!(out, "  {}", escape_controls(&file.file));
+        }
+    }
     out
+}
+
+/// A reject as one line for people: `file:line: reason`, control characters escaped.
+pub fn reject_line(reject: &crate::record::Reject) -> String {
+    let place = match reject.line {
+        Some(line) => format!("{}:{line}", reject.file),
+        None => reject.file.clone(),
+    };
+    escape_controls(&format!("{place}: {}", reject.reason))
 }
 
 #[cfg(test)]
@@ -236,6 +274,30 @@ mod tests {
         assert_eq!(doc["warehouse"], "duckdb x");
         assert_eq!(doc["answers"][0]["rows"][0]["plays"], 3);
         assert_eq!(doc["answers"][0]["rows"][1]["title"], Value::Null);
+    }
+
+    #[test]
+    fn data_cannot_drive_a_terminal_or_a_spreadsheet() {
+        let hostile = Answer {
+            name: "top_songs",
+            title: "Most played songs",
+            result: QueryResult {
+                columns: vec!["title".into(), "plays".into()],
+                rows: vec![
+                    vec![Cell::Text("=HYPERLINK(\"x\")\u{1b}[2J".into()), Cell::Int(-3)],
+                    vec![Cell::Text("@SUM(A1)".into()), Cell::Float(-1.5)],
+                    vec![Cell::Text("-1+1".into()), Cell::Int(1)],
+                ],
+            },
+        };
+        let table = render_answers("w", std::slice::from_ref(&hostile), Format::Table);
+        assert!(!table.contains('\u{1b}'), "{table}");
+        assert!(table.contains("\\u{1b}[2J"), "{table}");
+        let csv = render_answers("w", &[hostile], Format::Csv);
+        assert_eq!(
+            csv,
+            "title,plays\n\"'=HYPERLINK(\"\"x\"\")\u{1b}[2J\",-3\n'@SUM(A1),-1.5\n'-1+1,1\n"
+        );
     }
 
     #[test]

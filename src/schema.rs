@@ -25,6 +25,16 @@ pub struct Column {
     pub ty: ColumnType,
     /// NOT NULL in the table; a source record without it is rejected.
     pub required: bool,
+    /// The values an integer column accepts from a source; outside it the record is rejected.
+    pub range: Option<Range>,
+}
+
+/// Bounds of an integer column, inclusive, and what they mean, for the reject's reason.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub min: i64,
+    pub max: i64,
+    pub meaning: &'static str,
 }
 
 const fn col(name: &'static str, ty: ColumnType) -> Column {
@@ -32,6 +42,7 @@ const fn col(name: &'static str, ty: ColumnType) -> Column {
         name,
         ty,
         required: false,
+        range: None,
     }
 }
 
@@ -40,8 +51,28 @@ const fn req(name: &'static str, ty: ColumnType) -> Column {
         name,
         ty,
         required: true,
+        range: None,
     }
 }
+
+impl Column {
+    const fn within(self, range: Range) -> Column {
+        Column {
+            range: Some(range),
+            ..self
+        }
+    }
+}
+
+/// Event times (`ts`, milliseconds since 1970) the transform can turn into timestamps on every
+/// engine: years 1900 to 9999 (1900-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z). Outside,
+/// the conversion fails the whole transform ("out of range"), so such a record is rejected
+/// when it is typed, with its file and line.
+pub const EVENT_TIME: Range = Range {
+    min: -2_208_988_800_000,
+    max: 253_402_300_799_999,
+    meaning: "years 1900 to 9999 as milliseconds since 1970-01-01",
+};
 
 #[derive(Debug)]
 pub struct Table {
@@ -93,7 +124,7 @@ pub static STAGING_EVENTS: Table = Table {
         req("session_id", Integer),
         col("song", NAME),
         col("status", Integer),
-        req("ts", BigInt),
+        req("ts", BigInt).within(EVENT_TIME),
         col("user_agent", Text(512)),
         col("user_id", Integer),
     ],

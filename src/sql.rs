@@ -96,6 +96,63 @@ pub const BEGIN: &str = "BEGIN";
 pub const COMMIT: &str = "COMMIT";
 pub const ROLLBACK: &str = "ROLLBACK";
 
+/// Redshift's COPY stages `ts` as it finds it; the local loader rejects a time outside
+/// [`crate::schema::EVENT_TIME`] when it types the record. The same records are rejected on
+/// Redshift after the COPY, so the transform's conversion never fails on them: these
+/// statements count them, move them into `load_errors` (file: the COPY's source, no line) and
+/// delete them from staging.
+pub fn redshift_reject_event_times(from: &str) -> Result<[String; 3], String> {
+    let range = crate::schema::EVENT_TIME;
+    let outside = format!("ts < {} OR ts > {}", range.min, range.max);
+    Ok([
+        format!("SELECT COUNT(*) FROM staging_events WHERE {outside}"),
+        format!(
+            "INSERT INTO load_errors (source, file, line, reason, raw_text) \
+             SELECT 'log_data', {}, NULL, 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside {}', \
+             NULL FROM staging_events WHERE {outside}",
+            redshift_literal(from)?,
+            range.meaning
+        ),
+        format!("DELETE FROM staging_events WHERE {outside}"),
+    ])
+}
+
+/// The key of the PostgreSQL advisory lock every `etl` run takes: "SPKYETL" in ASCII.
+pub const LOAD_LOCK_KEY: i64 = 0x0053_504B_5945_544C;
+
+/// The statements that make this transaction the only load of the warehouse, run right after
+/// BEGIN, waiting at most `timeout` for another load to end (zero: at once).
+///
+/// PostgreSQL: a transaction-scoped advisory lock, released by COMMIT or ROLLBACK, under a
+/// `lock_timeout` that applies to that wait only (0 would mean no limit, so at least 1 ms;
+/// https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS,
+/// https://www.postgresql.org/docs/15/runtime-config-client.html#GUC-LOCK-TIMEOUT).
+///
+/// Redshift has neither advisory locks nor `lock_timeout`: `LOCK` takes staging_events in
+/// ACCESS EXCLUSIVE mode until the transaction ends, "waiting if necessary for any conflicting
+/// locks to be released" (https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html), so the
+/// wait is bounded by `statement_timeout`, which also counts queueing in WLM
+/// (https://docs.aws.amazon.com/redshift/latest/dg/r_statement_timeout.html): at least 1 s,
+/// then reset to the session's default.
+///
+/// DuckDB: none; its file lock refuses a second writer when the file is opened.
+pub fn lock_for_load(dialect: Dialect, timeout: std::time::Duration) -> Vec<String> {
+    let millis = timeout.as_millis();
+    match dialect {
+        Dialect::DuckDb => Vec::new(),
+        Dialect::Postgres => vec![
+            format!("SET LOCAL lock_timeout = {}", millis.max(1)),
+            format!("SELECT pg_advisory_xact_lock({LOAD_LOCK_KEY})"),
+            "SET LOCAL lock_timeout = DEFAULT".to_string(),
+        ],
+        Dialect::Redshift => vec![
+            format!("SET statement_timeout TO {}", millis.max(1000)),
+            "LOCK staging_events".to_string(),
+            "RESET statement_timeout".to_string(),
+        ],
+    }
+}
+
 /// DuckDB session settings. Row order in a table carries no meaning here (every key and number
 /// is computed by ORDER BY), and not keeping it made the songplays transform 20% faster.
 pub const DUCKDB_SESSION: &str = "SET preserve_insertion_order = false";
@@ -105,6 +162,10 @@ pub fn copy_from_stdin(table: &Table) -> String {
     let columns: Vec<&str> = table.column_names().collect();
     format!("COPY {} ({}) FROM STDIN", table.name, columns.join(", "))
 }
+
+/// Asks PostgreSQL to check every second, while a query runs, that the client is still there,
+/// so the work of a killed client is rolled back and its locks released.
+pub const POSTGRES_CHECK_CLIENT: &str = "SET client_connection_check_interval = 1000";
 
 /// Whether this PostgreSQL session is encrypted, as the server sees it.
 pub const POSTGRES_SESSION_USES_TLS: &str =

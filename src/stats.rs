@@ -18,6 +18,18 @@ pub struct SourceStats {
     pub rejected: u64,
     /// The first few rejects, in file order.
     pub first_rejects: Vec<Reject>,
+    /// Files that could not be read and were skipped (`--skip-unreadable-files`), each also a
+    /// row of `load_errors`; not records, so not counted in `rejected`.
+    pub unreadable: Vec<Reject>,
     /// Read by the warehouse itself (Redshift's COPY): files and bytes are not known here.
     pub read_by_warehouse: bool,
+}
+
+/// The most memory this process has held (its peak resident set, Linux's `VmHWM`), for the
+/// run's summary; `None` where the system does not say.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

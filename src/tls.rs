@@ -2,9 +2,14 @@
 //! meanings, and the one crypto provider of the process. The AWS SDK and tokio-postgres-rustls
 //! both use rustls; with more than one provider compiled in, rustls panics unless a process-wide
 //! default is installed first, so every entry point calls [`install_crypto_provider`].
+//! [`ScramAware`] lets the PostgreSQL engine require SCRAM channel binding over TLS.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{bail, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -15,6 +20,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 
 use crate::config::SslMode;
 
@@ -141,5 +149,116 @@ impl ServerCertVerifier for Relaxed {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// A TLS connector for tokio-postgres that notes whether the server asked for SASL (SCRAM)
+/// authentication. tokio-postgres asks the TLS stream for its channel-binding data only then
+/// (to offer SCRAM-SHA-256-PLUS), and nowhere else; the note lets the caller tell "the server
+/// offered SCRAM without channel binding over TLS" (refused) from "the server authenticates
+/// another way" (trust, md5, password: channel binding does not apply).
+#[derive(Clone)]
+pub struct ScramAware {
+    inner: tokio_postgres_rustls::MakeRustlsConnect,
+    asked: Arc<AtomicBool>,
+}
+
+impl ScramAware {
+    pub fn new(config: ClientConfig) -> Self {
+        ScramAware {
+            inner: tokio_postgres_rustls::MakeRustlsConnect::new(config),
+            asked: Arc::default(),
+        }
+    }
+
+    /// Whether a connection made through this connector was asked for SCRAM over TLS.
+    pub fn scram_asked(&self) -> bool {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+impl<S> MakeTlsConnect<S> for ScramAware
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = NotingStream<<tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::Stream>;
+    type TlsConnect = NotingConnect<<tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect>;
+    type Error = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        Ok(NotingConnect {
+            inner: MakeTlsConnect::<S>::make_tls_connect(&mut self.inner, domain)?,
+            asked: self.asked.clone(),
+        })
+    }
+}
+
+/// [`ScramAware`]'s connector for one connection.
+pub struct NotingConnect<T> {
+    inner: T,
+    asked: Arc<AtomicBool>,
+}
+
+impl<S, T> TlsConnect<S> for NotingConnect<T>
+where
+    T: TlsConnect<S>,
+    T::Future: Send + 'static,
+{
+    type Stream = NotingStream<T::Stream>;
+    type Error = T::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, T::Error>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        let asked = self.asked;
+        let connecting = self.inner.connect(stream);
+        Box::pin(async move {
+            connecting
+                .await
+                .map(|inner| NotingStream { inner, asked })
+        })
+    }
+}
+
+/// A TLS stream that notes when its channel-binding data is asked for.
+pub struct NotingStream<T> {
+    inner: T,
+    asked: Arc<AtomicBool>,
+}
+
+impl<T: TlsStream + Unpin> TlsStream for NotingStream<T> {
+    fn channel_binding(&self) -> ChannelBinding {
+        self.asked.store(true, Ordering::SeqCst);
+        self.inner.channel_binding()
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for NotingStream<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for NotingStream<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -6,7 +6,10 @@ mod common;
 #[path = "common/s3_server.rs"]
 mod s3_server;
 
-use common::{sources_with_log_lines, udacity_sample, Workspace, BAD_LINES, STAR_AND_STAGING};
+use common::{
+    hostile_sources, kill_etl_at, sources_with_log_lines, udacity_sample, Workspace, BAD_LINES,
+    HOSTILE_REJECTS, STAR_AND_STAGING,
+};
 use predicates::prelude::*;
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
@@ -243,9 +246,14 @@ fn sslmodes_encrypt_and_verify_as_libpq_does() {
             .map_err(|e| format!("{e:#}"))
     };
     assert_eq!(encrypted("SSLMODE=disable"), Ok(false));
-    assert_eq!(encrypted(""), Ok(true), "prefer is the default");
+    assert_eq!(encrypted(""), Ok(true), "prefer is the default on this machine");
     assert_eq!(encrypted("SSLMODE=require"), Ok(true));
+    // require with a root certificate checks the chain, as libpq's verify-ca does: a CA that
+    // did not sign the server's certificate is refused.
+    let err = encrypted("SSLMODE=require\nSSLROOTCERT=/etc/ssl/certs/ISRG_Root_X1.pem").unwrap_err();
+    assert!(err.contains("(sslmode verify-ca)") && err.contains("certificate"), "{err}");
     let root = format!("SSLROOTCERT={SERVER_CERT}");
+    assert_eq!(encrypted(&format!("SSLMODE=require\n{root}")), Ok(true));
     assert_eq!(encrypted(&format!("SSLMODE=verify-full\n{root}")), Ok(true));
     // The bundled public roots do not trust a self-signed certificate.
     let err = encrypted("SSLMODE=verify-full").unwrap_err();
@@ -396,4 +404,291 @@ fn postgres_reads_the_same_objects_of_a_prefix_as_duckdb() {
             "{table} on PostgreSQL differs from a load of the data alone"
         );
     }
+}
+
+#[test]
+fn a_host_elsewhere_is_verified_by_default() {
+    let cluster = |host: &str, extra: &str| {
+        let text = format!("[CLUSTER]\nHOST={host}\n{extra}\n");
+        sparkify::config::Config::parse(&text, "dwh.cfg".as_ref(), "/".as_ref())
+            .unwrap()
+            .cluster
+    };
+    use sparkify::config::SslMode;
+    use sparkify::warehouse::postgres_sslmode as mode;
+    assert_eq!(mode(&cluster("db.example.com", "")), SslMode::VerifyFull);
+    assert_eq!(mode(&cluster("10.0.0.7", "")), SslMode::VerifyFull);
+    for local in ["127.0.0.1", "localhost", "::1", "/var/run/postgresql"] {
+        assert_eq!(mode(&cluster(local, "")), SslMode::Prefer, "{local}");
+    }
+    assert_eq!(mode(&cluster("db.example.com", "SSLMODE=prefer")), SslMode::Prefer);
+    assert_eq!(
+        mode(&cluster("db.example.com", "SSLMODE=require\nSSLROOTCERT=ca.pem")),
+        SslMode::VerifyCa
+    );
+    // Through the binary: the refusal says which mode was used.
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::with_cluster(sources.path(), "HOST=db.invalid\nDB_PORT=5432", "");
+    ws.cmd("create_tables")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("(sslmode verify-full)"));
+}
+
+#[test]
+fn hostile_input_gives_the_same_rejects_on_postgres_as_on_duckdb() {
+    let Some(db) = TestDatabase::create("hostile") else {
+        return;
+    };
+    let sources = tempfile::tempdir().unwrap();
+    hostile_sources(sources.path());
+    std::os::unix::fs::symlink(
+        sources.path().join("nowhere"),
+        sources.path().join("log_data/2018/11/broken.json"),
+    )
+    .unwrap();
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "MAX_ERRORS=5");
+    ws.cmd("create_tables").assert().success();
+    ws.cmd("etl")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("broken.json"))
+        .stderr(predicate::str::contains("--skip-unreadable-files"));
+    ws.cmd("etl")
+        .arg("--skip-unreadable-files")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 file(s) could not be read"));
+    let postgres = ws.rows(None, "load_errors");
+    assert_eq!(postgres.len(), HOSTILE_REJECTS.len() + 1, "{postgres:#?}");
+    assert!(postgres.iter().any(|r| r.contains("unreadable file: ")));
+    ws.cmd("create_tables").args(["--engine", "duckdb"]).assert().success();
+    ws.cmd("etl")
+        .args(["--engine", "duckdb", "--skip-unreadable-files"])
+        .assert()
+        .success();
+    for table in ["load_errors", "staging_events", "staging_songs"] {
+        assert_eq!(
+            ws.rows(None, table),
+            ws.rows(Some("duckdb"), table),
+            "{table} differs between PostgreSQL and DuckDB"
+        );
+    }
+}
+
+#[test]
+fn one_load_at_a_time_on_postgres() {
+    use sparkify::warehouse::{PostgresWarehouse, Warehouse};
+    let Some(db) = TestDatabase::create("lock") else {
+        return;
+    };
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "");
+    ws.cmd("create_tables").assert().success();
+    // This test's own connection holds the load lock, as a running etl does.
+    let config = sparkify::config::Config::load(&ws.config()).unwrap();
+    let mut holder = PostgresWarehouse::connect(&config.cluster).unwrap();
+    holder.begin().unwrap();
+    holder.lock_for_load(std::time::Duration::ZERO).unwrap();
+    ws.cmd("etl")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "another load holds the warehouse (postgres ",
+        ))
+        .stderr(predicate::str::contains("wait for it to finish"));
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        holder.rollback().unwrap();
+    });
+    let started = std::time::Instant::now();
+    ws.cmd("etl").args(["--lock-timeout", "20"]).assert().success();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1000));
+    release.join().unwrap();
+}
+
+#[test]
+fn a_killed_postgres_run_leaves_the_warehouse_as_it_was() {
+    let Some(db) = TestDatabase::create("killed") else {
+        return;
+    };
+    let small = tempfile::tempdir().unwrap();
+    sources_with_log_lines(small.path(), "");
+    let big = tempfile::tempdir().unwrap();
+    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
+        songs: 3000,
+        events: 100_000,
+        days: 30,
+        seed: 3,
+        out: big.path().to_path_buf(),
+        force: true,
+    })
+    .unwrap();
+    let ws = Workspace::with_cluster(small.path(), &db.cluster, "");
+    ws.create_and_load();
+    let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+    let config = format!("{}\n", db.cluster);
+    ws.write_config_with_cluster(big.path(), &config, "");
+    for marker in ["loading", "transforming"] {
+        // The server drops a killed client's transaction (at once when it is idle, within
+        // about a second of its query otherwise): the next run waits for that.
+        assert!(
+            kill_etl_at(&ws.config(), &["--lock-timeout", "30"], marker),
+            "etl ended before it could be killed at {marker}"
+        );
+        let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+        assert!(before == after, "a run killed at {marker} changed the warehouse");
+    }
+    ws.cmd("etl").args(["--lock-timeout", "30"]).assert().success();
+}
+
+/// A server that speaks just enough of PostgreSQL's protocol to offer SCRAM-SHA-256 *without*
+/// channel binding over TLS, as a relay holding its own certificate would (it cannot offer
+/// SCRAM-SHA-256-PLUS bound to the real server's certificate). Returns its port and whether
+/// a client went on to send a SASL response (the first step of the password exchange).
+fn scram_without_binding_server() -> (u16, std::thread::JoinHandle<bool>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(SERVER_CERT)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file("/etc/ssl/private/ssl-cert-snakeoil.key").unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut ssl_request = [0u8; 8];
+        tcp.read_exact(&mut ssl_request).unwrap();
+        assert_eq!(&ssl_request[4..], &80877103u32.to_be_bytes(), "an SSLRequest");
+        tcp.write_all(b"S").unwrap();
+        let connection = rustls::ServerConnection::new(tls).unwrap();
+        let mut stream = rustls::StreamOwned::new(connection, tcp);
+        let mut length = [0u8; 4];
+        stream.read_exact(&mut length).unwrap();
+        let mut startup = vec![0u8; u32::from_be_bytes(length) as usize - 4];
+        stream.read_exact(&mut startup).unwrap();
+        // AuthenticationSASL offering SCRAM-SHA-256 only.
+        let mechanisms = b"SCRAM-SHA-256\0\0";
+        let mut message = vec![b'R'];
+        message.extend_from_slice(&((4 + 4 + mechanisms.len()) as u32).to_be_bytes());
+        message.extend_from_slice(&10u32.to_be_bytes());
+        message.extend_from_slice(mechanisms);
+        stream.write_all(&message).unwrap();
+        stream.flush().unwrap();
+        let mut kind = [0u8; 1];
+        matches!(stream.read(&mut kind), Ok(1) if kind[0] == b'p')
+    });
+    (port, server)
+}
+
+#[test]
+fn scram_over_tls_without_channel_binding_is_refused() {
+    if !std::path::Path::new(SERVER_CERT).exists() {
+        eprintln!("NOTICE: skipping: no {SERVER_CERT} to serve TLS with");
+        return;
+    }
+    sparkify::tls::install_crypto_provider();
+    let (port, server) = scram_without_binding_server();
+    let text = format!(
+        "[CLUSTER]\nHOST=127.0.0.1\nDB_PORT={port}\nDB_NAME=d\nDB_USER=u\n\
+         DB_PASSWORD=sentinel-password-123\nSSLMODE=require\n"
+    );
+    let cluster = sparkify::config::Config::parse(&text, "dwh.cfg".as_ref(), "/".as_ref())
+        .unwrap()
+        .cluster;
+    let err = sparkify::warehouse::PostgresWarehouse::connect(&cluster)
+        .err()
+        .expect("a SCRAM exchange without channel binding over TLS was accepted");
+    let err = format!("{err:#}");
+    assert!(err.contains("without channel binding"), "{err}");
+    assert!(!err.contains("sentinel-password-123"), "{err}");
+    assert!(
+        !server.join().unwrap(),
+        "the client began the password exchange"
+    );
+}
+
+/// Writes one log file of `lines` events (none a play, so the transform is quick) and a bad
+/// line at the end; returns its size.
+fn one_big_log_file(sources: &std::path::Path, lines: u64) -> u64 {
+    use std::io::Write;
+    let log = sources.join("log_data/2018/11/2018-11-01-events.json");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+    for i in 0..lines {
+        writeln!(
+            out,
+            r#"{{"artist":null,"auth":"Logged In","firstName":"F","gender":"F","itemInSession":{item},"lastName":"L","length":null,"level":"free","location":"Somewhere, Some State","method":"GET","page":"Home","registration":1540991795796.0,"sessionId":{session},"song":null,"status":200,"ts":{ts},"userAgent":"Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 Safari/537.36 and some more text to make the line as long as the app's","userId":"{user}"}}"#,
+            item = i % 100,
+            session = i / 100,
+            ts = 1541000000000u64 + i * 1000,
+            user = i % 97 + 1,
+        )
+        .unwrap();
+    }
+    writeln!(out, "not json").unwrap();
+    out.flush().unwrap();
+    std::fs::metadata(&log).unwrap().len()
+}
+
+/// The "peak memory: N MiB" line of an etl summary.
+fn peak_mib(summary: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix("peak memory: "))
+        .and_then(|l| l.strip_suffix(" MiB"))
+        .unwrap_or_else(|| panic!("no peak memory in {summary}"))
+        .parse()
+        .unwrap()
+}
+
+/// On PostgreSQL the rows go to the server, so the client's memory is the loader's own: it
+/// must not grow with the size of a log file (read in pieces of 16 MiB cut at line ends), and
+/// a reject's line number must count the lines of the earlier pieces.
+#[test]
+fn a_log_file_larger_than_a_chunk_streams_in_bounded_memory() {
+    let Some(db) = TestDatabase::create("big_file") else {
+        return;
+    };
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "MAX_ERRORS=1");
+    ws.cmd("create_tables").assert().success();
+    let mut peaks = Vec::new();
+    for lines in [200_000u64, 800_000] {
+        let size = one_big_log_file(sources.path(), lines);
+        let out = ws.cmd("etl").assert().success();
+        let summary = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let rows = ws.rows(None, "load_errors");
+        assert_eq!(rows.len(), 1);
+        assert!(
+            rows[0].contains(&format!("Int({})", lines + 1)),
+            "the reject's line counts the lines of earlier pieces: {rows:?}"
+        );
+        peaks.push((size, peak_mib(&summary)));
+    }
+    let [(small_size, small_peak), (large_size, large_peak)] = peaks[..] else {
+        unreachable!()
+    };
+    assert!(large_size > 3 * small_size && large_size > 300_000_000, "{large_size}");
+    // Reading the file whole would add the 300 MB more it holds (and its rows) to the peak.
+    assert!(
+        large_peak < small_peak + 64,
+        "peak memory grew with the file: {small_peak} MiB for {small_size} bytes, \
+         {large_peak} MiB for {large_size} bytes"
+    );
 }

@@ -24,6 +24,9 @@ fn statements() -> Vec<(String, String)> {
         ));
     }
     all.push(("existing tables".into(), sql::existing_tables(&ALL_TABLES)));
+    for statement in sql::lock_for_load(Dialect::Redshift, std::time::Duration::ZERO) {
+        all.push(("lock for load".into(), statement));
+    }
     for table in [&STAGING_EVENTS, &STAGING_SONGS] {
         all.push((format!("delete {}", table.name), sql::delete_all(table)));
     }
@@ -68,6 +71,9 @@ fn statements() -> Vec<(String, String)> {
         })
         .unwrap(),
     ));
+    for statement in sql::redshift_reject_event_times("s3://udacity-dend/log_data/").unwrap() {
+        all.push(("event times out of range".into(), statement));
+    }
     all.push((
         "load history staging_events".into(),
         sql::redshift_copy_outcome(&STAGING_EVENTS),

@@ -268,3 +268,44 @@ fn a_prefix_reads_only_its_own_json_objects_not_siblings_markers_or_the_jsonpath
     }
     assert_eq!(ws.count("SELECT COUNT(*) FROM load_errors"), 0);
 }
+
+#[test]
+fn an_object_that_keeps_failing_fails_the_run_unless_skipped() {
+    let root = tempfile::tempdir().unwrap();
+    let bucket = root.path().join("sparkify");
+    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
+        songs: 20,
+        events: 200,
+        days: 3,
+        seed: 5,
+        out: bucket.clone(),
+        force: true,
+    })
+    .unwrap();
+    write(&bucket.join("log_data/zz/broken.json"), "{}\n");
+    let server = Server::start(root.path(), true);
+    let ws = s3_workspace(&server, "sparkify");
+    signed(&ws, "create_tables").assert().success();
+    signed(&ws, "etl")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot read s3://sparkify/log_data/zz/broken.json",
+        ))
+        .stderr(predicate::str::contains("--skip-unreadable-files"));
+    assert!(server.gets("log_data/zz/broken.json") >= 2, "not retried");
+    assert_eq!(ws.count("SELECT COUNT(*) FROM staging_events"), 0);
+    signed(&ws, "etl")
+        .arg("--skip-unreadable-files")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("s3://sparkify/log_data/zz/broken.json"));
+    assert_eq!(
+        ws.count(
+            "SELECT COUNT(*) FROM load_errors WHERE line IS NULL \
+             AND reason LIKE 'unreadable file: %' AND file LIKE '%broken.json'"
+        ),
+        1
+    );
+    assert!(ws.count("SELECT COUNT(*) FROM staging_events") > 100);
+}

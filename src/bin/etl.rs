@@ -1,11 +1,13 @@
 //! `etl`: load the sources into staging and transform them into the star schema.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use sparkify::cli::{exit_code, CommonArgs};
 use sparkify::config::EngineChoice;
 use sparkify::etl::EtlOptions;
+use sparkify::load::Unreadable;
 use sparkify::progress::Progress;
 use sparkify::warehouse::SqlPrinter;
 
@@ -22,10 +24,17 @@ use sparkify::warehouse::SqlPrinter;
 /// On Redshift, staging is loaded by Redshift itself: COPY from the [S3] URIs with the role of
 /// [IAM_ROLE] ARN; the records it skips (at most MAX_ERRORS) go to load_errors as well.
 ///
-/// A record that is not JSON, not an object, or has a value that does not fit its column is
-/// rejected into load_errors (file, line, reason, raw text). If more than
+/// A record that is not JSON, not an object, or has a value that does not fit its column (text
+/// too long or holding a NUL, a number out of range, an event time outside the years 1900-9999)
+/// is rejected into load_errors (file, line, reason, raw text). If more than
 /// [WAREHOUSE] MAX_ERRORS (default 0) records are rejected, or anything fails, nothing of the
 /// run is committed and the warehouse stays as it was; the exit code is then 1.
+///
+/// A file that cannot be read (permissions, vanished, an S3 object that keeps failing) is not a
+/// record: the run fails naming it, unless --skip-unreadable-files is given.
+///
+/// One load at a time: a second etl on the same warehouse fails at once saying another load
+/// holds it, or waits up to --lock-timeout seconds.
 ///
 /// Every run replaces staging and the star schema, so running it twice on the same input
 /// leaves the same tables. Run create_tables first. The warehouse is the one the config file
@@ -43,6 +52,16 @@ struct Args {
     /// Rejected records to tolerate; overrides [WAREHOUSE] MAX_ERRORS.
     #[arg(long, value_name = "N")]
     max_errors: Option<u64>,
+
+    /// Go on when a source file cannot be read: list it in the summary and in load_errors
+    /// (reason "unreadable file"), apart from the rejected records. Without it such a file
+    /// fails the run, since its records would be lost.
+    #[arg(long)]
+    skip_unreadable_files: bool,
+
+    /// Seconds to wait while another load holds the warehouse; 0 (the default) fails at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    lock_timeout: u64,
 
     /// List what would be loaded (files and bytes per source) and check the JSONPaths file,
     /// without touching the warehouse.
@@ -73,6 +92,12 @@ fn main() -> ExitCode {
         }
         let options = EtlOptions {
             max_errors: args.max_errors.unwrap_or(config.warehouse.max_errors),
+            unreadable: if args.skip_unreadable_files {
+                Unreadable::Skip
+            } else {
+                Unreadable::Fail
+            },
+            lock_timeout: Duration::from_secs(args.lock_timeout),
         };
         if args.print_sql {
             let mut printer = SqlPrinter::new(&config);
@@ -80,7 +105,7 @@ fn main() -> ExitCode {
             print!("{}", printer.script());
             return Ok(());
         }
-        let mut warehouse = sparkify::warehouse::open(&config)?;
+        let mut warehouse = sparkify::warehouse::open_for_load(&config, options.lock_timeout)?;
         let report = sparkify::etl::run(
             &config,
             warehouse.as_mut(),

@@ -3,6 +3,7 @@
 //! inside the caller's transaction.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use arrow_array::RecordBatch;
@@ -20,13 +21,34 @@ pub struct DuckDbWarehouse {
 
 impl DuckDbWarehouse {
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).with_context(|| {
-            format!(
-                "cannot open the DuckDB warehouse {} (is another process using it, or does its \
-                 directory not exist?): set [WAREHOUSE] DUCKDB_PATH to a writable file",
-                path.display()
-            )
-        })?;
+        Self::open_waiting(path, Duration::ZERO)
+    }
+
+    /// Opens the file, waiting at most `timeout` while another process holds its lock (DuckDB
+    /// allows one process to write a file: https://duckdb.org/docs/stable/connect/concurrency).
+    pub fn open_waiting(path: &Path, timeout: Duration) -> Result<Self> {
+        let started = Instant::now();
+        let conn = loop {
+            match Connection::open(path) {
+                Ok(conn) => break conn,
+                Err(e) if is_lock_conflict(&e) => {
+                    if started.elapsed() >= timeout {
+                        return Err(anyhow::anyhow!(e).context(super::held_by_another_load(
+                            &format!("duckdb {}", path.display()),
+                            started.elapsed(),
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => {
+                    return Err(anyhow::anyhow!(e).context(format!(
+                        "cannot open the DuckDB warehouse {} (does its directory exist?): set \
+                         [WAREHOUSE] DUCKDB_PATH to a writable file",
+                        path.display()
+                    )))
+                }
+            }
+        };
         conn.execute_batch(sql::DUCKDB_SESSION)
             .context("cannot configure DuckDB")?;
         Ok(DuckDbWarehouse {
@@ -34,6 +56,12 @@ impl DuckDbWarehouse {
             conn,
         })
     }
+}
+
+/// Whether opening failed because another process holds the file's lock.
+fn is_lock_conflict(error: &duckdb::Error) -> bool {
+    let text = error.to_string();
+    text.contains("Could not set lock") || text.contains("Conflicting lock")
 }
 
 fn cell(value: ValueRef<'_>) -> Cell {

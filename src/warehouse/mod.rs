@@ -20,7 +20,7 @@ use crate::sql::Dialect;
 use crate::stats::SourceStats;
 
 pub use self::duckdb::DuckDbWarehouse;
-pub use self::postgres::PostgresWarehouse;
+pub use self::postgres::{sslmode_for as postgres_sslmode, PostgresWarehouse};
 pub use self::print::SqlPrinter;
 pub use self::redshift::RedshiftWarehouse;
 pub use self::redshift_data::{Polling, RedshiftDataWarehouse, Target};
@@ -90,6 +90,14 @@ pub trait Warehouse {
     fn rollback(&mut self) -> Result<()> {
         self.execute(crate::sql::ROLLBACK)
     }
+    /// Makes the open transaction the only load of the warehouse (see [`crate::sql::lock_for_load`]),
+    /// waiting at most `timeout` for another one to end.
+    fn lock_for_load(&mut self, timeout: std::time::Duration) -> Result<()> {
+        for statement in crate::sql::lock_for_load(self.dialect(), timeout) {
+            self.execute(&statement)?;
+        }
+        Ok(())
+    }
     /// Whether the warehouse loads staging itself from `[S3]` (Redshift's COPY) instead of
     /// receiving the rows the tool reads.
     fn stages_from_s3(&self) -> bool {
@@ -126,6 +134,30 @@ fn not_appendable(table: &Table) -> Result<()> {
 /// The first line of a statement, to name it in errors without flooding them.
 fn first_line(sql: &str) -> &str {
     sql.lines().next().unwrap_or_default()
+}
+
+/// What a load says when another one holds the warehouse, on every engine.
+pub fn held_by_another_load(warehouse: &str, waited: std::time::Duration) -> String {
+    format!(
+        "another load holds the warehouse ({warehouse}); waited {} s: wait for it to finish, \
+         or pass --lock-timeout SECONDS to wait for it",
+        waited.as_secs()
+    )
+}
+
+/// Opens the warehouse `dwh.cfg` selects for a load: as [`open`], except that a DuckDB file
+/// another process holds is waited for, at most `lock_timeout`.
+pub fn open_for_load(
+    config: &Config,
+    lock_timeout: std::time::Duration,
+) -> Result<Box<dyn Warehouse>> {
+    match config.engine() {
+        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open_waiting(
+            &config.warehouse.duckdb_path,
+            lock_timeout,
+        )?)),
+        _ => open(config),
+    }
 }
 
 /// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]).

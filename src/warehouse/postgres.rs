@@ -35,25 +35,40 @@ pub struct PostgresWarehouse {
 }
 
 impl PostgresWarehouse {
-    /// Connects to PostgreSQL with the `[CLUSTER]` settings; `SSLMODE` defaults to `prefer`.
+    /// Connects to PostgreSQL with the `[CLUSTER]` settings, TLS as [`sslmode_for`] decides.
     pub fn connect(cluster: &ClusterConfig) -> Result<Self> {
-        Self::connect_with(
-            cluster,
-            cluster.sslmode.unwrap_or(SslMode::Prefer),
-            "PostgreSQL",
-        )
+        let sslmode = sslmode_for(cluster);
+        let mut warehouse =
+            Self::connect_with(cluster, sslmode, Binding::RequiredWithScram, "PostgreSQL")?;
+        // A killed etl cannot roll back; the server does, but only once it sees the client is
+        // gone, which a long INSERT does not look for unless asked (PostgreSQL 14 and later:
+        // https://www.postgresql.org/docs/15/runtime-config-connection.html#GUC-CLIENT-CONNECTION-CHECK-INTERVAL).
+        // Older servers do not know the setting; they keep their behaviour.
+        let _ = warehouse.execute(sql::POSTGRES_CHECK_CLIENT);
+        if sslmode == SslMode::Prefer && !is_local_host(&cluster.host) {
+            if let Ok(false) = warehouse.server_reports_tls() {
+                tracing::warn!(
+                    "{}: sslmode prefer ended in an unencrypted connection (the server offers no \
+                     TLS): the password and the data cross the network in plain text; set \
+                     [CLUSTER] SSLMODE = verify-full once the server has a certificate",
+                    warehouse.place
+                );
+            }
+        }
+        Ok(warehouse)
     }
 
     /// Connects with an explicit SSL mode; `server` names the server kind in errors.
     pub(super) fn connect_with(
         cluster: &ClusterConfig,
         sslmode: SslMode,
+        binding: Binding,
         server: &str,
     ) -> Result<Self> {
-        let place = format!(
+        let place = crate::record::escape_controls(&format!(
             "{}@{}:{}/{}",
             cluster.db_user, cluster.host, cluster.db_port, cluster.db_name
-        );
+        ));
         let mut config = tokio_postgres::Config::new();
         config
             .host(&cluster.host)
@@ -77,6 +92,7 @@ impl PostgresWarehouse {
                         runtime.spawn(watch(connection));
                         client
                     })
+                    .map_err(|e| anyhow!(e))
             }
             mode => {
                 config.ssl_mode(if mode == SslMode::Prefer {
@@ -84,20 +100,46 @@ impl PostgresWarehouse {
                 } else {
                     tokio_postgres::config::SslMode::Require
                 });
-                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(
-                    mode,
-                    cluster.sslrootcert.as_deref(),
-                )?);
-                runtime
-                    .block_on(config.connect(tls))
-                    .map(|(client, connection)| {
-                        runtime.spawn(watch(connection));
-                        client
-                    })
+                let tls_config = tls::client_config(mode, cluster.sslrootcert.as_deref())?;
+                let connect = |config: &tokio_postgres::Config, tls: tls::ScramAware| {
+                    runtime
+                        .block_on(config.connect(tls))
+                        .map(|(client, connection)| {
+                            runtime.spawn(watch(connection));
+                            client
+                        })
+                };
+                if binding == Binding::RequiredWithScram && !cluster.db_password.is_empty() {
+                    // SCRAM over TLS must bind the session to the certificate the client saw
+                    // (SCRAM-SHA-256-PLUS): without it, a relay holding another certificate
+                    // could pass the exchange on. tokio-postgres can only require binding for
+                    // every method, so a refusal is looked at: SCRAM without binding is
+                    // refused; another method (trust, md5, password) or a plain connection
+                    // (prefer, when the server has no TLS) is tried again without it.
+                    config.channel_binding(tokio_postgres::config::ChannelBinding::Require);
+                    let tls = tls::ScramAware::new(tls_config.clone());
+                    match connect(&config, tls.clone()) {
+                        Err(e) if is_channel_binding_refusal(&e) && tls.scram_asked() => {
+                            Err(anyhow!(e).context(
+                                "the server asked for SCRAM authentication over TLS without \
+                                 channel binding (SCRAM-SHA-256-PLUS), which would let a relay \
+                                 with another certificate pass the password exchange on: check \
+                                 that HOST is the server itself",
+                            ))
+                        }
+                        Err(e) if is_channel_binding_refusal(&e) => {
+                            config.channel_binding(tokio_postgres::config::ChannelBinding::Prefer);
+                            connect(&config, tls::ScramAware::new(tls_config))
+                                .map_err(|e| anyhow!(e))
+                        }
+                        other => other.map_err(|e| anyhow!(e)),
+                    }
+                } else {
+                    connect(&config, tls::ScramAware::new(tls_config)).map_err(|e| anyhow!(e))
+                }
             }
         };
         let client = connected.map_err(|e| {
-            let e = anyhow!(e);
             let hint = if format!("{e:#}").contains("certificate") {
                 "the server's TLS certificate was not accepted: set [CLUSTER] SSLROOTCERT to the \
                  PEM file of the CA that signed it, or check that HOST is the name in it"
@@ -130,6 +172,48 @@ impl PostgresWarehouse {
     pub(super) fn sslmode(&self) -> SslMode {
         self.sslmode
     }
+}
+
+/// Whether a connection insists on SCRAM channel binding over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// SCRAM over TLS must use channel binding (PostgreSQL).
+    RequiredWithScram,
+    /// Used when the server offers it (Redshift, which authenticates by md5 and always
+    /// verifies the certificate).
+    WhenOffered,
+}
+
+/// Whether tokio-postgres refused a connection because channel binding was required and not
+/// used.
+fn is_channel_binding_refusal(error: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(error).is_some_and(|cause| cause.to_string().contains("channel binding"))
+}
+
+/// The SSL mode of a PostgreSQL connection, as libpq would choose it but safe by default:
+/// `[CLUSTER] SSLMODE` when set, with `require` plus `SSLROOTCERT` meaning `verify-ca` ("if a
+/// root CA file exists, the behavior of sslmode=require will be the same as that of
+/// verify-ca": https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-PROTECTION);
+/// unset, `prefer` for this machine (a loopback address, `localhost`, a Unix socket
+/// directory) and `verify-full` for any other host, so a password never goes to a server
+/// whose certificate was not checked unless the config says so.
+pub fn sslmode_for(cluster: &ClusterConfig) -> SslMode {
+    match cluster.sslmode {
+        Some(SslMode::Require) if cluster.sslrootcert.is_some() => SslMode::VerifyCa,
+        Some(mode) => mode,
+        None if is_local_host(&cluster.host) => SslMode::Prefer,
+        None => SslMode::VerifyFull,
+    }
+}
+
+/// Whether `host` is this machine: a Unix socket directory, `localhost`, or a loopback
+/// address.
+pub fn is_local_host(host: &str) -> bool {
+    let host = host.trim();
+    host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Drives a connection until it closes; an abnormal end is logged.

@@ -9,6 +9,7 @@ use arrow_array::RecordBatch;
 
 use super::s3_copy::copy_staging_listed_now;
 use super::{not_appendable, PostgresWarehouse, QueryResult, Warehouse};
+use super::postgres::Binding;
 use crate::config::{ClusterConfig, Config, SslMode};
 use crate::progress::Progress;
 use crate::schema::Table;
@@ -37,7 +38,7 @@ impl RedshiftWarehouse {
             ),
         };
         Ok(RedshiftWarehouse {
-            wire: PostgresWarehouse::connect_with(cluster, mode, "Redshift")?,
+            wire: PostgresWarehouse::connect_with(cluster, mode, Binding::WhenOffered, "Redshift")?,
             provisioned_host: cluster.is_provisioned_redshift(),
         })
     }

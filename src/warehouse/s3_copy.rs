@@ -279,7 +279,7 @@ pub fn copy_staging_from_s3(
                 Ok(rejects) if !rejects.is_empty() => rejects
                     .iter()
                     .take(20)
-                    .map(|r| format!("  {}:{}: {}", r.file, r.line.unwrap_or(0), r.reason))
+                    .map(|r| format!("  {}", crate::report::reject_line(r)))
                     .collect::<Vec<_>>()
                     .join("\n"),
                 Ok(_) => {
@@ -297,6 +297,10 @@ pub fn copy_staging_from_s3(
                 copy.setting, copy.source, table.name
             )));
         }
+        let out_of_range = match copy.kind {
+            SourceKind::Log => reject_event_times(warehouse, &from)?,
+            SourceKind::Song => 0,
+        };
         if let Listing::Offline = listing {
             // What follows depends on the COPY's id and its errors, known only in a real run.
             warehouse.query(&sql::redshift_copy_outcome(table))?;
@@ -324,21 +328,35 @@ pub fn copy_staging_from_s3(
         for statement in sql::insert_rejects_redshift(&rejects) {
             warehouse.execute(&statement)?;
         }
-        let rejected = rejects.len() as u64;
+        let rejected = rejects.len() as u64 + out_of_range;
         all.push(SourceStats {
             source: copy.kind.name(),
             files: copy.manifest.as_ref().map_or(0, |m| m.entries as u64),
             bytes: 0,
-            records: outcome.loaded_rows + rejected,
-            staged: outcome.loaded_rows,
+            records: outcome.loaded_rows + rejects.len() as u64,
+            staged: outcome.loaded_rows - out_of_range,
             rejected,
             first_rejects: rejects.into_iter().take(REJECTS_SHOWN).collect(),
+            unreadable: Vec::new(),
             read_by_warehouse: true,
         });
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(all)
+}
+
+/// Moves the staged events whose time no engine can convert into `load_errors` (see
+/// [`sql::redshift_reject_event_times`]); returns how many.
+fn reject_event_times(warehouse: &mut dyn Warehouse, from: &str) -> Result<u64> {
+    let [count, insert, delete] = sql::redshift_reject_event_times(from)
+        .map_err(|e| anyhow!("the COPY source {from} cannot be named in SQL: {e}"))?;
+    let found = warehouse
+        .query(&count)?
+        .expect_int("the count of event times out of range")?;
+    warehouse.execute(&insert)?;
+    warehouse.execute(&delete)?;
+    Ok(found as u64)
 }
 
 /// What Redshift recorded of one COPY in `sys_load_history`.

@@ -19,7 +19,8 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 /// s3s-fs with faults: the first GET of any key containing `flaky` fails with a 500, as S3
-/// does now and then, and the first GET of a key containing `slow` hangs for 5 s. Counts
+/// does now and then, every GET of a key containing `broken` does, and the first GET of a key
+/// containing `slow` hangs for 5 s. Counts
 /// requests so tests can see retries and pages.
 pub struct FaultyFs {
     fs: s3s_fs::FileSystem,
@@ -48,6 +49,9 @@ impl S3 for FaultyFs {
             *count += 1;
             *count
         };
+        if key.contains("broken") {
+            return Err(s3_error!(InternalError, "injected lasting failure"));
+        }
         if key.contains("flaky") && attempt == 1 {
             return Err(s3_error!(InternalError, "injected failure"));
         }

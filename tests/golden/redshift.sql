@@ -136,6 +136,15 @@ DISTKEY (start_time) SORTKEY (start_time);
 -- existing tables
 SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('staging_events', 'staging_songs', 'load_errors', 'songplays', 'users', 'songs', 'artists', 'time');
 
+-- lock for load
+SET statement_timeout TO 1000;
+
+-- lock for load
+LOCK staging_events;
+
+-- lock for load
+RESET statement_timeout;
+
 -- delete staging_events
 DELETE FROM staging_events;
 
@@ -167,6 +176,15 @@ MANIFEST
 REGION 'us-west-2'
 MAXERROR 11;
 
+-- event times out of range
+SELECT COUNT(*) FROM staging_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+
+-- event times out of range
+INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data', 's3://udacity-dend/log_data/', NULL, 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside years 1900 to 9999 as milliseconds since 1970-01-01', NULL FROM staging_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+
+-- event times out of range
+DELETE FROM staging_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+
 -- load history staging_events
 SELECT query_id, loaded_rows, error_count, TRIM(status) AS status FROM sys_load_history WHERE session_id = pg_backend_pid() AND (TRIM(table_name) = 'staging_events' OR TRIM(table_name) LIKE '%.staging_events') ORDER BY start_time DESC LIMIT 1;
 
@@ -178,7 +196,7 @@ SELECT TRIM(filename) AS file, line_number AS line, TRIM(raw_line) AS raw_line F
 
 -- insert rejects
 INSERT INTO load_errors (source, file, line, reason, raw_text) VALUES
-('log_data', 's3://udacity-dend/log_data/2018/11/2018-11-01-events.json', 7, 'userid: Invalid digit, Value ''x''', '{"userId": "x\\\\y"} end');
+('log_data', 's3://udacity-dend/log_data/2018/11/2018-11-01-events.json', 7, 'userid: Invalid digit, Value ''x''', '{"userId": "x\\\\y"}\\u{9}end');
 
 -- transform songs
 INSERT INTO songs (song_id, title, artist_id, year, duration)
