@@ -82,7 +82,10 @@ pub fn exit_code(outcome: Result<()>) -> ExitCode {
             // Messages may quote file names and config values: no control character in them
             // reaches the terminal (line breaks of the message itself are kept).
             let message = format!("{error:#}");
-            let shown: Vec<String> = message.split('\n').map(crate::record::escape_controls).collect();
+            let shown: Vec<String> = message
+                .split('\n')
+                .map(crate::record::escape_controls)
+                .collect();
             eprintln!("error: {}", shown.join("\n"));
             ExitCode::FAILURE
         }

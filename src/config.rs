@@ -526,7 +526,11 @@ impl Config {
 }
 
 /// Keys whose values are never shown, in errors or anywhere else.
-const SECRET_KEYS: [(&str, &str); 3] = [("CLUSTER", "DB_PASSWORD"), ("AWS", "KEY"), ("AWS", "SECRET")];
+const SECRET_KEYS: [(&str, &str); 3] = [
+    ("CLUSTER", "DB_PASSWORD"),
+    ("AWS", "KEY"),
+    ("AWS", "SECRET"),
+];
 
 fn is_secret(section: &str, key: &str) -> bool {
     SECRET_KEYS
@@ -656,7 +660,9 @@ impl<'a> IniFile<'a> {
 /// wrong when it spans lines or a quote is left open.
 fn unquote(value: &str) -> Result<&str, &'static str> {
     if value.contains(['\n', '\r']) {
-        return Err("continues onto the next line (an indented line after a key is part of its value)");
+        return Err(
+            "continues onto the next line (an indented line after a key is part of its value)",
+        );
     }
     let value = value.trim();
     for quote in ['\'', '"'] {
@@ -862,8 +868,14 @@ mod tests {
             assert!(!err.contains("sentinel-pw"), "{err}");
             assert!(err.contains("[CLUSTER] "), "{err}");
         }
-        let err = format!("{:#}", parse("[CLUSTER]\nHOST = 'db.example.com\n").unwrap_err());
-        assert!(err.contains("[CLUSTER] HOST: the value opens a quote"), "{err}");
+        let err = format!(
+            "{:#}",
+            parse("[CLUSTER]\nHOST = 'db.example.com\n").unwrap_err()
+        );
+        assert!(
+            err.contains("[CLUSTER] HOST: the value opens a quote"),
+            "{err}"
+        );
         let err = format!("{:#}", parse("[CLUSTER]\nHOST = a\n  b\n").unwrap_err());
         assert!(err.contains("[CLUSTER] HOST: the value continues"), "{err}");
     }
@@ -874,13 +886,23 @@ mod tests {
             "[cluster]\nDB_PASSWORD = p#w;d'x\nhost: \"h\"\ndb_port=1\nDB_PORT = 2\n[AWS]\nKEY = 'AKID'\n",
         )
         .unwrap();
-        assert_eq!(config.cluster.db_password.expose(), "p#w;d'x", "no inline comments");
+        assert_eq!(
+            config.cluster.db_password.expose(),
+            "p#w;d'x",
+            "no inline comments"
+        );
         assert_eq!(config.cluster.host, "h");
         assert_eq!(config.cluster.db_port, 2, "the last of repeated keys wins");
         assert_eq!(config.aws.key.expose(), "AKID");
-        assert!(!format!("{config:?}").contains("AKID"), "the key id is masked");
+        assert!(
+            !format!("{config:?}").contains("AKID"),
+            "the key id is masked"
+        );
         let config = parse("[WAREHOUSE]\nDUCKDB_PATH = C:\\dwh\\\nMAX_ERRORS = 3\n").unwrap();
-        assert_eq!(config.warehouse.max_errors, 3, "a trailing backslash continues nothing");
+        assert_eq!(
+            config.warehouse.max_errors, 3,
+            "a trailing backslash continues nothing"
+        );
         let err = parse("[CLUSTER\nHOST=x\n").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
     }
@@ -898,7 +920,11 @@ mod tests {
 
     #[test]
     fn redshift_endpoints_are_known_in_every_partition_and_fully_qualified() {
-        let engine = |host: &str| parse(&format!("[CLUSTER]\nHOST={host}\n")).unwrap().engine();
+        let engine = |host: &str| {
+            parse(&format!("[CLUSTER]\nHOST={host}\n"))
+                .unwrap()
+                .engine()
+        };
         for host in [
             "c.abc.cn-north-1.redshift.amazonaws.com.cn",
             "wg.1.cn-northwest-1.redshift-serverless.amazonaws.com.cn",
@@ -921,7 +947,10 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             Config::load(&path).unwrap().secrets_readable_by_others()
         };
-        assert_eq!(check("[CLUSTER]\nDB_PASSWORD = x\n", 0o644), Some("group and others"));
+        assert_eq!(
+            check("[CLUSTER]\nDB_PASSWORD = x\n", 0o644),
+            Some("group and others")
+        );
         assert_eq!(check("[AWS]\nSECRET = x\n", 0o640), Some("group"));
         assert_eq!(check("[CLUSTER]\nDB_PASSWORD = x\n", 0o600), None);
         assert_eq!(check("[CLUSTER]\nDB_PASSWORD =\n", 0o644), None);

@@ -260,7 +260,10 @@ mod tests {
         let err = super::apply(FILE, set("CLUSTER", "HOST", "h\nDB_PASSWORD = x"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("[CLUSTER] HOST") && err.contains("control"), "{err}");
+        assert!(
+            err.contains("[CLUSTER] HOST") && err.contains("control"),
+            "{err}"
+        );
     }
 
     #[cfg(unix)]
@@ -274,8 +277,17 @@ mod tests {
         let link = dir.path().join("dwh.cfg");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         update(&link, &[set("CLUSTER", "HOST", "via-link")]).unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-        assert!(fs::read_to_string(&target).unwrap().contains("HOST = via-link\n"));
-        assert_eq!(fs::read_dir(&real_dir).unwrap().count(), 1, "temporary file left");
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(fs::read_to_string(&target)
+            .unwrap()
+            .contains("HOST = via-link\n"));
+        assert_eq!(
+            fs::read_dir(&real_dir).unwrap().count(),
+            1,
+            "temporary file left"
+        );
     }
 }

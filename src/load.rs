@@ -29,6 +29,10 @@ use crate::warehouse::Warehouse;
 /// larger than this is read in pieces of about this size.
 const CHUNK_BYTES: u64 = 16 << 20;
 const CHUNK_FILES: usize = 2048;
+/// Rows in one Arrow batch at most. Every text value is bounded by its column's width (2 KiB at
+/// most), so a batch's text column stays far below the 2 GiB Arrow's string offsets can
+/// address, whatever one file holds.
+const BATCH_ROWS: usize = 65_536;
 /// Chunks parsed ahead of the one being appended.
 const CHUNKS_AHEAD: usize = 2;
 /// The reason `load_errors` gives a file that could not be read.
@@ -45,7 +49,7 @@ struct Fetched<'a> {
 
 /// One parsed chunk, ready to append.
 struct Chunk {
-    batch: RecordBatch,
+    batches: Vec<RecordBatch>,
     rejects: Vec<Reject>,
     /// Files that could not be read (only when the load may skip them).
     unreadable: Vec<Reject>,
@@ -140,7 +144,10 @@ fn read_in_pieces(
         let cut = if at_end {
             buffer.len()
         } else {
-            buffer.iter().rposition(|&b| b == b'\n').map_or(buffer.len(), |at| at + 1)
+            buffer
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(buffer.len(), |at| at + 1)
         };
         carry = buffer.split_off(cut);
         let lines = buffer.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -192,9 +199,10 @@ pub fn load_source(
         scope.spawn(move || {
             for files in chunks(&discovered.files) {
                 let large_log = match files {
-                    [file] if kind == SourceKind::Log
-                        && file.size as usize > piece_bytes
-                        && file.unreadable.is_none() =>
+                    [file]
+                        if kind == SourceKind::Log
+                            && file.size as usize > piece_bytes
+                            && file.unreadable.is_none() =>
                     {
                         match &file.location {
                             Location::File(path) => Some(path),
@@ -274,11 +282,15 @@ pub fn load_source(
                         }
                     }
                 }
-                let chunk = record_batch(kind.table(), &rows).map(|batch| Chunk {
-                    batch,
-                    rejects,
-                    unreadable: skipped,
-                });
+                let chunk = rows
+                    .chunks(BATCH_ROWS)
+                    .map(|rows| record_batch(kind.table(), rows))
+                    .collect::<Result<Vec<_>>>()
+                    .map(|batches| Chunk {
+                        batches,
+                        rejects,
+                        unreadable: skipped,
+                    });
                 if sender.send(chunk).is_err() {
                     return; // the appender failed and stopped listening
                 }
@@ -286,7 +298,10 @@ pub fn load_source(
         });
         for chunk in receiver {
             let chunk = chunk?;
-            warehouse.append(kind.table(), &chunk.batch)?;
+            for batch in &chunk.batches {
+                warehouse.append(kind.table(), batch)?;
+                stats.staged += batch.num_rows() as u64;
+            }
             if !chunk.rejects.is_empty() || !chunk.unreadable.is_empty() {
                 let rows: Vec<Row> = chunk
                     .rejects
@@ -296,7 +311,6 @@ pub fn load_source(
                     .collect();
                 warehouse.append(&LOAD_ERRORS, &record_batch(&LOAD_ERRORS, &rows)?)?;
             }
-            stats.staged += chunk.batch.num_rows() as u64;
             stats.rejected += chunk.rejects.len() as u64;
             let room = REJECTS_SHOWN.saturating_sub(stats.first_rejects.len());
             stats

@@ -111,9 +111,11 @@ pub fn type_value(value: Option<Value>, column: &Column) -> Result<Field, String
                     other => other.to_string(),
                 };
                 if text.contains('\0') {
-                    return Err("holds a NUL character (\\u0000), which PostgreSQL and Redshift \
+                    return Err(
+                        "holds a NUL character (\\u0000), which PostgreSQL and Redshift \
                                 cannot store in text"
-                        .to_string());
+                            .to_string(),
+                    );
                 }
                 if text.len() > width as usize {
                     return Err(format!(
@@ -318,7 +320,10 @@ mod tests {
     fn nul_in_text_is_rejected_and_raw_text_holds_no_control_character() {
         let err = type_value(Some(json!("a\u{0}b")), column("artist")).unwrap_err();
         assert!(err.contains("NUL"), "{err}");
-        assert_eq!(raw_excerpt(b"{\"a\x00\x00\tb\x1b[31m"), "{\"a\\u{0}\\u{0}\\u{9}b\\u{1b}[31m");
+        assert_eq!(
+            raw_excerpt(b"{\"a\x00\x00\tb\x1b[31m"),
+            "{\"a\\u{0}\\u{0}\\u{9}b\\u{1b}[31m"
+        );
     }
 
     #[test]

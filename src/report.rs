@@ -58,7 +58,9 @@ fn cell_json(cell: &Cell) -> Value {
 /// front (OWASP's advice on CSV injection); numbers are written as they are.
 fn csv_cell(cell: &Cell) -> String {
     match cell {
-        Cell::Text(text) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{text}"),
+        Cell::Text(text) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+            format!("'{text}")
+        }
         other => other.to_string(),
     }
 }
@@ -284,7 +286,10 @@ mod tests {
             result: QueryResult {
                 columns: vec!["title".into(), "plays".into()],
                 rows: vec![
-                    vec![Cell::Text("=HYPERLINK(\"x\")\u{1b}[2J".into()), Cell::Int(-3)],
+                    vec![
+                        Cell::Text("=HYPERLINK(\"x\")\u{1b}[2J".into()),
+                        Cell::Int(-3),
+                    ],
                     vec![Cell::Text("@SUM(A1)".into()), Cell::Float(-1.5)],
                     vec![Cell::Text("-1+1".into()), Cell::Int(1)],
                 ],

@@ -181,8 +181,10 @@ impl<S> MakeTlsConnect<S> for ScramAware
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    type Stream = NotingStream<<tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::Stream>;
-    type TlsConnect = NotingConnect<<tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect>;
+    type Stream =
+        NotingStream<<tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::Stream>;
+    type TlsConnect =
+        NotingConnect<<tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect>;
     type Error = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
@@ -211,11 +213,7 @@ where
     fn connect(self, stream: S) -> Self::Future {
         let asked = self.asked;
         let connecting = self.inner.connect(stream);
-        Box::pin(async move {
-            connecting
-                .await
-                .map(|inner| NotingStream { inner, asked })
-        })
+        Box::pin(async move { connecting.await.map(|inner| NotingStream { inner, asked }) })
     }
 }
 

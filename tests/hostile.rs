@@ -35,7 +35,10 @@ fn a_mistyped_config_names_the_key_and_never_shows_the_password() {
                 String::from_utf8_lossy(&out.get_output().stdout),
                 String::from_utf8_lossy(&out.get_output().stderr)
             );
-            assert!(!output.contains(PASSWORD), "{binary} showed the password: {output}");
+            assert!(
+                !output.contains(PASSWORD),
+                "{binary} showed the password: {output}"
+            );
             assert!(output.contains("[CLUSTER] "), "{binary}: {output}");
             assert!(output.contains("on one line"), "{binary}: {output}");
         }
@@ -54,7 +57,10 @@ fn a_config_holding_a_password_warns_when_others_can_read_it() {
         let out = ws.cmd("etl").arg("--dry-run").assert().success();
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
         assert!(!stderr.contains(PASSWORD), "{stderr}");
-        assert!(stderr.matches("chmod 600").count() <= 1, "warned more than once: {stderr}");
+        assert!(
+            stderr.matches("chmod 600").count() <= 1,
+            "warned more than once: {stderr}"
+        );
         stderr.contains("readable by") && stderr.contains("chmod 600")
     };
     assert!(warned(0o644));
@@ -74,7 +80,9 @@ fn nul_bytes_impossible_times_and_broken_song_files_are_single_rejects() {
     for (file, line, reason) in HOSTILE_REJECTS {
         let line = line.map_or("Null".to_string(), |l| format!("BigInt({l})"));
         assert!(
-            rejects.iter().any(|r| r.contains(&format!("{file}\")|{line}|Text(\"{reason}"))),
+            rejects
+                .iter()
+                .any(|r| r.contains(&format!("{file}\")|{line}|Text(\"{reason}"))),
             "no reject {file}:{line} {reason} in {rejects:#?}"
         );
     }
@@ -114,7 +122,10 @@ fn a_second_writer_is_told_another_load_holds_the_warehouse_or_waits() {
         drop(holder);
     });
     let started = Instant::now();
-    ws.cmd("etl").args(["--lock-timeout", "20"]).assert().success();
+    ws.cmd("etl")
+        .args(["--lock-timeout", "20"])
+        .assert()
+        .success();
     assert!(started.elapsed() >= Duration::from_millis(1000));
     release.join().unwrap();
 }
@@ -143,7 +154,10 @@ fn a_killed_run_leaves_the_warehouse_as_it_was_and_the_next_run_succeeds() {
             "etl ended before it could be killed at {marker}"
         );
         let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.dump(t)).collect();
-        assert!(before == after, "a run killed at {marker} changed the warehouse");
+        assert!(
+            before == after,
+            "a run killed at {marker} changed the warehouse"
+        );
     }
     ws.cmd("etl").assert().success();
     assert!(ws.count("SELECT COUNT(*) FROM songplays") > 1000);
@@ -156,13 +170,26 @@ fn answers_cannot_drive_a_terminal_or_a_spreadsheet() {
     let title = "=HYPERLINK(\\\"http://x\\\")\\u001b[2J";
     let song = sources.path().join("song_data/A/B/C/TRABC.json");
     let text = fs::read_to_string(&song).unwrap();
-    fs::write(&song, text.replace("\"title\": \"S\"", &format!("\"title\": \"{title}\""))).unwrap();
-    let log = sources.path().join("log_data/2018/11/2018-11-01-events.json");
+    fs::write(
+        &song,
+        text.replace("\"title\": \"S\"", &format!("\"title\": \"{title}\"")),
+    )
+    .unwrap();
+    let log = sources
+        .path()
+        .join("log_data/2018/11/2018-11-01-events.json");
     let text = fs::read_to_string(&log).unwrap();
-    fs::write(&log, text.replace("\"song\":\"S\"", &format!("\"song\":\"{title}\""))).unwrap();
+    fs::write(
+        &log,
+        text.replace("\"song\":\"S\"", &format!("\"song\":\"{title}\"")),
+    )
+    .unwrap();
     let ws = Workspace::new(sources.path(), "");
     ws.create_and_load();
-    assert_eq!(ws.count("SELECT COUNT(*) FROM songplays WHERE song_id = 'SO1'"), 1);
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM songplays WHERE song_id = 'SO1'"),
+        1
+    );
     let table = ws
         .cmd("analysis")
         .args(["--query", "top_songs"])

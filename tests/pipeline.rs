@@ -183,7 +183,11 @@ fn bad_input_is_recorded_in_load_errors_and_counted() {
             .stderr(predicate::str::contains("--skip-unreadable-files"));
         assert_eq!(ws.count("SELECT COUNT(*) FROM staging_events"), 0);
         // ...unless the user says to go on; then it is listed apart from the rejects.
-        let out = ws.cmd("etl").arg("--skip-unreadable-files").assert().success();
+        let out = ws
+            .cmd("etl")
+            .arg("--skip-unreadable-files")
+            .assert()
+            .success();
         let summary = String::from_utf8(out.get_output().stdout.clone()).unwrap();
         assert!(
             summary.contains("1 file(s) could not be read and were skipped"),

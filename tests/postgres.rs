@@ -246,12 +246,20 @@ fn sslmodes_encrypt_and_verify_as_libpq_does() {
             .map_err(|e| format!("{e:#}"))
     };
     assert_eq!(encrypted("SSLMODE=disable"), Ok(false));
-    assert_eq!(encrypted(""), Ok(true), "prefer is the default on this machine");
+    assert_eq!(
+        encrypted(""),
+        Ok(true),
+        "prefer is the default on this machine"
+    );
     assert_eq!(encrypted("SSLMODE=require"), Ok(true));
     // require with a root certificate checks the chain, as libpq's verify-ca does: a CA that
     // did not sign the server's certificate is refused.
-    let err = encrypted("SSLMODE=require\nSSLROOTCERT=/etc/ssl/certs/ISRG_Root_X1.pem").unwrap_err();
-    assert!(err.contains("(sslmode verify-ca)") && err.contains("certificate"), "{err}");
+    let err =
+        encrypted("SSLMODE=require\nSSLROOTCERT=/etc/ssl/certs/ISRG_Root_X1.pem").unwrap_err();
+    assert!(
+        err.contains("(sslmode verify-ca)") && err.contains("certificate"),
+        "{err}"
+    );
     let root = format!("SSLROOTCERT={SERVER_CERT}");
     assert_eq!(encrypted(&format!("SSLMODE=require\n{root}")), Ok(true));
     assert_eq!(encrypted(&format!("SSLMODE=verify-full\n{root}")), Ok(true));
@@ -421,9 +429,15 @@ fn a_host_elsewhere_is_verified_by_default() {
     for local in ["127.0.0.1", "localhost", "::1", "/var/run/postgresql"] {
         assert_eq!(mode(&cluster(local, "")), SslMode::Prefer, "{local}");
     }
-    assert_eq!(mode(&cluster("db.example.com", "SSLMODE=prefer")), SslMode::Prefer);
     assert_eq!(
-        mode(&cluster("db.example.com", "SSLMODE=require\nSSLROOTCERT=ca.pem")),
+        mode(&cluster("db.example.com", "SSLMODE=prefer")),
+        SslMode::Prefer
+    );
+    assert_eq!(
+        mode(&cluster(
+            "db.example.com",
+            "SSLMODE=require\nSSLROOTCERT=ca.pem"
+        )),
         SslMode::VerifyCa
     );
     // Through the binary: the refusal says which mode was used.
@@ -463,7 +477,10 @@ fn hostile_input_gives_the_same_rejects_on_postgres_as_on_duckdb() {
     let postgres = ws.rows(None, "load_errors");
     assert_eq!(postgres.len(), HOSTILE_REJECTS.len() + 1, "{postgres:#?}");
     assert!(postgres.iter().any(|r| r.contains("unreadable file: ")));
-    ws.cmd("create_tables").args(["--engine", "duckdb"]).assert().success();
+    ws.cmd("create_tables")
+        .args(["--engine", "duckdb"])
+        .assert()
+        .success();
     ws.cmd("etl")
         .args(["--engine", "duckdb", "--skip-unreadable-files"])
         .assert()
@@ -504,7 +521,10 @@ fn one_load_at_a_time_on_postgres() {
         holder.rollback().unwrap();
     });
     let started = std::time::Instant::now();
-    ws.cmd("etl").args(["--lock-timeout", "20"]).assert().success();
+    ws.cmd("etl")
+        .args(["--lock-timeout", "20"])
+        .assert()
+        .success();
     assert!(started.elapsed() >= std::time::Duration::from_millis(1000));
     release.join().unwrap();
 }
@@ -539,9 +559,15 @@ fn a_killed_postgres_run_leaves_the_warehouse_as_it_was() {
             "etl ended before it could be killed at {marker}"
         );
         let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
-        assert!(before == after, "a run killed at {marker} changed the warehouse");
+        assert!(
+            before == after,
+            "a run killed at {marker} changed the warehouse"
+        );
     }
-    ws.cmd("etl").args(["--lock-timeout", "30"]).assert().success();
+    ws.cmd("etl")
+        .args(["--lock-timeout", "30"])
+        .assert()
+        .success();
 }
 
 /// A server that speaks just enough of PostgreSQL's protocol to offer SCRAM-SHA-256 *without*
@@ -574,7 +600,11 @@ fn scram_without_binding_server() -> (u16, std::thread::JoinHandle<bool>) {
             .unwrap();
         let mut ssl_request = [0u8; 8];
         tcp.read_exact(&mut ssl_request).unwrap();
-        assert_eq!(&ssl_request[4..], &80877103u32.to_be_bytes(), "an SSLRequest");
+        assert_eq!(
+            &ssl_request[4..],
+            &80877103u32.to_be_bytes(),
+            "an SSLRequest"
+        );
         tcp.write_all(b"S").unwrap();
         let connection = rustls::ServerConnection::new(tls).unwrap();
         let mut stream = rustls::StreamOwned::new(connection, tcp);
@@ -684,7 +714,10 @@ fn a_log_file_larger_than_a_chunk_streams_in_bounded_memory() {
     let [(small_size, small_peak), (large_size, large_peak)] = peaks[..] else {
         unreachable!()
     };
-    assert!(large_size > 3 * small_size && large_size > 300_000_000, "{large_size}");
+    assert!(
+        large_size > 3 * small_size && large_size > 300_000_000,
+        "{large_size}"
+    );
     // Reading the file whole would add the 300 MB more it holds (and its rows) to the peak.
     assert!(
         large_peak < small_peak + 64,

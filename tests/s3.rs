@@ -299,7 +299,9 @@ fn an_object_that_keeps_failing_fails_the_run_unless_skipped() {
         .arg("--skip-unreadable-files")
         .assert()
         .success()
-        .stdout(predicate::str::contains("s3://sparkify/log_data/zz/broken.json"));
+        .stdout(predicate::str::contains(
+            "s3://sparkify/log_data/zz/broken.json",
+        ));
     assert_eq!(
         ws.count(
             "SELECT COUNT(*) FROM load_errors WHERE line IS NULL \

@@ -187,7 +187,8 @@ pub enum Binding {
 /// Whether tokio-postgres refused a connection because channel binding was required and not
 /// used.
 fn is_channel_binding_refusal(error: &tokio_postgres::Error) -> bool {
-    std::error::Error::source(error).is_some_and(|cause| cause.to_string().contains("channel binding"))
+    std::error::Error::source(error)
+        .is_some_and(|cause| cause.to_string().contains("channel binding"))
 }
 
 /// The SSL mode of a PostgreSQL connection, as libpq would choose it but safe by default:
@@ -213,7 +214,10 @@ pub fn is_local_host(host: &str) -> bool {
     host.is_empty()
         || host.starts_with('/')
         || host.eq_ignore_ascii_case("localhost")
-        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Drives a connection until it closes; an abnormal end is logged.

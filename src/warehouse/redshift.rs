@@ -7,9 +7,9 @@
 use anyhow::{bail, Result};
 use arrow_array::RecordBatch;
 
+use super::postgres::Binding;
 use super::s3_copy::copy_staging_listed_now;
 use super::{not_appendable, PostgresWarehouse, QueryResult, Warehouse};
-use super::postgres::Binding;
 use crate::config::{ClusterConfig, Config, SslMode};
 use crate::progress::Progress;
 use crate::schema::Table;

@@ -5,8 +5,8 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 use assert_cmd::Command;
 use tempfile::TempDir;
@@ -395,8 +395,16 @@ pub fn hostile_sources(dir: &Path) {
 /// What `load_errors` must hold for [`hostile_sources`], on every engine: (file name, line,
 /// start of the reason).
 pub const HOSTILE_REJECTS: [(&str, Option<i64>, &str); 5] = [
-    ("2018-11-01-events.json", Some(2), "artist ($['artist']): holds a NUL character"),
-    ("2018-11-01-events.json", Some(3), "ts ($['ts']): 10000000000000000 is outside years 1900 to 9999"),
+    (
+        "2018-11-01-events.json",
+        Some(2),
+        "artist ($['artist']): holds a NUL character",
+    ),
+    (
+        "2018-11-01-events.json",
+        Some(3),
+        "ts ($['ts']): 10000000000000000 is outside years 1900 to 9999",
+    ),
     ("2018-11-01-events.json", Some(5), "not valid JSON"),
     ("EMPTY.json", Some(1), "empty file"),
     ("MIXED.json", Some(2), "not valid JSON"),
@@ -428,4 +436,3 @@ pub fn kill_etl_at(config: &Path, extra: &[&str], marker: &str) -> bool {
     let status = child.wait().unwrap();
     killed && !status.success()
 }
-
