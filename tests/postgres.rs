@@ -725,3 +725,48 @@ fn a_log_file_larger_than_a_chunk_streams_in_bounded_memory() {
          {large_peak} MiB for {large_size} bytes"
     );
 }
+
+/// The transform's plans on PostgreSQL, as etl prepares them (statistics of staging, no nested
+/// loops): hash or merge joins only. A nested loop over the plays is what made a Udacity-size
+/// load take 14 s.
+#[test]
+fn the_transform_plans_no_nested_loop_on_postgres() {
+    use sparkify::sql::{self, Dialect};
+    use sparkify::warehouse::{PostgresWarehouse, Warehouse};
+    let Some(db) = TestDatabase::create("plans") else {
+        return;
+    };
+    let sources = tempfile::tempdir().unwrap();
+    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
+        songs: 3000,
+        events: 20_000,
+        days: 30,
+        seed: 11,
+        out: sources.path().to_path_buf(),
+        force: true,
+    })
+    .unwrap();
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "");
+    ws.create_and_load();
+    let config = sparkify::config::Config::load(&ws.config()).unwrap();
+    let mut warehouse = PostgresWarehouse::connect(&config.cluster).unwrap();
+    warehouse.begin().unwrap();
+    for statement in sql::prepare_transform(Dialect::Postgres) {
+        warehouse.execute(&statement).unwrap();
+    }
+    for (table, statement) in sql::transform(Dialect::Postgres) {
+        let plan: Vec<String> = warehouse
+            .query(&format!("EXPLAIN {statement}"))
+            .unwrap()
+            .rows
+            .iter()
+            .map(|row| row[0].to_string())
+            .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Nested Loop"), "{}:\n{plan}", table.name);
+        if table.name == "songplays" {
+            assert!(plan.contains("Hash Left Join"), "{plan}");
+        }
+    }
+    warehouse.rollback().unwrap();
+}

@@ -157,6 +157,7 @@ FROM 's3://udacity-dend/song_data/'
 IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
 FORMAT AS JSON 'auto ignorecase'
 REGION 'us-west-2'
+STATUPDATE ON
 MAXERROR 0;
 
 -- copy staging_events
@@ -165,6 +166,7 @@ FROM 's3://udacity-dend/log_data/'
 IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
 FORMAT AS JSON 's3://udacity-dend/log_json_path.json'
 REGION 'us-west-2'
+STATUPDATE ON
 MAXERROR 0;
 
 -- copy staging_songs through a manifest
@@ -174,6 +176,7 @@ IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
 FORMAT AS JSON 'auto ignorecase'
 MANIFEST
 REGION 'us-west-2'
+STATUPDATE ON
 MAXERROR 11;
 
 -- event times out of range
@@ -280,25 +283,24 @@ FROM (
 ) ranked
 WHERE pick = 1
 ),
-matches AS (
-    SELECT p.user_id, p.session_id, p.item_in_session, c.song_id, c.artist_id,
+candidates AS (
+    SELECT p.ts, p.user_id, p.level, p.session_id, p.item_in_session, p.location,
+           p.user_agent, c.song_id, c.artist_id,
            ROW_NUMBER() OVER (
                PARTITION BY p.user_id, p.session_id, p.item_in_session
-               ORDER BY ABS(c.duration - p.length), c.song_id NULLS LAST, LENGTH(c.song_id)
+               ORDER BY ABS(c.duration - p.length) NULLS LAST, c.song_id NULLS LAST, LENGTH(c.song_id)
            ) AS pick
     FROM plays p
-    JOIN catalogue c
+    LEFT JOIN catalogue c
       ON (c.title = p.song AND LENGTH(c.title) = LENGTH(p.song))
      AND (c.artist_name = p.artist AND LENGTH(c.artist_name) = LENGTH(p.artist))
      AND ABS(c.duration - p.length) <= 0.010000001
 )
-SELECT ROW_NUMBER() OVER (ORDER BY p.ts, p.user_id, p.session_id, p.item_in_session),
-       TIMESTAMP 'epoch' + p.ts * INTERVAL '1 millisecond', p.user_id, p.level, m.song_id, m.artist_id, p.session_id,
-       p.item_in_session, p.location, p.user_agent
-FROM plays p
-LEFT JOIN matches m
-  ON m.user_id = p.user_id AND m.session_id = p.session_id
- AND m.item_in_session = p.item_in_session AND m.pick = 1;
+SELECT ROW_NUMBER() OVER (ORDER BY ts, user_id, session_id, item_in_session),
+       TIMESTAMP 'epoch' + ts * INTERVAL '1 millisecond', user_id, level, song_id, artist_id, session_id,
+       item_in_session, location, user_agent
+FROM candidates
+WHERE pick = 1;
 
 -- transform time
 INSERT INTO time (start_time, hour, day, week, month, year, weekday)
