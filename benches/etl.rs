@@ -5,7 +5,13 @@
 //! It measures, on warm page cache:
 //! 1. read: every source file read into memory, in parallel (the I/O floor);
 //! 2. read + parse: the same, typed into staging rows by the library's parser (the floor);
-//! 3. etl: the real `etl` binary, end to end into a fresh DuckDB file, with its peak memory.
+//! 3. etl: the real `create_tables` + `etl` binaries, end to end into a fresh DuckDB file, and
+//!    into a PostgreSQL database of its own when `DATABASE_URL` (default 127.0.0.1:5432 as
+//!    postgres) answers, each the median of `--runs` (default 3), with etl's peak memory.
+//!
+//! It prints the figures and writes them, with the machine's cores and memory, to
+//! `bench/RESULTS.md`. Plain DuckDB SQL over `read_json` is not measured: the bundled DuckDB
+//! is built without its `json` extension (see the README), and installing it needs the network.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +28,7 @@ use sparkify::source::{discover_dir, Discovered};
 struct Options {
     songs: usize,
     events: usize,
+    runs: usize,
     dir: PathBuf,
 }
 
@@ -29,6 +36,7 @@ fn options() -> Options {
     let mut options = Options {
         songs: 15_000,
         events: 1_000_000,
+        runs: 3,
         dir: std::env::temp_dir().join("sparkify-bench"),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,12 +46,13 @@ fn options() -> Options {
         match args[i].as_str() {
             "--songs" => options.songs = value.parse().expect("--songs N"),
             "--events" => options.events = value.parse().expect("--events N"),
+            "--runs" => options.runs = value.parse().expect("--runs N"),
             "--dir" => options.dir = PathBuf::from(value),
             "--bench" => {
                 i += 1;
                 continue;
             }
-            other => panic!("unknown argument {other}: use --songs N --events N --dir DIR"),
+            other => panic!("unknown argument {other}: use --songs N --events N --runs N --dir DIR"),
         }
         i += 2;
     }
@@ -110,72 +119,196 @@ fn main() {
         parse(&songs, SourceKind::Song, None) + parse(&logs, SourceKind::Log, Some(&mapping));
     let parse_s = seconds(start);
 
-    let config = options.dir.join("bench.cfg");
+    let sources = format!(
+        "[LOCAL]\nLOG_DATA={0}/log_data\nSONG_DATA={0}/song_data\nLOG_JSONPATH={0}/log_json_path.json\n",
+        data.display()
+    );
     let duckdb = options.dir.join("bench.duckdb");
     let _ = std::fs::remove_file(&duckdb);
-    std::fs::write(
-        &config,
-        format!(
-            "[LOCAL]\nLOG_DATA={0}/log_data\nSONG_DATA={0}/song_data\nLOG_JSONPATH={0}/log_json_path.json\n[WAREHOUSE]\nDUCKDB_PATH={1}\n",
-            data.display(),
-            duckdb.display()
-        ),
-    )
-    .expect("write config");
-    let status = Command::new(env!("CARGO_BIN_EXE_create_tables"))
-        .args(["-q", "--config"])
-        .arg(&config)
-        .status()
-        .expect("run create_tables");
-    assert!(status.success());
-    // GNU time reports the peak resident memory of etl, when it is installed.
-    let gnu_time = Path::new("/usr/bin/time");
-    let mut etl = if gnu_time.exists() {
-        let mut c = Command::new(gnu_time);
-        c.args(["-f", "peak_rss_kib=%M", env!("CARGO_BIN_EXE_etl")]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_etl"))
-    };
-    let start = Instant::now();
-    let output = etl
-        .args(["-q", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run etl");
-    let etl_s = seconds(start);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let duck = measure_engine(
+        &options,
+        "duckdb",
+        &format!("{sources}[WAREHOUSE]\nDUCKDB_PATH={}\n", duckdb.display()),
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let peak = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("peak_rss_kib="))
-        .map(|k| format!("{} MiB", k.trim().parse::<u64>().unwrap_or(0) / 1024))
-        .unwrap_or_else(|| "n/a".into());
+    let postgres = postgres_cluster().map(|(cluster, database)| {
+        let run = measure_engine(
+            &options,
+            "postgres",
+            &format!("{sources}[CLUSTER]\n{cluster}\n[WAREHOUSE]\nENGINE=postgres\n"),
+        );
+        database.drop();
+        run
+    });
     let mib = bytes as f64 / (1 << 20) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or("unknown".to_string(), |kib| format!("{:.0} GiB", kib as f64 / 1048576.0));
 
-    println!(
-        "dataset: {} song files, {} log files, {:.0} MiB, {records} records, {} cores",
+    let mut out = String::new();
+    out.push_str(&format!(
+        "dataset: {} song files, {} log files, {:.0} MiB, {records} records; machine: {cores} \
+         cores, {memory} of memory\n\n",
         songs.files.len(),
         logs.files.len(),
         mib,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    println!("read          {read_s:7.2} s  {:7.0} MiB/s", mib / read_s);
-    println!(
-        "read + parse  {parse_s:7.2} s  {:7.0} MiB/s   (the floor)",
+    ));
+    out.push_str("| step | seconds | MiB/s | against the floor | peak memory |\n");
+    out.push_str("| --- | --- | --- | --- | --- |\n");
+    out.push_str(&format!("| read | {read_s:.2} | {:.0} | | |\n", mib / read_s));
+    out.push_str(&format!(
+        "| read + parse (the floor) | {parse_s:.2} | {:.0} | 1.00x | |\n",
         mib / parse_s
-    );
-    println!(
-        "etl           {etl_s:7.2} s  {:7.0} MiB/s   {:.2}x the floor, peak memory {peak}",
-        mib / etl_s,
-        etl_s / parse_s
-    );
-    if let Some(line) = stdout.lines().find(|l| l.starts_with("time:")) {
-        println!("etl phases    {}", line.trim_start_matches("time: "));
+    ));
+    for run in std::iter::once(&duck).chain(postgres.as_ref()) {
+        out.push_str(&format!(
+            "| {} create_tables + etl | {:.2} | {:.0} | {:.2}x | {} |\n",
+            run.engine,
+            run.seconds,
+            mib / run.seconds,
+            run.seconds / parse_s,
+            run.peak
+        ));
     }
+    if let Some(pg) = &postgres {
+        out.push_str(&format!(
+            "\nPostgreSQL against DuckDB: {:.2}x\n",
+            pg.seconds / duck.seconds
+        ));
+    } else {
+        out.push_str("\nPostgreSQL: not measured (no server answered at DATABASE_URL)\n");
+    }
+    for run in std::iter::once(&duck).chain(postgres.as_ref()) {
+        out.push_str(&format!("\n{} etl phases: {}\n", run.engine, run.phases));
+    }
+    print!("{out}");
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
+    std::fs::create_dir_all(results.parent().unwrap()).expect("bench/");
+    std::fs::write(
+        &results,
+        format!(
+            "# etl benchmark results\n\nWritten by `cargo bench --bench etl -- --songs {} \
+             --events {} --runs {}`; medians of {} runs, warm page cache.\n\n{out}",
+            options.songs, options.events, options.runs, options.runs
+        ),
+    )
+    .expect("write bench/RESULTS.md");
+    eprintln!("wrote {}", results.display());
+}
+
+/// One engine's end-to-end figures.
+struct EngineRun {
+    engine: &'static str,
+    /// Median wall time of create_tables + etl.
+    seconds: f64,
+    peak: String,
+    phases: String,
+}
+
+/// Runs `create_tables` and `etl` with `config` `options.runs` times; the median time, and the
+/// peak memory and phases of that run.
+fn measure_engine(options: &Options, engine: &'static str, config: &str) -> EngineRun {
+    let path = options.dir.join(format!("bench-{engine}.cfg"));
+    std::fs::write(&path, config).expect("write config");
+    let mut runs = Vec::new();
+    for _ in 0..options.runs.max(1) {
+        let start = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_create_tables"))
+            .args(["-q", "--config"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run create_tables");
+        assert!(status.success());
+        let output = Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(["-q", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run etl");
+        let seconds = seconds(start);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let line = |prefix: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or("n/a")
+                .to_string()
+        };
+        runs.push(EngineRun {
+            engine,
+            seconds,
+            peak: line("peak memory: "),
+            phases: line("time: "),
+        });
+    }
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let median = runs.len() / 2;
+    runs.swap_remove(median)
+}
+
+/// A database of its own on the server at `DATABASE_URL`, dropped by [`BenchDatabase::drop`].
+struct BenchDatabase {
+    server: tokio_postgres::Config,
+    name: String,
+}
+
+impl BenchDatabase {
+    fn admin(server: &tokio_postgres::Config, statement: &str) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = server
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            client
+                .batch_execute(statement)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn drop(self) {
+        let _ = Self::admin(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// `[CLUSTER]` lines reaching a fresh database on the `DATABASE_URL` server, or `None` (with a
+/// notice) when none answers.
+fn postgres_cluster() -> Option<(String, BenchDatabase)> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
+    let server: tokio_postgres::Config = url.parse().expect("DATABASE_URL");
+    let name = format!("sparkify_etl_bench_{}", std::process::id());
+    if let Err(e) = BenchDatabase::admin(&server, &format!("CREATE DATABASE {name}")) {
+        eprintln!("NOTICE: PostgreSQL not measured: {url}: {e}");
+        return None;
+    }
+    let host = match server.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "127.0.0.1".into(),
+    };
+    let port = server.get_ports().first().copied().unwrap_or(5432);
+    let user = server.get_user().unwrap_or("postgres").to_string();
+    Some((
+        format!("HOST={host}\nDB_PORT={port}\nDB_NAME={name}\nDB_USER={user}"),
+        BenchDatabase { server, name },
+    ))
 }
