@@ -52,7 +52,9 @@ fn options() -> Options {
                 i += 1;
                 continue;
             }
-            other => panic!("unknown argument {other}: use --songs N --events N --runs N --dir DIR"),
+            other => {
+                panic!("unknown argument {other}: use --songs N --events N --runs N --dir DIR")
+            }
         }
         i += 2;
     }
@@ -148,7 +150,9 @@ fn main() {
                 .find_map(|l| l.strip_prefix("MemTotal:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
-        .map_or("unknown".to_string(), |kib| format!("{:.0} GiB", kib as f64 / 1048576.0));
+        .map_or("unknown".to_string(), |kib| {
+            format!("{:.0} GiB", kib as f64 / 1048576.0)
+        });
 
     let mut out = String::new();
     out.push_str(&format!(
@@ -160,7 +164,10 @@ fn main() {
     ));
     out.push_str("| step | seconds | MiB/s | against the floor | peak memory |\n");
     out.push_str("| --- | --- | --- | --- | --- |\n");
-    out.push_str(&format!("| read | {read_s:.2} | {:.0} | | |\n", mib / read_s));
+    out.push_str(&format!(
+        "| read | {read_s:.2} | {:.0} | | |\n",
+        mib / read_s
+    ));
     out.push_str(&format!(
         "| read + parse (the floor) | {parse_s:.2} | {:.0} | 1.00x | |\n",
         mib / parse_s

@@ -17,7 +17,7 @@ use crate::schema::{ALL_TABLES, LOAD_ERRORS, STAGING_EVENTS, STAGING_SONGS, STAR
 use crate::source::{discover, Discovered};
 use crate::sql;
 use crate::stats::SourceStats;
-use crate::warehouse::Warehouse;
+use crate::warehouse::{Cell, Warehouse};
 
 /// What an `etl` run did, for the summary.
 #[derive(Debug, Clone)]
@@ -295,7 +295,21 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     for table in STAR_TABLES {
         warehouse.execute(&sql::empty_table(warehouse.dialect(), table))?;
     }
-    let transform = sql::transform(warehouse.dialect());
+    let dialect = warehouse.dialect();
+    let rebuilt = sql::keys_built_after_insert(dialect);
+    for table in rebuilt {
+        let found = warehouse.query(&sql::postgres_key_constraints(table))?;
+        warehouse.note(&format!(
+            "-- then, for each constraint found: ALTER TABLE {} DROP CONSTRAINT <name>",
+            table.name
+        ));
+        for row in &found.rows {
+            if let [Cell::Text(_), Cell::Text(name)] = row.as_slice() {
+                warehouse.execute(&sql::postgres_drop_constraint(table, name))?;
+            }
+        }
+    }
+    let transform = sql::transform(dialect);
     let bar = progress.items("transform", transform.len() as u64);
     for (table, statement) in &transform {
         bar.set_message(table.name);
@@ -303,6 +317,17 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
         warehouse
             .execute(statement)
             .with_context(|| format!("transform into {} failed", table.name))?;
+        if rebuilt.iter().any(|t| t.name == table.name) {
+            warehouse
+                .execute(&sql::postgres_add_keys(table))
+                .with_context(|| {
+                    format!(
+                        "check failed: a primary or unique key of {} is held by more than one \
+                         row; nothing was committed",
+                        table.name
+                    )
+                })?;
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();

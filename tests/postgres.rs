@@ -769,4 +769,40 @@ fn the_transform_plans_no_nested_loop_on_postgres() {
         }
     }
     warehouse.rollback().unwrap();
+
+    // The keys etl drops before the large inserts are back after them, under their names...
+    for (table, keys) in [
+        (&sparkify::schema::SONGPLAYS, 2),
+        (&sparkify::schema::TIME, 1),
+    ] {
+        let found = warehouse
+            .query(&sql::postgres_key_constraints(table))
+            .unwrap();
+        assert_eq!(found.rows.len(), keys, "{}: {:?}", table.name, found.rows);
+    }
+    // ...and adding them back refuses a duplicate, which fails the transform.
+    warehouse.begin().unwrap();
+    for row in warehouse
+        .query(&sql::postgres_key_constraints(&sparkify::schema::TIME))
+        .unwrap()
+        .rows
+    {
+        warehouse
+            .execute(&sql::postgres_drop_constraint(
+                &sparkify::schema::TIME,
+                &row[1].to_string(),
+            ))
+            .unwrap();
+    }
+    warehouse
+        .execute("INSERT INTO time SELECT * FROM time LIMIT 1")
+        .unwrap();
+    let err = warehouse
+        .execute(&sql::postgres_add_keys(&sparkify::schema::TIME))
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("could not create unique index"),
+        "{err:#}"
+    );
+    warehouse.rollback().unwrap();
 }
