@@ -122,19 +122,23 @@ fn read_in_pieces(
         let mut buffer = std::mem::take(&mut carry);
         buffer.reserve(piece_bytes);
         let mut at_end = false;
+        // The carried tail holds no line end; each read is searched once, so a file without
+        // line ends costs one pass, not one per read.
+        let mut has_line_end = false;
         // Fill to the piece size, then on to the next line end.
-        while buffer.len() < piece_bytes || !buffer.contains(&b'\n') {
+        while buffer.len() < piece_bytes || !has_line_end {
             let want = if buffer.len() < piece_bytes {
                 piece_bytes - buffer.len()
             } else {
                 1 << 16 // a line longer than a piece: on to its end
             };
+            let before = buffer.len();
             match file.by_ref().take(want as u64).read_to_end(&mut buffer) {
                 Ok(0) => {
                     at_end = true;
                     break;
                 }
-                Ok(_) => {}
+                Ok(_) => has_line_end = has_line_end || buffer[before..].contains(&b'\n'),
                 Err(e) => {
                     send(Err(e.to_string()), lines_before);
                     return;
@@ -375,6 +379,15 @@ mod tests {
         }
         let joined: Vec<u8> = pieces.iter().flat_map(|(p, _)| p.to_vec()).collect();
         assert_eq!(joined, format!("{text}no newline at the end").into_bytes());
+        // A file without line ends is one piece, read in one pass.
+        let flat = dir.path().join("flat.json");
+        std::fs::write(&flat, "x".repeat(10_000)).unwrap();
+        let mut pieces = Vec::new();
+        read_in_pieces(&flat, 100, |piece, before| {
+            pieces.push((piece.unwrap().len(), before));
+            true
+        });
+        assert_eq!(pieces, [(10_000, 0)]);
         let mut missing = Vec::new();
         read_in_pieces(&dir.path().join("gone.json"), 100, |piece, _| {
             missing.push(piece);
