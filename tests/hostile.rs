@@ -134,16 +134,7 @@ fn a_second_writer_is_told_another_load_holds_the_warehouse_or_waits() {
 fn a_killed_run_leaves_the_warehouse_as_it_was_and_the_next_run_succeeds() {
     let small = tempfile::tempdir().unwrap();
     sources_with_log_lines(small.path(), "");
-    let big = tempfile::tempdir().unwrap();
-    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
-        songs: 3000,
-        events: 200_000,
-        days: 30,
-        seed: 3,
-        out: big.path().to_path_buf(),
-        force: true,
-    })
-    .unwrap();
+    let big = common::generated(3000, 200_000, 3);
     let ws = Workspace::new(small.path(), "");
     ws.create_and_load();
     let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.dump(t)).collect();

@@ -293,16 +293,7 @@ fn redshift_engine_runs_its_shared_statements_on_postgres() {
     if !server_has_tls(&db) {
         return;
     }
-    let sources = tempfile::tempdir().unwrap();
-    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
-        songs: 150,
-        events: 2000,
-        days: 30,
-        seed: 42,
-        out: sources.path().to_path_buf(),
-        force: true,
-    })
-    .unwrap();
+    let sources = common::generated(150, 2000, 42);
     let ws = Workspace::with_cluster(sources.path(), &db.cluster, "ENGINE=postgres");
     ws.create_and_load();
     let expected: Vec<_> = STAR_TABLES.iter().map(|t| ws.rows(None, t.name)).collect();
@@ -536,16 +527,7 @@ fn a_killed_postgres_run_leaves_the_warehouse_as_it_was() {
     };
     let small = tempfile::tempdir().unwrap();
     sources_with_log_lines(small.path(), "");
-    let big = tempfile::tempdir().unwrap();
-    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
-        songs: 3000,
-        events: 100_000,
-        days: 30,
-        seed: 3,
-        out: big.path().to_path_buf(),
-        force: true,
-    })
-    .unwrap();
+    let big = common::generated(3000, 100_000, 3);
     let ws = Workspace::with_cluster(small.path(), &db.cluster, "");
     ws.create_and_load();
     let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
@@ -736,16 +718,7 @@ fn the_transform_plans_no_nested_loop_on_postgres() {
     let Some(db) = TestDatabase::create("plans") else {
         return;
     };
-    let sources = tempfile::tempdir().unwrap();
-    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
-        songs: 3000,
-        events: 20_000,
-        days: 30,
-        seed: 11,
-        out: sources.path().to_path_buf(),
-        force: true,
-    })
-    .unwrap();
+    let sources = common::generated(3000, 20_000, 11);
     let ws = Workspace::with_cluster(sources.path(), &db.cluster, "");
     ws.create_and_load();
     let config = sparkify::config::Config::load(&ws.config()).unwrap();

@@ -436,3 +436,19 @@ pub fn kill_etl_at(config: &Path, extra: &[&str], marker: &str) -> bool {
     let status = child.wait().unwrap();
     killed && !status.success()
 }
+
+/// A temporary directory holding a `gen_data` dataset of `songs` song files and `events`
+/// events over 30 days.
+pub fn generated(songs: usize, events: usize, seed: u64) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
+        songs,
+        events,
+        days: 30,
+        seed,
+        out: dir.path().to_path_buf(),
+        force: true,
+    })
+    .unwrap();
+    dir
+}
