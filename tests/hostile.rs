@@ -115,6 +115,10 @@ fn a_second_writer_is_told_another_load_holds_the_warehouse_or_waits() {
         .stderr(predicate::str::contains(
             "another load holds the warehouse (duckdb ",
         ))
+        .stderr(predicate::str::contains(format!(
+            "(PID {})",
+            std::process::id()
+        )))
         .stderr(predicate::str::contains("wait for it to finish"));
     // With --lock-timeout the second run waits for the first to end, then loads.
     let release = std::thread::spawn(move || {

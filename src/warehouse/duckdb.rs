@@ -33,10 +33,21 @@ impl DuckDbWarehouse {
                 Ok(conn) => break conn,
                 Err(e) if is_lock_conflict(&e) => {
                     if started.elapsed() >= timeout {
-                        return Err(anyhow::anyhow!(e).context(super::held_by_another_load(
-                            &format!("duckdb {}", path.display()),
-                            started.elapsed(),
-                        )));
+                        let text = e.to_string();
+                        return Err(match lock_holder(&text) {
+                            // The holder named, DuckDB's long message adds nothing.
+                            Some((program, pid)) => anyhow::anyhow!(super::held_by_another_load(
+                                &format!(
+                                    "duckdb {}, in use by {program} (PID {pid})",
+                                    path.display()
+                                ),
+                                started.elapsed(),
+                            )),
+                            None => anyhow::anyhow!(e).context(super::held_by_another_load(
+                                &format!("duckdb {}", path.display()),
+                                started.elapsed(),
+                            )),
+                        });
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -62,6 +73,18 @@ impl DuckDbWarehouse {
 fn is_lock_conflict(error: &duckdb::Error) -> bool {
     let text = error.to_string();
     text.contains("Could not set lock") || text.contains("Conflicting lock")
+}
+
+/// The program and process holding the file, from DuckDB's lock error ("Conflicting lock is
+/// held in /path/to/program (PID 1234)").
+fn lock_holder(error: &str) -> Option<(String, u32)> {
+    let rest = error.split("Conflicting lock is held in ").nth(1)?;
+    let (program, rest) = rest.split_once(" (PID ")?;
+    let pid = rest.split(')').next()?.trim().parse().ok()?;
+    let name = Path::new(program)
+        .file_name()
+        .map_or(program.to_string(), |n| n.to_string_lossy().into_owned());
+    Some((name, pid))
 }
 
 fn cell(value: ValueRef<'_>) -> Cell {
@@ -154,6 +177,14 @@ mod tests {
 
     fn warehouse(dir: &tempfile::TempDir) -> DuckDbWarehouse {
         DuckDbWarehouse::open(&dir.path().join("w.duckdb")).unwrap()
+    }
+
+    #[test]
+    fn the_lock_holder_is_read_from_duckdbs_message() {
+        let text = "IO Error: Could not set lock on file \"/w.duckdb\": Conflicting lock is held \
+                    in /usr/local/bin/etl (PID 4242). See also https://duckdb.org/docs";
+        assert_eq!(lock_holder(text), Some(("etl".to_string(), 4242)));
+        assert_eq!(lock_holder("IO Error: something else"), None);
     }
 
     #[test]
