@@ -8,11 +8,14 @@
 
 use std::time::Instant;
 
+mod common;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use bytes::{BufMut, Bytes, BytesMut};
+use common::BenchDatabase;
 use futures_util::SinkExt;
 use sparkify::batch::record_batch;
 use sparkify::config::Config;
@@ -118,27 +121,13 @@ fn main() {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
 
     // A database of its own.
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
-    let server: tokio_postgres::Config = url.parse().expect("DATABASE_URL");
-    let name = format!("sparkify_copy_bench_{}", std::process::id());
+    let database = BenchDatabase::create("copy").expect("a PostgreSQL server");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let admin = |statement: String| {
-        runtime.block_on(async {
-            let (client, connection) = server.connect(NoTls).await.expect("a PostgreSQL server");
-            tokio::spawn(connection);
-            client
-                .batch_execute(&statement)
-                .await
-                .expect("admin statement");
-        })
-    };
-    admin(format!("CREATE DATABASE {name}"));
     let config = Config::parse(
-        &format!("[CLUSTER]\nHOST=127.0.0.1\nDB_PORT=5432\nDB_NAME={name}\nDB_USER=postgres\nSSLMODE=disable\n"),
+        &format!("[CLUSTER]\n{}\nSSLMODE=disable\n", database.cluster()),
         "bench.cfg".as_ref(),
         "/".as_ref(),
     )
@@ -163,8 +152,8 @@ fn main() {
         seconds
     };
     let binary = || {
-        let mut server = server.clone();
-        server.dbname(&name);
+        let mut server = database.server.clone();
+        server.dbname(&database.name);
         runtime.block_on(async {
             let (client, connection) = server.connect(NoTls).await.unwrap();
             tokio::spawn(connection);
@@ -214,7 +203,7 @@ fn main() {
         "the two formats stored different rows"
     );
     drop(warehouse);
-    admin(format!("DROP DATABASE {name} WITH (FORCE)"));
+    drop(database);
 
     println!("staging_events: {total} rows in {} batches", batches.len());
     println!(

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
+use common::BenchDatabase;
 use rayon::prelude::*;
 use sparkify::gen_data::{generate, GenOptions};
 use sparkify::jsonpaths::JsonPaths;
@@ -132,15 +135,20 @@ fn main() {
         "duckdb",
         &format!("{sources}[WAREHOUSE]\nDUCKDB_PATH={}\n", duckdb.display()),
     );
-    let postgres = postgres_cluster().map(|(cluster, database)| {
-        let run = measure_engine(
+    let postgres = match BenchDatabase::create("etl") {
+        Ok(database) => Some(measure_engine(
             &options,
             "postgres",
-            &format!("{sources}[CLUSTER]\n{cluster}\n[WAREHOUSE]\nENGINE=postgres\n"),
-        );
-        database.drop();
-        run
-    });
+            &format!(
+                "{sources}[CLUSTER]\n{}\n[WAREHOUSE]\nENGINE=postgres\n",
+                database.cluster()
+            ),
+        )),
+        Err(e) => {
+            eprintln!("NOTICE: PostgreSQL not measured: {e}");
+            None
+        }
+    };
     let mib = bytes as f64 / (1 << 20) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let memory = std::fs::read_to_string("/proc/meminfo")
@@ -261,61 +269,4 @@ fn measure_engine(options: &Options, engine: &'static str, config: &str) -> Engi
     runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
     let median = runs.len() / 2;
     runs.swap_remove(median)
-}
-
-/// A database of its own on the server at `DATABASE_URL`, dropped by [`BenchDatabase::drop`].
-struct BenchDatabase {
-    server: tokio_postgres::Config,
-    name: String,
-}
-
-impl BenchDatabase {
-    fn admin(server: &tokio_postgres::Config, statement: &str) -> Result<(), String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let (client, connection) = server
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            client
-                .batch_execute(statement)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-
-    fn drop(self) {
-        let _ = Self::admin(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// `[CLUSTER]` lines reaching a fresh database on the `DATABASE_URL` server, or `None` (with a
-/// notice) when none answers.
-fn postgres_cluster() -> Option<(String, BenchDatabase)> {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
-    let server: tokio_postgres::Config = url.parse().expect("DATABASE_URL");
-    let name = format!("sparkify_etl_bench_{}", std::process::id());
-    if let Err(e) = BenchDatabase::admin(&server, &format!("CREATE DATABASE {name}")) {
-        eprintln!("NOTICE: PostgreSQL not measured: {url}: {e}");
-        return None;
-    }
-    let host = match server.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-        None => "127.0.0.1".into(),
-    };
-    let port = server.get_ports().first().copied().unwrap_or(5432);
-    let user = server.get_user().unwrap_or("postgres").to_string();
-    Some((
-        format!("HOST={host}\nDB_PORT={port}\nDB_NAME={name}\nDB_USER={user}"),
-        BenchDatabase { server, name },
-    ))
 }

@@ -17,7 +17,7 @@ use crate::schema::{ALL_TABLES, LOAD_ERRORS, STAGING_EVENTS, STAGING_SONGS, STAR
 use crate::source::{discover, Discovered};
 use crate::sql;
 use crate::stats::SourceStats;
-use crate::warehouse::{Cell, Warehouse};
+use crate::warehouse::Warehouse;
 
 /// What an `etl` run did, for the summary.
 #[derive(Debug, Clone)]
@@ -296,37 +296,26 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
         warehouse.execute(&sql::empty_table(warehouse.dialect(), table))?;
     }
     let dialect = warehouse.dialect();
-    let rebuilt = sql::keys_built_after_insert(dialect);
-    for table in rebuilt {
-        let found = warehouse.query(&sql::postgres_key_constraints(table))?;
-        warehouse.note(&format!(
-            "-- then, for each constraint found: ALTER TABLE {} DROP CONSTRAINT <name>",
-            table.name
-        ));
-        for row in &found.rows {
-            if let [Cell::Text(_), Cell::Text(name)] = row.as_slice() {
-                warehouse.execute(&sql::postgres_drop_constraint(table, name))?;
-            }
-        }
-    }
     let transform = sql::transform(dialect);
     let bar = progress.items("transform", transform.len() as u64);
     for (table, statement) in &transform {
         bar.set_message(table.name);
         tracing::info!(table = table.name, "transforming");
+        let keys = sql::keys_rebuilt_around_insert(dialect, table);
+        if let Some(keys) = &keys {
+            warehouse.execute(&keys.drop)?;
+        }
         warehouse
             .execute(statement)
             .with_context(|| format!("transform into {} failed", table.name))?;
-        if rebuilt.iter().any(|t| t.name == table.name) {
-            warehouse
-                .execute(&sql::postgres_add_keys(table))
-                .with_context(|| {
-                    format!(
-                        "check failed: a primary or unique key of {} is held by more than one \
-                         row; nothing was committed",
-                        table.name
-                    )
-                })?;
+        if let Some(keys) = &keys {
+            warehouse.execute(&keys.add).with_context(|| {
+                format!(
+                    "check failed: a primary or unique key of {} is held by more than one row; \
+                     nothing was committed",
+                    table.name
+                )
+            })?;
         }
         bar.inc(1);
     }

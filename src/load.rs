@@ -252,10 +252,8 @@ pub fn load_source(
                     .zip(&fetched.contents)
                     .map(|(file, contents)| {
                         let parsed = parse_file(file, contents, kind, mapping);
-                        read_bar.inc(match contents {
-                            Ok(bytes) if fetched.files.len() == 1 => bytes.len() as u64,
-                            _ => file.size,
-                        });
+                        // A piece of a large file counts its own bytes.
+                        read_bar.inc(contents.as_ref().map_or(file.size, |b| b.len() as u64));
                         parsed
                     })
                     .collect();

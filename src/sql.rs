@@ -151,51 +151,54 @@ pub fn prepare_transform(dialect: Dialect) -> Vec<String> {
     }
 }
 
-/// The tables whose keys PostgreSQL builds once after the transform's insert instead of
-/// maintaining them row by row: the two large ones. Measured at 1M events, the songplays and
-/// time inserts took about 3 s less without their three unique indexes, and building the
-/// indexes afterwards (by sorting) about 1.2 s.
-pub fn keys_built_after_insert(dialect: Dialect) -> &'static [&'static Table] {
-    static LARGE: [&Table; 2] = [&crate::schema::SONGPLAYS, &crate::schema::TIME];
-    match dialect {
-        Dialect::Postgres => &LARGE,
-        Dialect::DuckDb | Dialect::Redshift => &[],
+/// The statements around the transform's insert into one table that drop its primary and
+/// unique keys before and add them back after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysRebuilt {
+    pub drop: String,
+    pub add: String,
+}
+
+/// PostgreSQL builds the keys of the two large tables once, after their insert, instead of
+/// maintaining their indexes row by row: measured at 1M events, the songplays and time inserts
+/// took about 3 s less without their three unique indexes, and building the indexes afterwards
+/// (by sorting) about 1.2 s. Adding a key back fails on a duplicate, and with it the run. The
+/// constraints keep the names PostgreSQL gives the ones [`create_table`] declares
+/// (`table_pkey`, `table_col1_col2_key`), so the drop finds them on every run. `None` for the
+/// other tables and dialects.
+pub fn keys_rebuilt_around_insert(dialect: Dialect, table: &Table) -> Option<KeysRebuilt> {
+    let large = [&crate::schema::SONGPLAYS, &crate::schema::TIME];
+    if dialect != Dialect::Postgres || !large.iter().any(|t| t.name == table.name) {
+        return None;
     }
-}
-
-/// PostgreSQL: the primary and unique constraints of `table`, by name, as (table, name) rows.
-pub fn postgres_key_constraints(table: &Table) -> String {
-    format!(
-        "SELECT c.relname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
-         WHERE k.contype IN ('p', 'u') AND c.relname = '{}' \
-         AND c.relnamespace = current_schema()::regnamespace",
-        table.name
-    )
-}
-
-/// PostgreSQL: drops one constraint found by [`postgres_key_constraints`].
-pub fn postgres_drop_constraint(table: &Table, name: &str) -> String {
-    format!(
-        "ALTER TABLE {} DROP CONSTRAINT \"{}\"",
-        table.name,
-        name.replace('"', "\"\"")
-    )
-}
-
-/// PostgreSQL: the primary and unique keys of `table` added back, as `create_table` declares
-/// them; a duplicate makes it fail, and with it the transform.
-pub fn postgres_add_keys(table: &Table) -> String {
     let mut keys = Vec::new();
     if !table.primary_key.is_empty() {
-        keys.push(format!(
-            "ADD PRIMARY KEY ({})",
-            table.primary_key.join(", ")
+        keys.push((
+            format!("{}_pkey", table.name),
+            format!("PRIMARY KEY ({})", table.primary_key.join(", ")),
         ));
     }
     if !table.unique.is_empty() {
-        keys.push(format!("ADD UNIQUE ({})", table.unique.join(", ")));
+        keys.push((
+            format!("{}_{}_key", table.name, table.unique.join("_")),
+            format!("UNIQUE ({})", table.unique.join(", ")),
+        ));
     }
-    format!("ALTER TABLE {} {}", table.name, keys.join(", "))
+    let clauses = |clause: &dyn Fn(&(String, String)) -> String| {
+        keys.iter().map(clause).collect::<Vec<_>>().join(", ")
+    };
+    Some(KeysRebuilt {
+        drop: format!(
+            "ALTER TABLE {} {}",
+            table.name,
+            clauses(&|(name, _)| format!("DROP CONSTRAINT IF EXISTS {name}"))
+        ),
+        add: format!(
+            "ALTER TABLE {} {}",
+            table.name,
+            clauses(&|(name, key)| format!("ADD CONSTRAINT {name} {key}"))
+        ),
+    })
 }
 
 /// The key of the PostgreSQL advisory lock every `etl` run takes: "SPKYETL" in ASCII.

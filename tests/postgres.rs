@@ -744,35 +744,28 @@ fn the_transform_plans_no_nested_loop_on_postgres() {
     warehouse.rollback().unwrap();
 
     // The keys etl drops before the large inserts are back after them, under their names...
-    for (table, keys) in [
-        (&sparkify::schema::SONGPLAYS, 2),
-        (&sparkify::schema::TIME, 1),
-    ] {
-        let found = warehouse
-            .query(&sql::postgres_key_constraints(table))
-            .unwrap();
-        assert_eq!(found.rows.len(), keys, "{}: {:?}", table.name, found.rows);
+    let constraints = |warehouse: &mut PostgresWarehouse, table: &str| {
+        warehouse
+            .query(&format!(
+                "SELECT c.relname, k.conname FROM pg_constraint k \
+                 JOIN pg_class c ON c.oid = k.conrelid \
+                 WHERE k.contype IN ('p', 'u') AND c.relname = '{table}'"
+            ))
+            .unwrap()
+            .rows
+    };
+    for (table, keys) in [("songplays", 2), ("time", 1)] {
+        let found = constraints(&mut warehouse, table);
+        assert_eq!(found.len(), keys, "{table}: {found:?}");
     }
     // ...and adding them back refuses a duplicate, which fails the transform.
+    let keys = sql::keys_rebuilt_around_insert(Dialect::Postgres, &sparkify::schema::TIME).unwrap();
     warehouse.begin().unwrap();
-    for row in warehouse
-        .query(&sql::postgres_key_constraints(&sparkify::schema::TIME))
-        .unwrap()
-        .rows
-    {
-        warehouse
-            .execute(&sql::postgres_drop_constraint(
-                &sparkify::schema::TIME,
-                &row[1].to_string(),
-            ))
-            .unwrap();
-    }
+    warehouse.execute(&keys.drop).unwrap();
     warehouse
         .execute("INSERT INTO time SELECT * FROM time LIMIT 1")
         .unwrap();
-    let err = warehouse
-        .execute(&sql::postgres_add_keys(&sparkify::schema::TIME))
-        .unwrap_err();
+    let err = warehouse.execute(&keys.add).unwrap_err();
     assert!(
         format!("{err:#}").contains("could not create unique index"),
         "{err:#}"
