@@ -217,7 +217,9 @@ pub const LOAD_LOCK_KEY: i64 = 0x0053_504B_5945_544C;
 /// locks to be released" (https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html), so the
 /// wait is bounded by `statement_timeout`, which also counts queueing in WLM
 /// (https://docs.aws.amazon.com/redshift/latest/dg/r_statement_timeout.html): at least 1 s,
-/// then reset to the session's default.
+/// then restored to its default by RESET
+/// (https://docs.aws.amazon.com/redshift/latest/dg/r_RESET.html), so the COPYs and the
+/// transform that follow in the same transaction are not cut short by it.
 ///
 /// DuckDB: none; its file lock refuses a second writer when the file is opened.
 pub fn lock_for_load(dialect: Dialect, timeout: std::time::Duration) -> Vec<String> {
