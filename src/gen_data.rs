@@ -5,7 +5,8 @@
 //! downgrade, several songs per artist, unicode and quotes in names. The same options always
 //! give the same bytes, so the bundled `data/` sample can be checked against the generator.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -426,6 +427,108 @@ fn write(path: &Path, text: &str, summary: &mut GenSummary) -> Result<()> {
     Ok(())
 }
 
+/// One day's events on their way to the day's file, which holds them in time order. Sessions
+/// overlap in time, so the day is sorted before it is written; the lines wait in a scratch
+/// file beside the logs and only their times and places stay in memory (24 bytes an event), so
+/// memory stays small however many events a day has.
+struct DaySpill {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    /// (time, offset in the scratch file, length) of each line, in the order generated.
+    lines: Vec<(i64, u64, u32)>,
+    written: u64,
+}
+
+impl DaySpill {
+    fn create(log_root: &Path) -> Result<Self> {
+        fs::create_dir_all(log_root)
+            .with_context(|| format!("cannot create {}", log_root.display()))?;
+        let path = log_root.join(".gen_data-day.scratch");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self {
+            path,
+            writer: BufWriter::with_capacity(1 << 20, file),
+            lines: Vec::new(),
+            written: 0,
+        })
+    }
+
+    fn push(&mut self, ts: i64, line: &str) -> Result<()> {
+        self.writer
+            .write_all(line.as_bytes())
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        let len = u32::try_from(line.len()).context("an event line longer than 4 GiB")?;
+        self.lines.push((ts, self.written, len));
+        self.written += u64::from(len);
+        Ok(())
+    }
+
+    /// Writes the day's lines to `path` in time order (a stable sort: events at the same
+    /// millisecond keep the order they were generated in) and starts the next day. Returns the
+    /// lines and bytes written.
+    fn write_sorted(&mut self, path: &Path) -> Result<(usize, u64)> {
+        self.writer
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.lines.sort_by_key(|(ts, _, _)| *ts);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let cannot_write = || format!("cannot write {}", path.display());
+        let mut out =
+            BufWriter::with_capacity(1 << 20, File::create(path).with_context(cannot_write)?);
+        let scratch = self.writer.get_ref();
+        let mut line = Vec::new();
+        for &(_, offset, len) in &self.lines {
+            line.resize(len as usize, 0);
+            read_at(scratch, &mut line, offset)
+                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            out.write_all(&line).with_context(cannot_write)?;
+            out.write_all(b"\n").with_context(cannot_write)?;
+        }
+        out.flush().with_context(cannot_write)?;
+        let counts = (self.lines.len(), self.written + self.lines.len() as u64);
+        self.lines.clear();
+        self.written = 0;
+        self.writer
+            .get_mut()
+            .set_len(0)
+            .with_context(cannot_write)?;
+        self.writer
+            .seek(SeekFrom::Start(0))
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(counts)
+    }
+
+    fn remove(self) -> Result<()> {
+        drop(self.writer);
+        fs::remove_file(&self.path)
+            .with_context(|| format!("cannot remove {}", self.path.display()))
+    }
+}
+
+/// Reads `buf.len()` bytes at `offset` without moving a shared cursor.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::Read;
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
+}
+
 /// Writes the dataset under `options.out`.
 pub fn generate(options: &GenOptions) -> Result<GenSummary> {
     if options.songs == 0 || options.days == 0 {
@@ -476,10 +579,10 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary> {
         .and_utc()
         .timestamp_millis();
     let mut session = 100 + rng.below(900);
+    let mut day_file = DaySpill::create(&log_root)?;
     for day in 0..options.days {
         let mut budget = options.events / options.days as usize
             + usize::from((day as usize) < options.events % options.days as usize);
-        let mut lines: Vec<(i64, String)> = Vec::with_capacity(budget);
         while budget > 0 {
             session += 1 + rng.below(3);
             // Heavy users: the square skews picks towards the first users.
@@ -524,26 +627,22 @@ pub fn generate(options: &GenOptions) -> Result<GenSummary> {
                     play,
                 };
                 let record = event_json(&event, user.map(|u| (u, u.level_on(day))));
-                lines.push((ts, serde_json::to_string(&record)?));
+                day_file.push(ts, &serde_json::to_string(&record)?)?;
                 ts += step;
             }
             budget -= length.min(budget);
         }
-        lines.sort_by_key(|(ts, _)| *ts);
         let date = first_day + Days::new(day as u64);
         let path = log_root
             .join(date.format("%Y").to_string())
             .join(date.format("%m").to_string())
             .join(format!("{}-events.json", date.format("%Y-%m-%d")));
-        let mut text = String::new();
-        for (_, line) in &lines {
-            text.push_str(line);
-            text.push('\n');
-        }
-        summary.events += lines.len();
-        write(&path, &text, &mut summary)?;
+        let (lines, bytes) = day_file.write_sorted(&path)?;
+        summary.events += lines;
+        summary.bytes += bytes;
         summary.log_files += 1;
     }
+    day_file.remove()?;
     write(
         &options.out.join("log_json_path.json"),
         LOG_JSONPATH,
