@@ -256,6 +256,10 @@ pub struct S3Config {
     /// `MANIFEST_PREFIX`: an `s3://` prefix where etl writes the manifests Redshift's COPY
     /// reads when a source prefix holds objects other than `.json` data.
     pub manifest_prefix: String,
+    /// `COALESCE` (or `etl --coalesce`): Redshift's COPY reads the small `.json` objects of each
+    /// source coalesced into a few large ones under `MANIFEST_PREFIX` (see
+    /// `warehouse::coalesce`).
+    pub coalesce: bool,
 }
 
 /// `[WAREHOUSE]`: which engine and how strict a load is.
@@ -427,6 +431,7 @@ impl Config {
                     "seconds, a whole number such as 30",
                 )?,
                 manifest_prefix: file.get("S3", "MANIFEST_PREFIX").unwrap_or_default(),
+                coalesce: file.parse_or("S3", "COALESCE", false, "true or false")?,
             },
             local,
             warehouse,

@@ -1013,6 +1013,11 @@ struct Script {
     extra_objects: bool,
     /// `[S3] MANIFEST_PREFIX` is set.
     manifest_prefix: bool,
+    /// `[S3] COALESCE` is on, and the song prefix also holds a pretty-printed song, a
+    /// malformed one and one over 1 MiB.
+    coalesce: bool,
+    /// Where sys_load_error_detail says the song the songs COPY skipped is: (file, line).
+    song_error_at: Option<(&'static str, i64)>,
 }
 
 impl Default for Script {
@@ -1024,6 +1029,8 @@ impl Default for Script {
             serverless: true,
             extra_objects: false,
             manifest_prefix: false,
+            coalesce: false,
+            song_error_at: None,
         }
     }
 }
@@ -1117,6 +1124,15 @@ impl FakeRedshift {
         write("song_data_old/A/TRAOLD.json", "{}");
         write("log_data/2018/11/2018-11-01-events.json", "{}");
         write("log_json_path.json", "{}");
+        if script.coalesce {
+            write("song_data/A/A/C/TRAACPRETTY.json", PRETTY_SONG);
+            write(
+                "song_data/A/A/D/TRAADBROKEN.json",
+                "{\"song_id\": \"SOBROKEN\", ",
+            );
+            write("song_data/A/A/E/TRAAELARGE.json", &large_song());
+            write("song_data/B/TRB.json", ONE_LINE_SONG);
+        }
         if script.extra_objects {
             write("song_data/README.md", "about the songs");
             write("song_data/_SUCCESS", "");
@@ -1143,6 +1159,7 @@ impl FakeRedshift {
         if self.script.manifest_prefix {
             config.s3.manifest_prefix = "s3://manifests/sparkify".into();
         }
+        config.s3.coalesce = self.script.coalesce;
         config
     }
 
@@ -1242,8 +1259,12 @@ impl Script {
             }
             (1..=count)
                 .map(|line| {
+                    let (file, line) = match self.song_error_at {
+                        Some(at) if !events => at,
+                        _ => (bad_file(events), line),
+                    };
                     vec![
-                        Field::StringValue(bad_file(events).into()),
+                        Field::StringValue(file.into()),
                         Field::LongValue(line),
                         Field::StringValue(if events { "ts" } else { "year" }.into()),
                         Field::StringValue("Invalid digit, Value 'a'".into()),
@@ -1543,4 +1564,150 @@ fn etl_on_redshift_needs_the_role() {
         err.contains("[IAM_ROLE] ARN is empty: Redshift's COPY needs a role"),
         "{err}"
     );
+}
+
+const PRETTY_SONG: &str =
+    "{\n  \"song_id\": \"SOPRETTY\",\n  \"artist_id\": \"ARPRETTY\",\n  \"title\": \"Pretty\"\n}";
+const ONE_LINE_SONG: &str =
+    "{\"song_id\": \"SOONE\", \"artist_id\": \"ARONE\", \"title\": \"One\"}\n";
+
+/// A song file over 1 MiB: COPY reads it as itself.
+fn large_song() -> String {
+    format!(
+        "{{\"song_id\": \"SOLARGE\", \"artist_id\": \"ARLARGE\", \"title\": \"{}\"}}",
+        "x".repeat(1 << 20)
+    )
+}
+
+/// The URLs a manifest written under the loopback bucket lists.
+fn manifest_urls(fake: &FakeRedshift, table: &str) -> Vec<String> {
+    let path = fake
+        .bucket
+        .path()
+        .join(format!("manifests/sparkify/sparkify-{table}.manifest"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["mandatory"], true);
+            e["url"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The object behind an `s3://` URL of the loopback bucket.
+fn object(fake: &FakeRedshift, url: &str) -> Vec<u8> {
+    std::fs::read(fake.bucket.path().join(url.strip_prefix("s3://").unwrap())).unwrap()
+}
+
+const PART_0: &str = "s3://manifests/sparkify/sparkify-staging_songs-part-00000.json";
+
+#[test]
+fn coalesced_parts_hold_every_record_of_the_small_files_and_rejects_lead_back_to_them() {
+    // The pretty-printed song starts on line 3 of the part (after two one-line songs), so
+    // the part's line 5 is its line 3.
+    let fake = FakeRedshift::new(Script {
+        coalesce: true,
+        manifest_prefix: true,
+        song_error_at: Some((PART_0, 5)),
+        ..Script::default()
+    });
+    let report = fake.etl(5).unwrap();
+    let log = fake.log();
+    let copy_songs = log
+        .iter()
+        .find(|s| s.starts_with("COPY staging_songs"))
+        .unwrap();
+    assert!(
+        copy_songs.contains("FROM 's3://manifests/sparkify/sparkify-staging_songs.manifest'")
+            && copy_songs.contains("\nMANIFEST\n"),
+        "{copy_songs}"
+    );
+    // Four small songs in one part; the malformed and the large song read as themselves.
+    let songs = manifest_urls(&fake, "staging_songs");
+    assert_eq!(
+        songs,
+        [
+            PART_0,
+            "s3://udacity-dend/song_data/A/A/E/TRAAELARGE.json",
+            "s3://udacity-dend/song_data/A/A/D/TRAADBROKEN.json",
+        ]
+    );
+    // The part holds the same records as the files, as a JSON reader (ours) sees them.
+    let small = [
+        "song_data/A/A/A/TRAAAAW128F429D538.json",
+        "song_data/A/A/B/TRAABJL12903CDCF1A.json",
+        "song_data/A/A/C/TRAACPRETTY.json",
+        "song_data/B/TRB.json",
+    ];
+    let rows_of = |bytes: &[u8]| sparkify::parse::parse_song_file("f", bytes).rows;
+    let from_files: Vec<_> = small
+        .iter()
+        .flat_map(|key| rows_of(&object(&fake, &format!("s3://udacity-dend/{key}"))))
+        .collect();
+    assert_eq!(
+        from_files.len(),
+        2,
+        "the two real songs (the `{{}}` files have no song_id)"
+    );
+    assert_eq!(rows_of(&object(&fake, PART_0)), from_files);
+    // Each file starts on a line of its own: the first lines of the four files.
+    let part = String::from_utf8(object(&fake, PART_0)).unwrap();
+    let lines: Vec<&str> = part.lines().collect();
+    assert_eq!(lines.len(), 8, "{part}");
+    assert_eq!((lines[0], lines[1], lines[2]), ("{}", "{}", "{"));
+    assert!(lines[7].contains("SOONE"), "{part}");
+    // The skipped record is reported where it came from, not where COPY read it.
+    let rejects = inserted_rejects(&log);
+    let song_reject = rejects
+        .iter()
+        .find(|r| r.contains("song_data"))
+        .unwrap_or_else(|| panic!("{rejects:?}"));
+    assert!(
+        song_reject.contains("'s3://udacity-dend/song_data/A/A/C/TRAACPRETTY.json', 3,"),
+        "{song_reject}"
+    );
+    // The summary counts the source files, not the parts.
+    let songs_stats = report
+        .sources
+        .iter()
+        .find(|s| s.source == "song_data")
+        .unwrap();
+    assert_eq!(songs_stats.files, 6);
+    // The log prefix holds one small file: one part of it.
+    assert_eq!(
+        manifest_urls(&fake, "staging_events"),
+        ["s3://manifests/sparkify/sparkify-staging_events-part-00000.json"]
+    );
+}
+
+#[test]
+fn coalescing_needs_a_manifest_prefix_outside_the_sources() {
+    let fake = FakeRedshift::new(Script {
+        coalesce: true,
+        ..Script::default()
+    });
+    let err = format!("{:#}", fake.etl(5).unwrap_err());
+    assert!(
+        err.contains("--coalesce (or [S3] COALESCE)") && err.contains("MANIFEST_PREFIX"),
+        "{err}"
+    );
+    let mut config = fake.config();
+    config.s3.manifest_prefix = "s3://udacity-dend/song_data/coalesced/".into();
+    let err = sparkify::etl::run(
+        &config,
+        &mut fake.warehouse(),
+        &sparkify::etl::EtlOptions::default(),
+        &sparkify::progress::Progress::hidden(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("lies under the source prefix s3://udacity-dend/song_data/"),
+        "{err}"
+    );
+    assert!(!fake.log().iter().any(|s| s.starts_with("COPY")));
 }

@@ -631,6 +631,32 @@ fn print_sql_shows_every_statement_and_sends_none() {
         before_iac.contains("IAM_ROLE '<[IAM_ROLE] ARN, written by iac_create>'"),
         "{before_iac}"
     );
+    fs::write(&config, &with_role).unwrap();
+
+    // --coalesce: each COPY reads a manifest of the parts under MANIFEST_PREFIX.
+    fs::write(
+        &config,
+        with_role.replace(
+            "REGION=us-west-2\n",
+            "REGION=us-west-2\nMANIFEST_PREFIX=s3://my-bucket/sparkify/\n",
+        ),
+    )
+    .unwrap();
+    let coalesced = assert_cmd::Command::cargo_bin("etl")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .args(["--print-sql", "--engine", "redshift", "--coalesce"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    let coalesced = String::from_utf8_lossy(&coalesced.get_output().stdout).to_string();
+    assert!(
+        coalesced.contains("FROM 's3://my-bucket/sparkify/sparkify-staging_songs.manifest'")
+            && coalesced.contains("s3://my-bucket/sparkify/sparkify-staging_songs-part-NNNNN.json")
+            && coalesced.contains("\nMANIFEST\n"),
+        "{coalesced}"
+    );
     fs::write(&config, with_role).unwrap();
 
     let postgres = run("etl", "postgres");
@@ -638,4 +664,13 @@ fn print_sql_shows_every_statement_and_sends_none() {
         postgres.contains("COPY staging_events (artist, auth,") && postgres.contains("FROM STDIN;"),
         "{postgres}"
     );
+    // The local engines read the files themselves: --coalesce is a usage error there.
+    assert_cmd::Command::cargo_bin("etl")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .args(["--print-sql", "--engine", "postgres", "--coalesce"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--coalesce is for Redshift"));
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use sparkify::cli::{exit_code, CommonArgs};
 use sparkify::config::EngineChoice;
 use sparkify::etl::EtlOptions;
@@ -43,7 +43,7 @@ use sparkify::warehouse::SqlPrinter;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing"
+    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
 )]
 struct Args {
     #[command(flatten)]
@@ -63,6 +63,13 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     lock_timeout: u64,
 
+    /// Redshift: fetch each source's small .json objects (under 1 MiB) and write them back to
+    /// back into a few large objects under [S3] MANIFEST_PREFIX, which COPY then reads through
+    /// a manifest: the same records, far fewer objects for COPY to open (see the README).
+    /// Overrides [S3] COALESCE.
+    #[arg(long)]
+    coalesce: bool,
+
     /// List what would be loaded (files and bytes per source) and check the JSONPaths file,
     /// without touching the warehouse.
     #[arg(long, conflicts_with = "print_sql")]
@@ -78,7 +85,24 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_code((|| {
-        let config = args.common.init()?;
+        let mut config = args.common.init()?;
+        let redshift = matches!(
+            config.engine(),
+            EngineChoice::Redshift | EngineChoice::RedshiftData
+        );
+        if args.coalesce && !redshift {
+            Args::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--coalesce is for Redshift, whose COPY reads the sources from S3; the {} \
+                         engine reads the files itself",
+                        config.engine().name()
+                    ),
+                )
+                .exit();
+        }
+        config.s3.coalesce |= args.coalesce;
         if args.dry_run {
             // Redshift reads [S3] itself; the local engines read [LOCAL], else [S3].
             let sources = match config.engine() {

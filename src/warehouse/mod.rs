@@ -3,6 +3,7 @@
 //! connects, runs SQL in its [`Dialect`] and bulk-appends staging rows. Redshift, over the wire
 //! or through the Data API, loads staging itself from S3.
 
+pub mod coalesce;
 mod duckdb;
 mod postgres;
 mod print;

@@ -7,12 +7,13 @@
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use indicatif::ProgressBar;
 
+use super::coalesce::{coalesce, Coalesced};
 use super::{Cell, Warehouse};
 use crate::config::{Config, Location};
 use crate::parse::SourceKind;
 use crate::progress::Progress;
 use crate::record::Reject;
-use crate::s3::{ensure_found, S3Store};
+use crate::s3::{ensure_found, Object, S3Store};
 use crate::schema::Table;
 use crate::source::is_json_name;
 use crate::sql::{self, S3Copy};
@@ -49,6 +50,12 @@ pub struct PlannedCopy {
     pub manifest: Option<Manifest>,
     /// A comment for `--print-sql` where the plan depends on what S3 holds.
     pub note: Option<String>,
+    /// With `--coalesce`, in a real run: the source's `.json` data objects, to be coalesced
+    /// into parts before the COPY (see [`coalesce_sources`]).
+    pub to_coalesce: Option<Vec<Object>>,
+    /// What coalescing made, once done: the parts the manifest lists, and where their lines
+    /// came from.
+    pub coalesced: Option<Coalesced>,
 }
 
 impl PlannedCopy {
@@ -79,10 +86,22 @@ fn manifest_location(prefix: &Location, table: &Table) -> Location {
 /// the prefix holds anything but `.json` objects (a README, a `_SUCCESS` marker, the JSONPaths
 /// file), the COPY goes through a manifest listing exactly the `.json` data objects, written
 /// under `[S3] MANIFEST_PREFIX`; without that setting the run is refused before it starts.
+///
+/// With `[S3] COALESCE` (`etl --coalesce`), every source is COPYed through a manifest of the
+/// parts its small objects are coalesced into (see [`super::coalesce`]), which needs
+/// `MANIFEST_PREFIX` outside both source prefixes (a part under a source prefix would be read
+/// as a source by the next run).
 pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>> {
     let s3 = config.s3_sources()?;
     let manifest_prefix = config.manifest_prefix()?;
     let jsonpaths = s3.log_jsonpath.clone();
+    if config.s3.coalesce {
+        check_coalesce_prefix(
+            config,
+            manifest_prefix.as_ref(),
+            &[&s3.song_data, &s3.log_data],
+        )?;
+    }
     let mut planned = Vec::new();
     for (kind, setting, source) in [
         (SourceKind::Song, "SONG_DATA", s3.song_data),
@@ -91,8 +110,32 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
         let Location::S3 { bucket, key } = &source else {
             unreachable!("s3_sources holds only S3 locations");
         };
-        let store = match listing {
-            Listing::Offline => {
+        let store = match (listing, &manifest_prefix) {
+            (Listing::Offline, Some(prefix)) if config.s3.coalesce => {
+                let location = manifest_location(prefix, kind.table());
+                planned.push(PlannedCopy {
+                    kind,
+                    setting,
+                    note: Some(format!(
+                        "-- --coalesce: etl first fetches the .json objects under {source} \
+                         smaller than 1 MiB and writes them back to back into a few parts \
+                         {prefix}sparkify-{}-part-NNNNN.json; this COPY reads the parts (and \
+                         any larger or malformed object as itself) through the manifest \
+                         {location}",
+                        kind.table().name
+                    )),
+                    source,
+                    manifest: Some(Manifest {
+                        location,
+                        body: String::new(),
+                        entries: 0,
+                    }),
+                    to_coalesce: None,
+                    coalesced: None,
+                });
+                continue;
+            }
+            (Listing::Offline, _) => {
                 let fallback = match &manifest_prefix {
                     Some(prefix) => format!(
                         "a manifest of exactly those, {}",
@@ -109,10 +152,12 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
                     )),
                     source,
                     manifest: None,
+                    to_coalesce: None,
+                    coalesced: None,
                 });
                 continue;
             }
-            Listing::Live(store) => store,
+            (Listing::Live(store), _) => store,
         };
         let name = format!("[S3] {setting}");
         let objects = store.list(bucket, key, |_| true, &name, &ProgressBar::hidden())?;
@@ -123,6 +168,27 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
             .filter(|k| is_json_name(k) && !is_jsonpaths(k))
             .collect();
         ensure_found(data.len(), &name, bucket, key)?;
+        if let (true, Some(prefix)) = (config.s3.coalesce, &manifest_prefix) {
+            let to_coalesce: Vec<Object> = objects
+                .iter()
+                .filter(|o| data.contains(&o.key.as_str()))
+                .cloned()
+                .collect();
+            planned.push(PlannedCopy {
+                kind,
+                setting,
+                manifest: Some(Manifest {
+                    location: manifest_location(prefix, kind.table()),
+                    body: String::new(),
+                    entries: 0,
+                }),
+                source,
+                note: None,
+                to_coalesce: Some(to_coalesce),
+                coalesced: None,
+            });
+            continue;
+        }
         let manifest = if data.len() == objects.len() {
             None
         } else {
@@ -142,16 +208,10 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
                     others.join(", ")
                 );
             };
-            let entries: Vec<serde_json::Value> = data
-                .iter()
-                .map(
-                    |k| serde_json::json!({"url": format!("s3://{bucket}/{k}"), "mandatory": true}),
-                )
-                .collect();
             Some(Manifest {
                 location: manifest_location(prefix, kind.table()),
-                body: serde_json::json!({ "entries": entries }).to_string(),
-                entries: entries.len(),
+                body: manifest_body(data.iter().map(|k| format!("s3://{bucket}/{k}"))),
+                entries: data.len(),
             })
         };
         planned.push(PlannedCopy {
@@ -160,9 +220,97 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
             source,
             manifest,
             note: None,
+            to_coalesce: None,
+            coalesced: None,
         });
     }
     Ok(planned)
+}
+
+/// A COPY manifest listing `urls`, each mandatory: COPY fails if one is missing
+/// (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html).
+fn manifest_body(urls: impl Iterator<Item = String>) -> String {
+    let entries: Vec<serde_json::Value> = urls
+        .map(|url| serde_json::json!({"url": url, "mandatory": true}))
+        .collect();
+    serde_json::json!({ "entries": entries }).to_string()
+}
+
+/// `--coalesce` writes its parts under `[S3] MANIFEST_PREFIX`, which must be set and lie
+/// outside the source prefixes.
+fn check_coalesce_prefix(
+    config: &Config,
+    prefix: Option<&Location>,
+    sources: &[&Location],
+) -> Result<()> {
+    let Some(prefix) = prefix else {
+        bail!(
+            "{}: --coalesce (or [S3] COALESCE) writes the coalesced sources under [S3] \
+             MANIFEST_PREFIX, which is empty: set it to an s3:// prefix you may write and the IAM \
+             role may read, outside the source prefixes",
+            config.path.display()
+        );
+    };
+    for source in sources {
+        if let (
+            Location::S3 { bucket, key },
+            Location::S3 {
+                bucket: source_bucket,
+                key: source_key,
+            },
+        ) = (prefix, source)
+        {
+            if bucket == source_bucket && key.starts_with(source_key.as_str()) {
+                bail!(
+                    "{}: [S3] MANIFEST_PREFIX = {prefix} lies under the source prefix {source}: \
+                     the coalesced parts would be read as sources by the next run; choose a \
+                     prefix outside both sources",
+                    config.path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Coalesces the sources planned for it (see [`super::coalesce`]) and fills in their
+/// manifests: the parts, then the objects kept apart.
+pub fn coalesce_sources(
+    store: &S3Store,
+    config: &Config,
+    planned: &mut [PlannedCopy],
+    progress: &Progress,
+) -> Result<()> {
+    let Some(prefix) = config.manifest_prefix()? else {
+        return Ok(());
+    };
+    for copy in planned.iter_mut() {
+        let Some(objects) = copy.to_coalesce.take() else {
+            continue;
+        };
+        let Location::S3 { bucket, .. } = &copy.source else {
+            unreachable!("s3_sources holds only S3 locations");
+        };
+        let bar = progress.items(&format!("coalesce {}", copy.kind.name()), 0);
+        let coalesced = coalesce(store, bucket, &objects, &prefix, copy.kind.table(), &bar)?;
+        bar.finish_and_clear();
+        let urls = coalesced.manifest_urls();
+        tracing::info!(
+            source = copy.kind.name(),
+            files = coalesced.files,
+            parts = coalesced.parts.len(),
+            apart = coalesced.apart.len(),
+            "coalesced"
+        );
+        let manifest = copy
+            .manifest
+            .as_mut()
+            .expect("a coalesced source has a manifest");
+        manifest.entries = urls.len();
+        manifest.body = manifest_body(urls.into_iter());
+        copy.coalesced = Some(coalesced);
+    }
+    Ok(())
 }
 
 /// Writes the manifests of the planned COPYs.
@@ -236,8 +384,9 @@ pub fn copy_staging_from_s3(
     // Refused before anything is listed or sent.
     sql::redshift_maxerror(max_errors)
         .map_err(|e| anyhow!("{}: [WAREHOUSE] MAX_ERRORS: {e}", config.path.display()))?;
-    let planned = plan_copies(config, listing)?;
+    let mut planned = plan_copies(config, listing)?;
     if let Listing::Live(store) = listing {
+        coalesce_sources(store, config, &mut planned, progress)?;
         write_manifests(store, &planned)?;
     }
     let bar = progress.items("copy", planned.len() as u64);
@@ -325,14 +474,29 @@ pub fn copy_staging_from_s3(
         if raw_lines && !rejects.is_empty() {
             add_raw_lines(warehouse, &mut rejects)?;
         }
+        if let Some(coalesced) = &copy.coalesced {
+            for reject in &mut rejects {
+                if let Some((file, line)) = reject
+                    .line
+                    .and_then(|line| coalesced.origin(&reject.file, line))
+                {
+                    reject.file = file;
+                    reject.line = Some(line);
+                }
+            }
+        }
         for statement in sql::insert_rejects_redshift(&rejects) {
             warehouse.execute(&statement)?;
         }
         let rejected = rejects.len() as u64 + out_of_range;
         all.push(SourceStats {
             source: copy.kind.name(),
-            files: copy.manifest.as_ref().map_or(0, |m| m.entries as u64),
-            bytes: 0,
+            files: match (&copy.coalesced, &copy.manifest) {
+                (Some(coalesced), _) => coalesced.files,
+                (None, Some(manifest)) => manifest.entries as u64,
+                (None, None) => 0,
+            },
+            bytes: copy.coalesced.as_ref().map_or(0, |c| c.bytes),
             records: outcome.loaded_rows + rejects.len() as u64,
             staged: outcome.loaded_rows - out_of_range,
             rejected,
