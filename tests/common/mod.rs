@@ -203,10 +203,23 @@ fn event(
     .to_string()
 }
 
+/// A page view of user 5 (not a play).
+fn visit(session: u32, item: u32, level: &str, first_name: &str, ts: i64) -> String {
+    serde_json::json!({
+        "artist": null, "auth": "Logged In", "firstName": first_name, "gender": "M",
+        "itemInSession": item, "lastName": "L", "length": null, "level": level,
+        "location": "Here", "method": "GET", "page": "Home",
+        "registration": 1540991795796.0, "sessionId": session, "song": null, "status": 200,
+        "ts": ts, "userAgent": "UA", "userId": "5",
+    })
+    .to_string()
+}
+
 /// Sources that pin the contract's comparisons: a title that differs from another only by a
 /// trailing blank, durations exactly 0.01 s apart, a song_id whose duplicate records name
 /// different artists, levels that are not exactly free or paid, plays in ISO weeks that
-/// straddle a new year, and a title longer than its column.
+/// straddle a new year, a title longer than its column, and a user whose latest event is
+/// decided by every tie-break.
 pub fn semantics_sources(dir: &Path) {
     const NOV_15: i64 = 1_542_283_200_000; // 2018-11-15 12:00 UTC, ISO week 46 of 2018
     const DEC_31: i64 = 1_546_257_600_000; // 2018-12-31, ISO week 1 of 2019
@@ -229,6 +242,14 @@ pub fn semantics_sources(dir: &Path) {
         event(2, 3, 1, "free", "Z", "X", 1.0, JAN_3_2018),
         // A title longer than the column's 512 bytes: rejected.
         event(3, 4, 1, "free", &long_title, "X", 1.0, NOV_15),
+        // User 5's latest event: the greatest ts, then item, then session, then the first
+        // level, then the first first name. Only "Abe" passes every tie-break.
+        visit(9, 1, "paid", "Old", NOV_15 + 10),
+        visit(4, 1, "paid", "Low", NOV_15 + 20),
+        visit(3, 2, "paid", "Sess", NOV_15 + 20),
+        visit(4, 2, "paid", "Zed", NOV_15 + 20),
+        visit(4, 2, "free", "Yan", NOV_15 + 20),
+        visit(4, 2, "free", "Abe", NOV_15 + 20),
     ];
     fs::write(dir.join("log_data/events.json"), lines.join("\n")).unwrap();
     let song = |id: &str, artist_id: &str, artist: &str, title: &str, duration: f64| {
@@ -272,6 +293,11 @@ pub fn assert_semantics(ws: &Workspace, engine: &str) {
         ],
         "{engine}"
     );
+    let user = ws.rows(
+        Some(engine),
+        "(SELECT first_name, level FROM users WHERE user_id = 5) u",
+    );
+    assert_eq!(user, ["[Text(\"Abe\"), Text(\"free\")]"], "{engine}");
     let errors = ws.rows(Some(engine), "(SELECT reason FROM load_errors) e");
     assert_eq!(errors.len(), 1, "{engine}: {errors:?}");
     assert!(

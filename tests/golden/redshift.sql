@@ -239,15 +239,20 @@ WHERE pick = 1;
 INSERT INTO users (user_id, first_name, last_name, gender, level)
 SELECT user_id, first_name, last_name, gender, level
 FROM (
-    SELECT user_id, first_name, last_name, gender, level,
+    SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
            ROW_NUMBER() OVER (
-               PARTITION BY user_id
-               ORDER BY ts DESC NULLS LAST, item_in_session DESC NULLS LAST,
-                        session_id DESC NULLS LAST, level NULLS LAST, LENGTH(level), first_name NULLS LAST, LENGTH(first_name),
-                        last_name NULLS LAST, LENGTH(last_name), gender NULLS LAST, LENGTH(gender)
+               PARTITION BY e.user_id
+               ORDER BY e.item_in_session DESC NULLS LAST, e.session_id DESC NULLS LAST,
+                        e.level NULLS LAST, LENGTH(e.level), e.first_name NULLS LAST, LENGTH(e.first_name), e.last_name NULLS LAST, LENGTH(e.last_name), e.gender NULLS LAST, LENGTH(e.gender)
            ) AS pick
-    FROM staging_events
-    WHERE user_id IS NOT NULL
+    FROM staging_events e
+    JOIN (
+        SELECT user_id, MAX(ts) AS ts
+        FROM staging_events
+        WHERE user_id IS NOT NULL
+        GROUP BY user_id
+    ) latest
+      ON e.user_id = latest.user_id AND e.ts = latest.ts
 ) ranked
 WHERE pick = 1;
 
@@ -305,12 +310,12 @@ WHERE pick = 1;
 -- transform time
 INSERT INTO time (start_time, hour, day, week, month, year, weekday)
 SELECT start_time,
-       CAST(EXTRACT(hour FROM start_time) AS INTEGER),
-       CAST(EXTRACT(day FROM start_time) AS INTEGER),
-       CAST(EXTRACT(week FROM start_time) AS INTEGER),
-       CAST(EXTRACT(month FROM start_time) AS INTEGER),
-       CAST(EXTRACT(year FROM start_time) AS INTEGER),
-       CAST(EXTRACT(dow FROM start_time) AS INTEGER)
+       CAST(DATE_PART('hour', start_time) AS INTEGER),
+       CAST(DATE_PART('day', start_time) AS INTEGER),
+       CAST(DATE_PART('week', start_time) AS INTEGER),
+       CAST(DATE_PART('month', start_time) AS INTEGER),
+       CAST(DATE_PART('year', start_time) AS INTEGER),
+       CAST(DATE_PART('dow', start_time) AS INTEGER)
 FROM (SELECT DISTINCT start_time FROM songplays) plays;
 
 -- keys songs(song_id)
