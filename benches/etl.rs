@@ -4,14 +4,18 @@
 //!
 //! It measures, on warm page cache:
 //! 1. read: every source file read into memory, in parallel (the I/O floor);
-//! 2. read + parse: the same, typed into staging rows by the library's parser (the floor);
+//! 2. read + parse: the same, typed into staging rows by the library's parser (the floor),
+//!    in chunks of at most 1 GiB so that a 10M-event dataset fits in memory;
 //! 3. etl: the real `create_tables` + `etl` binaries, end to end into a fresh DuckDB file, and
 //!    into a PostgreSQL database of its own when `DATABASE_URL` (default 127.0.0.1:5432 as
-//!    postgres) answers, each the median of `--runs` (default 3), with etl's peak memory.
+//!    postgres) answers, each the median of `--runs` (default 3), with etl's peak memory;
+//! 4. the reference: plain DuckDB SQL over `read_json` building the same star schema
+//!    (`bench/plain_duckdb.py`, with Python's duckdb package of the bundled DuckDB's release:
+//!    the bundled build has no `json` extension, see the README), when `python3` can import
+//!    it; its tables must hold as many rows as the toolkit's, or the bench fails.
 //!
 //! It prints the figures and writes them, with the machine's cores and memory, to
-//! `bench/RESULTS.md`. Plain DuckDB SQL over `read_json` is not measured: the bundled DuckDB
-//! is built without its `json` extension (see the README), and installing it needs the network.
+//! `bench/RESULTS.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,32 +102,7 @@ fn main() {
     )
     .expect("JSONPaths");
 
-    let read = || {
-        [&songs, &logs]
-            .iter()
-            .flat_map(|source| source.read(&source.files))
-            .map(|contents| contents.map(|b| b.len()).unwrap_or(0))
-            .sum::<usize>()
-    };
-    read(); // warm the page cache
-    let start = Instant::now();
-    read();
-    let read_s = seconds(start);
-
-    let start = Instant::now();
-    let parse = |source: &Discovered, kind: SourceKind, mapping: Option<&JsonPaths>| {
-        let contents = source.read(&source.files);
-        source
-            .files
-            .par_iter()
-            .zip(&contents)
-            .map(|(f, c)| parse_file(f, c, kind, mapping).map_or(0, |p| p.records()))
-            .sum::<u64>()
-    };
-    let records =
-        parse(&songs, SourceKind::Song, None) + parse(&logs, SourceKind::Log, Some(&mapping));
-    let parse_s = seconds(start);
-
+    let (read_s, parse_s, records) = floor(&songs, &logs, &mapping);
     let sources = format!(
         "[LOCAL]\nLOG_DATA={0}/log_data\nSONG_DATA={0}/song_data\nLOG_JSONPATH={0}/log_json_path.json\n",
         data.display()
@@ -135,6 +114,14 @@ fn main() {
         "duckdb",
         &format!("{sources}[WAREHOUSE]\nDUCKDB_PATH={}\n", duckdb.display()),
     );
+    let duck_rows = star_rows(&duckdb);
+    let reference = measure_reference(&options, &data, &sources);
+    if let Ok(reference) = &reference {
+        assert_eq!(
+            reference.rows, duck_rows,
+            "plain DuckDB SQL and the toolkit built star schemas of different sizes"
+        );
+    }
     let postgres = match BenchDatabase::create("etl") {
         Ok(database) => Some(measure_engine(
             &options,
@@ -170,25 +157,54 @@ fn main() {
         logs.files.len(),
         mib,
     ));
-    out.push_str("| step | seconds | MiB/s | against the floor | peak memory |\n");
-    out.push_str("| --- | --- | --- | --- | --- |\n");
+    let reference_s = reference.as_ref().ok().map(|r| r.seconds);
+    let against_reference =
+        |seconds: f64| reference_s.map_or(String::new(), |r| format!("{:.2}x", seconds / r));
+    out.push_str(
+        "| step | seconds | MiB/s | against the floor | against plain DuckDB SQL | peak memory |\n",
+    );
+    out.push_str("| --- | --- | --- | --- | --- | --- |\n");
     out.push_str(&format!(
-        "| read | {read_s:.2} | {:.0} | | |\n",
+        "| read | {read_s:.2} | {:.0} | | | |\n",
         mib / read_s
     ));
     out.push_str(&format!(
-        "| read + parse (the floor) | {parse_s:.2} | {:.0} | 1.00x | |\n",
+        "| read + parse (the floor) | {parse_s:.2} | {:.0} | 1.00x | | |\n",
         mib / parse_s
     ));
+    if let Ok(r) = &reference {
+        out.push_str(&format!(
+            "| plain DuckDB SQL over read_json (the reference) | {:.2} | {:.0} | {:.2}x | 1.00x | {:.0} MiB |\n",
+            r.seconds,
+            mib / r.seconds,
+            r.seconds / parse_s,
+            r.peak_mib
+        ));
+    }
     for run in std::iter::once(&duck).chain(postgres.as_ref()) {
         out.push_str(&format!(
-            "| {} create_tables + etl | {:.2} | {:.0} | {:.2}x | {} |\n",
+            "| {} create_tables + etl | {:.2} | {:.0} | {:.2}x | {} | {} |\n",
             run.engine,
             run.seconds,
             mib / run.seconds,
             run.seconds / parse_s,
+            against_reference(run.seconds),
             run.peak
         ));
+    }
+    match &reference {
+        Ok(r) => out.push_str(&format!(
+            "\nThe reference ran DuckDB {} (Python package) against the toolkit's bundled {}; \
+             its star schema has the same row counts ({}).\n",
+            r.version,
+            bundled_duckdb_version(),
+            duck_rows
+                .iter()
+                .map(|(table, n)| format!("{table} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(why) => out.push_str(&format!("\nPlain DuckDB SQL: not measured ({why})\n")),
     }
     if let Some(pg) = &postgres {
         out.push_str(&format!(
@@ -269,4 +285,180 @@ fn measure_engine(options: &Options, engine: &'static str, config: &str) -> Engi
     runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
     let median = runs.len() / 2;
     runs.swap_remove(median)
+}
+
+/// Reads and parses every source file as the loader would, in chunks of at most
+/// [`FLOOR_CHUNK_BYTES`]: (seconds to read, seconds to read and parse, records parsed).
+fn floor(songs: &Discovered, logs: &Discovered, mapping: &JsonPaths) -> (f64, f64, u64) {
+    let chunks = |source: &Discovered| {
+        let mut chunks: Vec<std::ops::Range<usize>> = Vec::new();
+        let (mut first, mut bytes) = (0, 0);
+        for (i, file) in source.files.iter().enumerate() {
+            if bytes + file.size > FLOOR_CHUNK_BYTES && i > first {
+                chunks.push(first..i);
+                (first, bytes) = (i, 0);
+            }
+            bytes += file.size;
+        }
+        chunks.push(first..source.files.len());
+        chunks
+    };
+    let read = || {
+        let mut total = 0;
+        for source in [songs, logs] {
+            for chunk in chunks(source) {
+                total += source
+                    .read(&source.files[chunk])
+                    .iter()
+                    .map(|contents| contents.as_ref().map_or(0, |b| b.len()))
+                    .sum::<usize>();
+            }
+        }
+        total
+    };
+    read(); // warm the page cache
+    let start = Instant::now();
+    read();
+    let read_s = seconds(start);
+
+    let start = Instant::now();
+    let mut records = 0;
+    for (source, kind, mapping) in [
+        (songs, SourceKind::Song, None),
+        (logs, SourceKind::Log, Some(mapping)),
+    ] {
+        for chunk in chunks(source) {
+            let files = &source.files[chunk];
+            let contents = source.read(files);
+            records += files
+                .par_iter()
+                .zip(&contents)
+                .map(|(f, c)| parse_file(f, c, kind, mapping).map_or(0, |p| p.records()))
+                .sum::<u64>();
+        }
+    }
+    (read_s, seconds(start), records)
+}
+
+/// The floor reads and parses at most this many bytes at a time.
+const FLOOR_CHUNK_BYTES: u64 = 1 << 30;
+
+/// Rows of each star table in a DuckDB warehouse.
+fn star_rows(path: &Path) -> Vec<(&'static str, u64)> {
+    let conn = duckdb::Connection::open(path).expect("open the benchmark's warehouse");
+    STAR_TABLES
+        .iter()
+        .map(|table| {
+            let rows: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .expect("count rows");
+            (*table, rows as u64)
+        })
+        .collect()
+}
+
+const STAR_TABLES: [&str; 5] = ["songplays", "users", "songs", "artists", "time"];
+
+/// The release of the DuckDB this crate bundles, as `2.0.0`.
+fn bundled_duckdb_version() -> String {
+    let conn = duckdb::Connection::open_in_memory().expect("in-memory DuckDB");
+    let version: String = conn
+        .query_row("SELECT version()", [], |r| r.get(0))
+        .expect("DuckDB version");
+    version.trim_start_matches('v').to_string()
+}
+
+/// The plain DuckDB SQL reference's figures.
+struct ReferenceRun {
+    seconds: f64,
+    peak_mib: f64,
+    version: String,
+    rows: Vec<(&'static str, u64)>,
+}
+
+/// Runs `bench/plain_duckdb.py` `options.runs` times on the same files, whole processes, with
+/// the DDL and transform `--print-sql` gives for DuckDB; the median run. An error says why it
+/// could not run (no python3, or no duckdb package for it).
+fn measure_reference(
+    options: &Options,
+    data: &Path,
+    sources: &str,
+) -> Result<ReferenceRun, String> {
+    let version = Command::new("python3")
+        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !version.status.success() {
+        return Err(format!(
+            "python3 cannot import duckdb; `pip install duckdb=={}` adds it",
+            bundled_duckdb_version()
+        ));
+    }
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let warehouse = options.dir.join("reference.duckdb");
+    let config = options.dir.join("bench-reference.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "{sources}[WAREHOUSE]\nDUCKDB_PATH={}\n",
+            warehouse.display()
+        ),
+    )
+    .expect("write config");
+    let print_sql = |binary: &str, file: &str| {
+        let output = Command::new(binary)
+            .args(["-q", "--print-sql", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run --print-sql");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let path = options.dir.join(file);
+        std::fs::write(&path, &output.stdout).expect("write SQL");
+        path
+    };
+    let ddl = print_sql(env!("CARGO_BIN_EXE_create_tables"), "reference-ddl.sql");
+    let etl = print_sql(env!("CARGO_BIN_EXE_etl"), "reference-etl.sql");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/plain_duckdb.py");
+    let mut runs = Vec::new();
+    for _ in 0..options.runs.max(1) {
+        for stale in [warehouse.clone(), warehouse.with_extension("duckdb.wal")] {
+            let _ = std::fs::remove_file(stale);
+        }
+        let start = Instant::now();
+        let output = Command::new("python3")
+            .arg(&script)
+            .arg(data)
+            .arg(&warehouse)
+            .arg(&ddl)
+            .arg(&etl)
+            .output()
+            .expect("run plain_duckdb.py");
+        let seconds = seconds(start);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("plain_duckdb.py prints JSON");
+        let rows = STAR_TABLES
+            .iter()
+            .map(|table| (*table, report["rows"][table].as_u64().expect("row count")))
+            .collect();
+        runs.push(ReferenceRun {
+            seconds,
+            peak_mib: report["peak_mib"].as_f64().unwrap_or(f64::NAN),
+            version: version.clone(),
+            rows,
+        });
+    }
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let median = runs.len() / 2;
+    let reference = runs.swap_remove(median);
+    let _ = std::fs::remove_file(&warehouse);
+    Ok(reference)
 }
