@@ -15,7 +15,8 @@
 //!    it; its tables must hold as many rows as the toolkit's, or the bench fails.
 //!
 //! It prints the figures and writes them, with the machine's cores and memory, to
-//! `bench/RESULTS.md`.
+//! `bench/RESULTS.md` for the default dataset, `bench/RESULTS-<songs>-songs-<events>-events.md`
+//! for another.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,10 +40,13 @@ struct Options {
     dir: PathBuf,
 }
 
+const DEFAULT_SONGS: usize = 15_000;
+const DEFAULT_EVENTS: usize = 1_000_000;
+
 fn options() -> Options {
     let mut options = Options {
-        songs: 15_000,
-        events: 1_000_000,
+        songs: DEFAULT_SONGS,
+        events: DEFAULT_EVENTS,
         runs: 3,
         dir: std::env::temp_dir().join("sparkify-bench"),
     };
@@ -218,7 +222,13 @@ fn main() {
         out.push_str(&format!("\n{} etl phases: {}\n", run.engine, run.phases));
     }
     print!("{out}");
-    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
+    // The default dataset's figures in RESULTS.md, other sizes beside it.
+    let name = if (options.songs, options.events) == (DEFAULT_SONGS, DEFAULT_EVENTS) {
+        "RESULTS.md".to_string()
+    } else {
+        format!("RESULTS-{}-songs-{}-events.md", options.songs, options.events)
+    };
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join(name);
     std::fs::create_dir_all(results.parent().unwrap()).expect("bench/");
     std::fs::write(
         &results,
