@@ -11,6 +11,7 @@ use duckdb::types::ValueRef;
 use duckdb::Connection;
 
 use super::{first_line, Cell, QueryResult, Warehouse};
+use crate::config::MemoryLimit;
 use crate::schema::Table;
 use crate::sql::{self, Dialect};
 
@@ -20,13 +21,17 @@ pub struct DuckDbWarehouse {
 }
 
 impl DuckDbWarehouse {
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_waiting(path, Duration::ZERO)
+    pub fn open(path: &Path, memory_limit: &MemoryLimit) -> Result<Self> {
+        Self::open_waiting(path, memory_limit, Duration::ZERO)
     }
 
     /// Opens the file, waiting at most `timeout` while another process holds its lock (DuckDB
     /// allows one process to write a file: https://duckdb.org/docs/stable/connect/concurrency).
-    pub fn open_waiting(path: &Path, timeout: Duration) -> Result<Self> {
+    pub fn open_waiting(
+        path: &Path,
+        memory_limit: &MemoryLimit,
+        timeout: Duration,
+    ) -> Result<Self> {
         let started = Instant::now();
         let conn = loop {
             match Connection::open(path) {
@@ -60,8 +65,8 @@ impl DuckDbWarehouse {
                 }
             }
         };
-        conn.execute_batch(sql::DUCKDB_SESSION)
-            .context("cannot configure DuckDB")?;
+        conn.execute_batch(&sql::duckdb_session(memory_limit))
+            .context("cannot configure DuckDB: check [WAREHOUSE] DUCKDB_MEMORY_LIMIT")?;
         Ok(DuckDbWarehouse {
             path: path.to_path_buf(),
             conn,
@@ -176,7 +181,21 @@ mod tests {
         "INSERT INTO time VALUES (TIMESTAMP '2018-11-04 10:00:00', 10, 4, 44, 11, 2018, 0)";
 
     fn warehouse(dir: &tempfile::TempDir) -> DuckDbWarehouse {
-        DuckDbWarehouse::open(&dir.path().join("w.duckdb")).unwrap()
+        DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &MemoryLimit::default_limit()).unwrap()
+    }
+
+    #[test]
+    fn the_memory_limit_reaches_duckdb() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit: MemoryLimit = "100MB".parse().unwrap();
+        let mut wh = DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &limit).unwrap();
+        let shown = wh
+            .query("SELECT current_setting('memory_limit')")
+            .unwrap()
+            .rows[0][0]
+            .to_string();
+        // DuckDB shows 100 MB (10^8 bytes) in binary units.
+        assert_eq!(shown, "95.3 MiB");
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub fn open_for_load(
     match config.engine() {
         EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open_waiting(
             &config.warehouse.duckdb_path,
+            &config.warehouse.duckdb_memory_limit,
             lock_timeout,
         )?)),
         _ => open(config),
@@ -166,6 +167,7 @@ pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
     match config.engine() {
         EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open(
             &config.warehouse.duckdb_path,
+            &config.warehouse.duckdb_memory_limit,
         )?)),
         EngineChoice::Postgres => Ok(Box::new(PostgresWarehouse::connect(&config.cluster)?)),
         EngineChoice::Redshift => Ok(Box::new(RedshiftWarehouse::connect(&config.cluster)?)),
