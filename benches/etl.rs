@@ -226,9 +226,14 @@ fn main() {
     let name = if (options.songs, options.events) == (DEFAULT_SONGS, DEFAULT_EVENTS) {
         "RESULTS.md".to_string()
     } else {
-        format!("RESULTS-{}-songs-{}-events.md", options.songs, options.events)
+        format!(
+            "RESULTS-{}-songs-{}-events.md",
+            options.songs, options.events
+        )
     };
-    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join(name);
+    let results = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench")
+        .join(name);
     std::fs::create_dir_all(results.parent().unwrap()).expect("bench/");
     std::fs::write(
         &results,
