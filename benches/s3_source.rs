@@ -1,7 +1,8 @@
 //! What reading the sources through the S3 client costs against reading them from disk: the
 //! same generated dataset served by s3s-fs on loopback (so the network is not the limit) and
-//! read through `Discovered::read`, listing included. Run it with
-//! `cargo bench --bench s3_source -- [--songs N] [--events N]`.
+//! read through `Discovered::read`, listing included; then what `etl --coalesce` costs before
+//! Redshift's COPY: the song files fetched and written back as parts to the same server. Run it
+//! with `cargo bench --bench s3_source -- [--songs N] [--events N]`.
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use sparkify::config::{Location, S3Config};
 use sparkify::gen_data::{generate, GenOptions};
 use sparkify::s3::S3Store;
 use sparkify::source::{discover, discover_dir, Discovered};
+use sparkify::warehouse::coalesce::coalesce;
 
 fn total(source: &Discovered) -> usize {
     source
@@ -90,6 +92,30 @@ fn main() {
     let s3_s = start.elapsed().as_secs_f64();
     assert_eq!(remote, bytes, "S3 returned other bytes than the disk holds");
 
+    // --coalesce: list the song files, fetch them, write them back to back as parts.
+    let start = Instant::now();
+    let objects = store
+        .list("bucket", "song_data/", |_| true, "bench", &hidden)
+        .unwrap();
+    let prefix = Location::S3 {
+        bucket: "bucket".into(),
+        key: "coalesced/".into(),
+    };
+    let coalesced = coalesce(
+        &store,
+        "bucket",
+        &objects,
+        &prefix,
+        &sparkify::schema::STAGING_SONGS,
+        &hidden,
+    )
+    .unwrap();
+    let coalesce_s = start.elapsed().as_secs_f64();
+    assert!(
+        coalesced.apart.is_empty(),
+        "every generated song file is whole JSON"
+    );
+
     let mib = bytes as f64 / (1 << 20) as f64;
     println!("{files} files, {mib:.0} MiB");
     println!(
@@ -100,5 +126,10 @@ fn main() {
         "S3 (s3s-fs, loopback) {s3_s:6.2} s  {:7.0} MiB/s  {:6.0} objects/s (listing {list_s:.2} s)",
         mib / s3_s,
         files as f64 / s3_s
+    );
+    println!(
+        "coalesce {} song files into {} parts (list, fetch, write) {coalesce_s:6.2} s",
+        coalesced.files,
+        coalesced.parts.len()
     );
 }

@@ -169,9 +169,10 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
             .collect();
         ensure_found(data.len(), &name, bucket, key)?;
         if let (true, Some(prefix)) = (config.s3.coalesce, &manifest_prefix) {
+            // The same test as `data`'s, not a lookup in it: a catalogue has 10^5 objects.
             let to_coalesce: Vec<Object> = objects
                 .iter()
-                .filter(|o| data.contains(&o.key.as_str()))
+                .filter(|o| is_json_name(&o.key) && !is_jsonpaths(&o.key))
                 .cloned()
                 .collect();
             planned.push(PlannedCopy {
