@@ -34,8 +34,28 @@ const PART_TARGET_BYTES: u64 = 64 << 20;
 /// a multiple of the slices of any node type (2, 4 or 16 slices per node:
 /// https://docs.aws.amazon.com/redshift/latest/mgmt/working-with-clusters.html#rs-about-clusters-and-nodes).
 const SLICE_MULTIPLE: u64 = 16;
-/// Objects fetched per round; the store fetches them concurrently.
+/// Objects fetched per round, at most this many and this many bytes; the store fetches a
+/// round's objects concurrently.
 const FETCH_ROUND: usize = 1024;
+const FETCH_ROUND_BYTES: u64 = 64 << 20;
+
+/// `objects` cut into fetch rounds, in order.
+fn fetch_rounds<'a>(objects: &[&'a Object]) -> Vec<Vec<&'a Object>> {
+    let mut rounds: Vec<Vec<&Object>> = vec![Vec::new()];
+    let mut bytes = 0;
+    for &object in objects {
+        let round = rounds.last_mut().expect("one round at least");
+        if !round.is_empty()
+            && (round.len() == FETCH_ROUND || bytes + object.size > FETCH_ROUND_BYTES)
+        {
+            rounds.push(Vec::new());
+            bytes = 0;
+        }
+        rounds.last_mut().expect("just pushed").push(object);
+        bytes += object.size;
+    }
+    rounds
+}
 
 /// Where each file of a part starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +227,7 @@ pub fn coalesce(
     };
     let mut apart: Vec<String> = large.iter().map(|o| url(&o.key)).collect();
     bar.set_length(small.len() as u64);
-    for round in small.chunks(FETCH_ROUND) {
+    for round in fetch_rounds(&small) {
         let keys: Vec<&str> = round.iter().map(|o| o.key.as_str()).collect();
         for (key, contents) in keys.iter().zip(store.get_many(bucket, &keys)) {
             let bytes = match contents {
@@ -247,6 +267,30 @@ mod tests {
         assert_eq!(part_count(2048 * MIB), 32);
         assert_eq!(part_count(5000 * MIB) % 16, 0);
         assert!(5000 * MIB / part_count(5000 * MIB) <= PART_TARGET_BYTES);
+    }
+
+    #[test]
+    fn fetch_rounds_bound_keys_and_bytes() {
+        let objects: Vec<Object> = (0..3000)
+            .map(|i| Object {
+                key: format!("k{i}"),
+                size: if i < 2000 { 100 } else { 900 * 1024 },
+            })
+            .collect();
+        let refs: Vec<&Object> = objects.iter().collect();
+        let rounds = fetch_rounds(&refs);
+        assert_eq!(rounds.iter().map(Vec::len).sum::<usize>(), 3000);
+        assert_eq!(rounds[0].len(), FETCH_ROUND);
+        for round in &rounds {
+            let bytes: u64 = round.iter().map(|o| o.size).sum();
+            assert!(
+                round.len() <= FETCH_ROUND && bytes <= FETCH_ROUND_BYTES,
+                "{bytes}"
+            );
+        }
+        let keys: Vec<&str> = rounds.iter().flatten().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys[2999], "k2999", "in order");
+        assert!(fetch_rounds(&[]).iter().all(Vec::is_empty));
     }
 
     #[test]
