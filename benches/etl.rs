@@ -26,12 +26,14 @@ mod common;
 
 use common::BenchDatabase;
 use rayon::prelude::*;
+use sparkify::config::Config;
 use sparkify::gen_data::{generate, GenOptions};
 use sparkify::jsonpaths::JsonPaths;
 use sparkify::load::parse_file;
 use sparkify::parse::SourceKind;
-use sparkify::schema::STAGING_EVENTS;
+use sparkify::schema::{STAGING_EVENTS, STAR_TABLES};
 use sparkify::source::{discover_dir, Discovered};
+use sparkify::sql;
 
 struct Options {
     songs: usize,
@@ -118,7 +120,7 @@ fn main() {
         "duckdb",
         &format!("{sources}[WAREHOUSE]\nDUCKDB_PATH={}\n", duckdb.display()),
     );
-    let duck_rows = star_rows(&duckdb);
+    let duck_rows = star_rows(&duck.config);
     let reference = measure_reference(&options, &data, &sources);
     if let Ok(reference) = &reference {
         assert_eq!(
@@ -250,6 +252,8 @@ fn main() {
 /// One engine's end-to-end figures.
 struct EngineRun {
     engine: &'static str,
+    /// The config the run used.
+    config: PathBuf,
     /// Median wall time of create_tables + etl.
     seconds: f64,
     peak: String,
@@ -274,14 +278,9 @@ fn measure_engine(options: &Options, engine: &'static str, config: &str) -> Engi
         let output = Command::new(env!("CARGO_BIN_EXE_etl"))
             .args(["-q", "--config"])
             .arg(&path)
-            .output()
-            .expect("run etl");
+            .output();
         let seconds = seconds(start);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = succeeded(output, "etl");
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
         let line = |prefix: &str| {
             stdout
@@ -292,14 +291,13 @@ fn measure_engine(options: &Options, engine: &'static str, config: &str) -> Engi
         };
         runs.push(EngineRun {
             engine,
+            config: path.clone(),
             seconds,
             peak: line("peak memory: "),
             phases: line("time: "),
         });
     }
-    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-    let median = runs.len() / 2;
-    runs.swap_remove(median)
+    median(runs, |run| run.seconds)
 }
 
 /// Reads and parses every source file as the loader would, in chunks of at most
@@ -358,21 +356,40 @@ fn floor(songs: &Discovered, logs: &Discovered, mapping: &JsonPaths) -> (f64, f6
 /// The floor reads and parses at most this many bytes at a time.
 const FLOOR_CHUNK_BYTES: u64 = 1 << 30;
 
-/// Rows of each star table in a DuckDB warehouse.
-fn star_rows(path: &Path) -> Vec<(&'static str, u64)> {
-    let conn = duckdb::Connection::open(path).expect("open the benchmark's warehouse");
+/// Rows of each star table in the warehouse `config` names, through the library.
+fn star_rows(config: &Path) -> Vec<(&'static str, u64)> {
+    let config = Config::load(config).expect("the benchmark's config");
+    let mut warehouse = sparkify::warehouse::open(&config).expect("open the benchmark's warehouse");
     STAR_TABLES
         .iter()
         .map(|table| {
-            let rows: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-                .expect("count rows");
-            (*table, rows as u64)
+            let rows = warehouse
+                .query(&sql::count_rows(table))
+                .expect("count rows")
+                .single_int()
+                .expect("a count");
+            (table.name, rows as u64)
         })
         .collect()
 }
 
-const STAR_TABLES: [&str; 5] = ["songplays", "users", "songs", "artists", "time"];
+/// The run in the middle when ordered by `seconds`.
+fn median<T>(mut runs: Vec<T>, seconds: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| seconds(a).total_cmp(&seconds(b)));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
+}
+
+/// The output of a benchmarked process that must have succeeded; its stderr otherwise.
+fn succeeded(output: std::io::Result<std::process::Output>, what: &str) -> std::process::Output {
+    let output = output.unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
 
 /// The release of the DuckDB this crate bundles, as `2.0.0`.
 fn bundled_duckdb_version() -> String {
@@ -450,19 +467,17 @@ fn measure_reference(
             .arg(&warehouse)
             .arg(&ddl)
             .arg(&etl)
-            .output()
-            .expect("run plain_duckdb.py");
+            .output();
         let seconds = seconds(start);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = succeeded(output, "plain_duckdb.py");
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("plain_duckdb.py prints JSON");
         let rows = STAR_TABLES
             .iter()
-            .map(|table| (*table, report["rows"][table].as_u64().expect("row count")))
+            .map(|table| {
+                let rows = report["rows"][table.name].as_u64().expect("row count");
+                (table.name, rows)
+            })
             .collect();
         runs.push(ReferenceRun {
             seconds,
@@ -471,9 +486,7 @@ fn measure_reference(
             rows,
         });
     }
-    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-    let median = runs.len() / 2;
-    let reference = runs.swap_remove(median);
+    let reference = median(runs, |run| run.seconds);
     let _ = std::fs::remove_file(&warehouse);
     Ok(reference)
 }

@@ -210,6 +210,34 @@ impl Location {
         }
     }
 
+    /// `name` inside this directory: appended to an S3 prefix (which ends in `/`, see
+    /// [`Location::into_directory`]), joined to a local path.
+    pub fn child(&self, name: &str) -> Location {
+        match self {
+            Location::File(path) => Location::File(path.join(name)),
+            Location::S3 { bucket, key } => Location::S3 {
+                bucket: bucket.clone(),
+                key: format!("{key}{name}"),
+            },
+        }
+    }
+
+    /// Whether this location lies under the directory `dir`: in its bucket with a key that
+    /// starts with its prefix, or at a path below it.
+    pub fn is_under(&self, dir: &Location) -> bool {
+        match (self, dir) {
+            (Location::File(path), Location::File(dir)) => path.starts_with(dir),
+            (
+                Location::S3 { bucket, key },
+                Location::S3 {
+                    bucket: dir_bucket,
+                    key: prefix,
+                },
+            ) => bucket == dir_bucket && key.starts_with(prefix.as_str()),
+            _ => false,
+        }
+    }
+
     /// What files are sorted by: the path, or the key.
     pub fn cmp_key(&self) -> &std::ffi::OsStr {
         match self {

@@ -1474,23 +1474,7 @@ fn copy_reads_exactly_the_json_data_objects_through_a_manifest() {
             && copy_songs.contains("\nMANIFEST\n"),
         "{copy_songs}"
     );
-    let manifest = |table: &str| -> Vec<String> {
-        let path = fake
-            .bucket
-            .path()
-            .join(format!("manifests/sparkify/sparkify-{table}.manifest"));
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        doc["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                assert_eq!(e["mandatory"], true);
-                e["url"].as_str().unwrap().to_string()
-            })
-            .collect()
-    };
+    let manifest = |table: &str| manifest_urls(&fake, table);
     // Not song_data_old/, not the README, not _SUCCESS: what the local engines read.
     assert_eq!(
         manifest("staging_songs"),

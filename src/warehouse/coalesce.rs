@@ -131,15 +131,9 @@ pub fn whole_json_values(bytes: &[u8]) -> bool {
     any
 }
 
-/// The key of part `index` of `table` under the prefix.
+/// Where part `index` of `table` goes under the prefix.
 fn part_location(prefix: &Location, table: &Table, index: usize) -> Location {
-    match prefix {
-        Location::S3 { bucket, key } => Location::S3 {
-            bucket: bucket.clone(),
-            key: format!("{key}sparkify-{}-part-{index:05}.json", table.name),
-        },
-        Location::File(_) => unreachable!("MANIFEST_PREFIX is checked to be an s3:// URI"),
-    }
+    prefix.child(&format!("sparkify-{}-part-{index:05}.json", table.name))
 }
 
 /// The parts being filled, written to S3 as each is full.

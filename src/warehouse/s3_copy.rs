@@ -38,6 +38,18 @@ pub struct Manifest {
     pub entries: usize,
 }
 
+impl Manifest {
+    /// A manifest at `location` whose entries coalescing will fill in (see
+    /// [`coalesce_sources`]).
+    fn to_fill(location: Location) -> Manifest {
+        Manifest {
+            location,
+            body: String::new(),
+            entries: 0,
+        }
+    }
+}
+
 /// The COPY of one source, as planned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedCopy {
@@ -59,6 +71,19 @@ pub struct PlannedCopy {
 }
 
 impl PlannedCopy {
+    /// The COPY of `source` by its prefix, with nothing more to do before it.
+    fn new(kind: SourceKind, setting: &'static str, source: Location) -> PlannedCopy {
+        PlannedCopy {
+            kind,
+            setting,
+            source,
+            manifest: None,
+            note: None,
+            to_coalesce: None,
+            coalesced: None,
+        }
+    }
+
     /// The URI after COPY's FROM.
     pub fn from(&self) -> String {
         match &self.manifest {
@@ -71,13 +96,7 @@ impl PlannedCopy {
 /// Where the manifest of `table` goes under `[S3] MANIFEST_PREFIX` (one per table, rewritten
 /// by every run).
 fn manifest_location(prefix: &Location, table: &Table) -> Location {
-    match prefix {
-        Location::S3 { bucket, key } => Location::S3 {
-            bucket: bucket.clone(),
-            key: format!("{key}sparkify-{}.manifest", table.name),
-        },
-        Location::File(_) => unreachable!("MANIFEST_PREFIX is checked to be an s3:// URI"),
-    }
+    prefix.child(&format!("sparkify-{}.manifest", table.name))
 }
 
 /// Plans the COPY of both sources (songs, then events). A COPY by prefix reads every object
@@ -113,25 +132,17 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
         let store = match (listing, &manifest_prefix) {
             (Listing::Offline, Some(prefix)) if config.s3.coalesce => {
                 let location = manifest_location(prefix, kind.table());
+                let note = format!(
+                    "-- --coalesce: etl first fetches the .json objects under {source} smaller \
+                     than 1 MiB and writes them back to back into a few parts \
+                     {prefix}sparkify-{}-part-NNNNN.json; this COPY reads the parts (and any \
+                     larger or malformed object as itself) through the manifest {location}",
+                    kind.table().name
+                );
                 planned.push(PlannedCopy {
-                    kind,
-                    setting,
-                    note: Some(format!(
-                        "-- --coalesce: etl first fetches the .json objects under {source} \
-                         smaller than 1 MiB and writes them back to back into a few parts \
-                         {prefix}sparkify-{}-part-NNNNN.json; this COPY reads the parts (and \
-                         any larger or malformed object as itself) through the manifest \
-                         {location}",
-                        kind.table().name
-                    )),
-                    source,
-                    manifest: Some(Manifest {
-                        location,
-                        body: String::new(),
-                        entries: 0,
-                    }),
-                    to_coalesce: None,
-                    coalesced: None,
+                    note: Some(note),
+                    manifest: Some(Manifest::to_fill(location)),
+                    ..PlannedCopy::new(kind, setting, source)
                 });
                 continue;
             }
@@ -143,17 +154,13 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
                     ),
                     None => "a manifest, which needs [S3] MANIFEST_PREFIX".into(),
                 };
+                let note = format!(
+                    "-- etl lists {source} first: if anything but .json data objects is there, \
+                     this COPY reads {fallback}"
+                );
                 planned.push(PlannedCopy {
-                    kind,
-                    setting,
-                    note: Some(format!(
-                        "-- etl lists {source} first: if anything but .json data objects is \
-                         there, this COPY reads {fallback}"
-                    )),
-                    source,
-                    manifest: None,
-                    to_coalesce: None,
-                    coalesced: None,
+                    note: Some(note),
+                    ..PlannedCopy::new(kind, setting, source)
                 });
                 continue;
             }
@@ -161,32 +168,17 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
         };
         let name = format!("[S3] {setting}");
         let objects = store.list(bucket, key, |_| true, &name, &ProgressBar::hidden())?;
-        let is_jsonpaths = |object_key: &str| matches!(&jsonpaths, Location::S3 { bucket: b, key: k } if b == bucket && k == object_key);
-        let data: Vec<&str> = objects
-            .iter()
-            .map(|o| o.key.as_str())
-            .filter(|k| is_json_name(k) && !is_jsonpaths(k))
-            .collect();
+        let is_data = |object: &Object| {
+            is_json_name(&object.key)
+                && !matches!(&jsonpaths, Location::S3 { bucket: b, key: k } if b == bucket && *k == object.key)
+        };
+        let data: Vec<&Object> = objects.iter().filter(|o| is_data(o)).collect();
         ensure_found(data.len(), &name, bucket, key)?;
         if let (true, Some(prefix)) = (config.s3.coalesce, &manifest_prefix) {
-            // The same test as `data`'s, not a lookup in it: a catalogue has 10^5 objects.
-            let to_coalesce: Vec<Object> = objects
-                .iter()
-                .filter(|o| is_json_name(&o.key) && !is_jsonpaths(&o.key))
-                .cloned()
-                .collect();
             planned.push(PlannedCopy {
-                kind,
-                setting,
-                manifest: Some(Manifest {
-                    location: manifest_location(prefix, kind.table()),
-                    body: String::new(),
-                    entries: 0,
-                }),
-                source,
-                note: None,
-                to_coalesce: Some(to_coalesce),
-                coalesced: None,
+                manifest: Some(Manifest::to_fill(manifest_location(prefix, kind.table()))),
+                to_coalesce: Some(data.into_iter().cloned().collect()),
+                ..PlannedCopy::new(kind, setting, source)
             });
             continue;
         }
@@ -195,8 +187,8 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
         } else {
             let others: Vec<&str> = objects
                 .iter()
+                .filter(|o| !is_data(o))
                 .map(|o| o.key.as_str())
-                .filter(|k| !data.contains(k))
                 .take(3)
                 .collect();
             let Some(prefix) = &manifest_prefix else {
@@ -211,18 +203,13 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
             };
             Some(Manifest {
                 location: manifest_location(prefix, kind.table()),
-                body: manifest_body(data.iter().map(|k| format!("s3://{bucket}/{k}"))),
+                body: manifest_body(data.iter().map(|o| format!("s3://{bucket}/{}", o.key))),
                 entries: data.len(),
             })
         };
         planned.push(PlannedCopy {
-            kind,
-            setting,
-            source,
             manifest,
-            note: None,
-            to_coalesce: None,
-            coalesced: None,
+            ..PlannedCopy::new(kind, setting, source)
         });
     }
     Ok(planned)
@@ -252,24 +239,13 @@ fn check_coalesce_prefix(
             config.path.display()
         );
     };
-    for source in sources {
-        if let (
-            Location::S3 { bucket, key },
-            Location::S3 {
-                bucket: source_bucket,
-                key: source_key,
-            },
-        ) = (prefix, source)
-        {
-            if bucket == source_bucket && key.starts_with(source_key.as_str()) {
-                bail!(
-                    "{}: [S3] MANIFEST_PREFIX = {prefix} lies under the source prefix {source}: \
-                     the coalesced parts would be read as sources by the next run; choose a \
-                     prefix outside both sources",
-                    config.path.display()
-                );
-            }
-        }
+    if let Some(source) = sources.iter().find(|source| prefix.is_under(source)) {
+        bail!(
+            "{}: [S3] MANIFEST_PREFIX = {prefix} lies under the source prefix {source}: the \
+             coalesced parts would be read as sources by the next run; choose a prefix outside \
+             both sources",
+            config.path.display()
+        );
     }
     Ok(())
 }
