@@ -9,7 +9,9 @@
 //! 3. etl: the real `create_tables` + `etl` binaries, end to end into a fresh DuckDB file, and
 //!    into a PostgreSQL database of its own when `DATABASE_URL` (default 127.0.0.1:5432 as
 //!    postgres) answers, each the median of `--runs` (default 3), with etl's peak memory;
-//! 4. the reference: plain DuckDB SQL over `read_json` building the same star schema
+//! 4. incremental: with days 1..29 of the logs loaded, the `etl` that adds day 30 (only its
+//!    file read, the rest merged), per engine, against the full load;
+//! 5. the reference: plain DuckDB SQL over `read_json` building the same star schema
 //!    (`bench/plain_duckdb.py`, with Python's duckdb package of the bundled DuckDB's release:
 //!    the bundled build has no `json` extension, see the README), when `python3` can import
 //!    it; its tables must hold as many rows as the toolkit's, or the bench fails.
@@ -142,6 +144,31 @@ fn main() {
             None
         }
     };
+    let day_files = incremental_sources(&options, &data);
+    let mut incremental = vec![measure_incremental(
+        &options,
+        &duck,
+        &format!(
+            "{}[WAREHOUSE]\nDUCKDB_PATH={}\n",
+            day_files.sources,
+            options.dir.join("bench-incremental.duckdb").display()
+        ),
+        &day_files,
+    )];
+    if let Some(pg) = &postgres {
+        if let Ok(database) = BenchDatabase::create("incremental") {
+            incremental.push(measure_incremental(
+                &options,
+                pg,
+                &format!(
+                    "{}[CLUSTER]\n{}\n[WAREHOUSE]\nENGINE=postgres\n",
+                    day_files.sources,
+                    database.cluster()
+                ),
+                &day_files,
+            ));
+        }
+    }
     let mib = bytes as f64 / (1 << 20) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let memory = std::fs::read_to_string("/proc/meminfo")
@@ -223,6 +250,31 @@ fn main() {
     for run in std::iter::once(&duck).chain(postgres.as_ref()) {
         out.push_str(&format!("\n{} etl phases: {}\n", run.engine, run.phases));
     }
+    out.push_str(&format!(
+        "\nIncremental: days 1..29 loaded, then `etl` adds day 30 ({} of {} log files, {:.1} \
+         MiB); medians of {} runs\n\n",
+        1,
+        logs.files.len(),
+        day_files.last_day_bytes as f64 / (1 << 20) as f64,
+        options.runs
+    ));
+    out.push_str(
+        "| engine | full load (create_tables + etl) | etl adding day 30 | fraction | phases |\n",
+    );
+    out.push_str("| --- | --- | --- | --- | --- |\n");
+    for (full, run) in std::iter::once(&duck)
+        .chain(postgres.as_ref())
+        .zip(&incremental)
+    {
+        out.push_str(&format!(
+            "| {} | {:.2} s | {:.2} s | {:.2} | {} |\n",
+            run.engine,
+            full.seconds,
+            run.seconds,
+            run.seconds / full.seconds,
+            run.phases
+        ));
+    }
     print!("{out}");
     // The default dataset's figures in RESULTS.md, other sizes beside it.
     let name = if (options.songs, options.events) == (DEFAULT_SONGS, DEFAULT_EVENTS) {
@@ -295,6 +347,101 @@ fn measure_engine(options: &Options, engine: &'static str, config: &str) -> Engi
             seconds,
             peak: line("peak memory: "),
             phases: line("time: "),
+        });
+    }
+    median(runs, |run| run.seconds)
+}
+
+/// The sources of the incremental measurement: hard links to the dataset's files, the last
+/// day's log file held back until the timed run.
+struct DayFiles {
+    /// The `[LOCAL]` section over them.
+    sources: String,
+    /// The last day's log file in the dataset, and where its link goes.
+    last_day: PathBuf,
+    link: PathBuf,
+    last_day_bytes: u64,
+}
+
+fn incremental_sources(options: &Options, data: &Path) -> DayFiles {
+    let root = options
+        .dir
+        .join(format!("incremental-{}-{}", options.songs, options.events));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut logs = Vec::new();
+    for entry in walkdir::WalkDir::new(data) {
+        let entry = entry.expect("walk the dataset");
+        let relative = entry.path().strip_prefix(data).unwrap();
+        let target = root.join(relative);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::hard_link(entry.path(), &target).expect("link a source file");
+            if relative.starts_with("log_data") {
+                logs.push((entry.path().to_path_buf(), target));
+            }
+        }
+    }
+    logs.sort();
+    let (last_day, link) = logs.pop().expect("log files");
+    let last_day_bytes = std::fs::metadata(&last_day).expect("last day").len();
+    DayFiles {
+        sources: format!(
+            "[LOCAL]\nLOG_DATA={0}/log_data\nSONG_DATA={0}/song_data\nLOG_JSONPATH={0}/log_json_path.json\n",
+            root.display()
+        ),
+        last_day,
+        link,
+        last_day_bytes,
+    }
+}
+
+/// For each run: days 1..29 loaded afresh (`create_tables` + `etl`, not timed), then the last
+/// day's file added and `etl` timed. The median run, and its phases.
+fn measure_incremental(
+    options: &Options,
+    full: &EngineRun,
+    config: &str,
+    days: &DayFiles,
+) -> EngineRun {
+    let path = options
+        .dir
+        .join(format!("bench-incremental-{}.cfg", full.engine));
+    std::fs::write(&path, config).expect("write config");
+    let run = |binary: &str| {
+        succeeded(
+            Command::new(binary)
+                .args(["-q", "--config"])
+                .arg(&path)
+                .output(),
+            binary,
+        )
+    };
+    let mut runs = Vec::new();
+    for _ in 0..options.runs.max(1) {
+        let _ = std::fs::remove_file(&days.link);
+        run(env!("CARGO_BIN_EXE_create_tables"));
+        run(env!("CARGO_BIN_EXE_etl"));
+        std::fs::hard_link(&days.last_day, &days.link).expect("link the last day");
+        let start = Instant::now();
+        let output = run(env!("CARGO_BIN_EXE_etl"));
+        let seconds = seconds(start);
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            stdout.contains("load: incremental"),
+            "the run adding a day was not incremental:\n{stdout}"
+        );
+        let phases = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("time: "))
+            .unwrap_or("n/a")
+            .to_string();
+        runs.push(EngineRun {
+            engine: full.engine,
+            config: path.clone(),
+            seconds,
+            peak: String::new(),
+            phases,
         });
     }
     median(runs, |run| run.seconds)

@@ -7,13 +7,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
+use crate::checks::{self, CheckOutcome};
 use crate::config::{Config, Location, Sources};
 use crate::jsonpaths::JsonPaths;
+use crate::ledger::{self, FileChanges, LoadMode};
 use crate::load::{load_source, Unreadable};
 use crate::parse::SourceKind;
 use crate::progress::Progress;
 use crate::s3::S3Store;
-use crate::schema::{ALL_TABLES, LOAD_ERRORS, STAGING_EVENTS, STAGING_SONGS, STAR_TABLES};
+use crate::schema::{
+    Table, ALL_TABLES, INCOMING_EVENTS, INCOMING_SONGS, LOADED_FILES, LOAD_ERRORS, STAGING_EVENTS,
+    STAGING_SONGS, STAR_TABLES,
+};
 use crate::source::{discover, Discovered};
 use crate::sql;
 use crate::stats::SourceStats;
@@ -30,6 +35,12 @@ pub struct EtlReport {
     pub phases: Vec<(&'static str, Duration)>,
     /// The process's peak memory when the run ended, where the system says.
     pub peak_memory: Option<u64>,
+    /// The quality checks run after the transform (none with `--no-checks`).
+    pub checks: Vec<CheckOutcome>,
+    /// Whether the run read everything, only the new files, or nothing.
+    pub mode: LoadMode,
+    /// How the files found compared with the ledger (`None` where Redshift read them).
+    pub changes: Option<FileChanges>,
 }
 
 impl EtlReport {
@@ -52,6 +63,10 @@ pub struct EtlOptions {
     pub unreadable: Unreadable,
     /// How long to wait for another load to release the warehouse; zero fails at once.
     pub lock_timeout: Duration,
+    /// Whether the quality checks run after the transform (see [`crate::checks`]).
+    pub checks: bool,
+    /// Whether every file is read again and the star schema rebuilt, whatever the ledger says.
+    pub full_refresh: bool,
 }
 
 impl Default for EtlOptions {
@@ -60,6 +75,8 @@ impl Default for EtlOptions {
             max_errors: 0,
             unreadable: Unreadable::Fail,
             lock_timeout: Duration::ZERO,
+            checks: true,
+            full_refresh: false,
         }
     }
 }
@@ -144,6 +161,8 @@ pub struct Inputs {
     pub logs: Discovered,
     /// The JSONPaths mapping of log records onto staging columns.
     pub mapping: JsonPaths,
+    /// The file it was read from, as `[..] LOG_JSONPATH` names it.
+    pub mapping_file: String,
 }
 
 /// Finds the files of both sources and reads the JSONPaths file: everything a load needs
@@ -199,11 +218,12 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
         songs,
         logs,
         mapping,
+        mapping_file: sources.log_jsonpath.to_string(),
     })
 }
 
 /// Everything between BEGIN and COMMIT; an error here means the caller rolls back. Without
-/// `inputs` the warehouse stages from `[S3]` itself.
+/// `inputs` the warehouse stages from `[S3]` itself, and every run is a full refresh.
 fn stage_and_transform(
     warehouse: &mut dyn Warehouse,
     config: &Config,
@@ -213,26 +233,141 @@ fn stage_and_transform(
     mut phases: Vec<(&'static str, Duration)>,
 ) -> Result<EtlReport> {
     let clock = Instant::now();
-    for table in [&STAGING_EVENTS, &STAGING_SONGS, &LOAD_ERRORS] {
+    let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let plan = match inputs {
+        Some(inputs) => Some(ledger::plan(warehouse, inputs, options.full_refresh)?),
+        None => None,
+    };
+    let mode = plan.as_ref().map_or_else(
+        || LoadMode::FullRefresh("Redshift's COPY reloads every run".into()),
+        |p| p.mode.clone(),
+    );
+    let changes = plan.as_ref().map(|p| p.changes.clone());
+    if mode == LoadMode::NothingNew {
+        let tables = count_tables(warehouse)?;
+        return Ok(EtlReport {
+            warehouse: warehouse.describe(),
+            sources: Vec::new(),
+            tables,
+            phases,
+            peak_memory: None,
+            checks: Vec::new(),
+            mode,
+            changes,
+        });
+    }
+    let incremental = mode == LoadMode::Incremental;
+    // A full refresh empties staging and the ledger; an incremental load adds to them.
+    let (song_target, log_target): (&Table, &Table) = if incremental {
+        (&INCOMING_SONGS, &INCOMING_EVENTS)
+    } else {
+        (&STAGING_SONGS, &STAGING_EVENTS)
+    };
+    let emptied: &[&Table] = if incremental {
+        &[&INCOMING_EVENTS, &INCOMING_SONGS]
+    } else {
+        &[
+            &STAGING_EVENTS,
+            &STAGING_SONGS,
+            &INCOMING_EVENTS,
+            &INCOMING_SONGS,
+            &LOAD_ERRORS,
+            &LOADED_FILES,
+        ]
+    };
+    for table in emptied {
         warehouse.execute(&sql::empty_table(warehouse.dialect(), table))?;
     }
-    let stats = match inputs {
-        Some(inputs) => stage(warehouse, inputs, options.unreadable, progress)?,
-        None => warehouse.stage_from_s3(config, options.max_errors, progress)?,
+    if incremental {
+        // Files that could not be read are never in the ledger, so every run tries them
+        // again: their old entries go, and the ones still unreadable come back.
+        warehouse.execute(&sql::forget_unreadable_files())?;
+    }
+    let errors_before = if incremental {
+        warehouse
+            .query(&sql::count_rows(&LOAD_ERRORS))?
+            .expect_int("the count of load_errors")?
+    } else {
+        0
+    };
+    let stats = match (inputs, &plan) {
+        (Some(inputs), Some(plan)) => {
+            let stats = vec![
+                load_source(
+                    warehouse,
+                    SourceKind::Song,
+                    &inputs.songs,
+                    &plan.songs,
+                    song_target,
+                    None,
+                    options.unreadable,
+                    progress,
+                )?,
+                load_source(
+                    warehouse,
+                    SourceKind::Log,
+                    &inputs.logs,
+                    &plan.logs,
+                    log_target,
+                    Some(&inputs.mapping),
+                    options.unreadable,
+                    progress,
+                )?,
+            ];
+            ledger::record(warehouse, &stats[0], &plan.songs, &started)?;
+            ledger::record(warehouse, &stats[1], &plan.logs, &started)?;
+            if !incremental {
+                ledger::record_mapping(warehouse, inputs, &started)?;
+            }
+            stats
+        }
+        _ => warehouse.stage_from_s3(config, options.max_errors, progress)?,
     };
     phases.push(("load", clock.elapsed()));
     fail_over_max_errors(&stats, options.max_errors)?;
+    reconcile_staged(warehouse, &stats, [song_target, log_target], errors_before)?;
 
     let clock = Instant::now();
+    let catalogue_changed = stats
+        .iter()
+        .any(|s| s.source == SourceKind::Song.name() && s.staged > 0);
+    if incremental {
+        for (staging, incoming) in [
+            (&STAGING_SONGS, &INCOMING_SONGS),
+            (&STAGING_EVENTS, &INCOMING_EVENTS),
+        ] {
+            warehouse.execute(&sql::append_all(staging, incoming))?;
+        }
+    }
     for statement in sql::prepare_transform(warehouse.dialect()) {
         warehouse.execute(&statement)?;
     }
-    transform(warehouse, progress)?;
+    if incremental && !catalogue_changed {
+        merge(warehouse, progress)?;
+    } else {
+        // New songs can change which song any play matched: everything is transformed again,
+        // from staging (no file is read again).
+        transform(warehouse, progress)?;
+    }
     phases.push(("transform", clock.elapsed()));
 
     let clock = Instant::now();
-    check_keys(warehouse)?;
-    let tables = count_and_reconcile(warehouse, &stats)?;
+    let tables = count_tables(warehouse)?;
+    let checks = if options.checks {
+        let bar = progress.spinner("check");
+        bar.set_message("quality checks");
+        let outcomes = checks::run(warehouse)?;
+        bar.finish_and_clear();
+        if let Some(failed) = checks::failure_report(&outcomes) {
+            bail!(
+                "{failed}\nNothing was committed and the warehouse is as it was. Fix the input, \
+                 or pass --no-checks to load it anyway"
+            );
+        }
+        outcomes
+    } else {
+        Vec::new()
+    };
     phases.push(("check", clock.elapsed()));
 
     Ok(EtlReport {
@@ -241,34 +376,10 @@ fn stage_and_transform(
         tables,
         phases,
         peak_memory: None,
+        checks,
+        mode,
+        changes,
     })
-}
-
-/// Fills the emptied staging tables and `load_errors` with the records of both sources.
-fn stage(
-    warehouse: &mut dyn Warehouse,
-    inputs: &Inputs,
-    unreadable: Unreadable,
-    progress: &Progress,
-) -> Result<Vec<SourceStats>> {
-    Ok(vec![
-        load_source(
-            warehouse,
-            SourceKind::Song,
-            &inputs.songs,
-            None,
-            unreadable,
-            progress,
-        )?,
-        load_source(
-            warehouse,
-            SourceKind::Log,
-            &inputs.logs,
-            Some(&inputs.mapping),
-            unreadable,
-            progress,
-        )?,
-    ])
 }
 
 fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
@@ -323,42 +434,57 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     Ok(())
 }
 
-/// Fails when a primary or unique key of the star schema is held by more than one row; a
-/// database that enforces the keys has refused such a row already.
-fn check_keys(warehouse: &mut dyn Warehouse) -> Result<()> {
-    if warehouse.dialect().enforces_keys() {
-        return Ok(());
+/// Merges what `incoming_events` changes into the star schema (see
+/// [`sql::merge_incoming_events`]).
+fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
+    let steps = sql::merge_incoming_events(warehouse.dialect());
+    let bar = progress.items("merge", steps.len() as u64);
+    for step in steps {
+        let table = step.table.map_or("bookkeeping", |t| t.name);
+        bar.set_message(table);
+        tracing::info!(table, "merging");
+        warehouse
+            .execute(&step.sql)
+            .with_context(|| format!("merging the new records into {table} failed"))?;
+        bar.inc(1);
     }
-    for table in STAR_TABLES {
-        for (key, query) in sql::duplicate_keys(table) {
-            let what = format!("the key check of {}({})", table.name, key.join(", "));
-            let duplicates = warehouse.query(&query)?.expect_int(&what)?;
-            ensure!(
-                duplicates == 0,
-                "check failed: {duplicates} row(s) of {} repeat a value of its key ({}) held by \
-                 another row; nothing was committed",
-                table.name,
-                key.join(", ")
-            );
-        }
-    }
+    bar.finish_and_clear();
     Ok(())
 }
 
-/// Counts every table and checks that staging and `load_errors` hold exactly the records
-/// read: records read = staged + rejected, and `load_errors` = rejected + unreadable files.
-fn count_and_reconcile(
-    warehouse: &mut dyn Warehouse,
-    stats: &[SourceStats],
-) -> Result<Vec<(&'static str, i64)>> {
+/// The rows of each table the summary shows: staging, the ledger, `load_errors` and the star
+/// schema.
+fn count_tables(warehouse: &mut dyn Warehouse) -> Result<Vec<(&'static str, i64)>> {
     let mut tables = Vec::new();
     for table in ALL_TABLES {
+        if [INCOMING_EVENTS.name, INCOMING_SONGS.name].contains(&table.name) {
+            continue;
+        }
         let count = warehouse
             .query(&sql::count_rows(table))?
             .expect_int(&format!("the count of {}", table.name))?;
         tables.push((table.name, count));
     }
-    let rows_of = |name: &str| tables.iter().find(|(t, _)| *t == name).map(|(_, n)| *n);
+    Ok(tables)
+}
+
+/// Checks that the tables this run loaded (`targets`: songs, then events) and `load_errors`
+/// hold exactly the records read: records read = staged + rejected, and `load_errors` grew by
+/// rejected + unreadable files from `errors_before`.
+fn reconcile_staged(
+    warehouse: &mut dyn Warehouse,
+    stats: &[SourceStats],
+    targets: [&Table; 2],
+    errors_before: i64,
+) -> Result<()> {
+    let mut count = |table: &Table| {
+        warehouse
+            .query(&sql::count_rows(table))?
+            .expect_int(&format!("the count of {}", table.name))
+    };
+    let songs = count(targets[0])?;
+    let events = count(targets[1])?;
+    let errors = count(&LOAD_ERRORS)?;
     let staged = |kind: SourceKind| {
         stats
             .iter()
@@ -370,12 +496,14 @@ fn count_and_reconcile(
         .map(|s| s.rejected + s.unreadable.len() as u64)
         .sum();
     ensure!(
-        rows_of(STAGING_SONGS.name) == staged(SourceKind::Song)
-            && rows_of(STAGING_EVENTS.name) == staged(SourceKind::Log)
-            && rows_of(LOAD_ERRORS.name) == Some(rejected as i64),
-        "reconciliation failed: staging tables and load_errors do not hold the {} records \
-         read; nothing was committed",
+        Some(songs) == staged(SourceKind::Song)
+            && Some(events) == staged(SourceKind::Log)
+            && errors == errors_before + rejected as i64,
+        "reconciliation failed: {}, {} and load_errors do not hold the {} records read; \
+         nothing was committed",
+        targets[0].name,
+        targets[1].name,
         stats.iter().map(|s| s.records).sum::<u64>()
     );
-    Ok(tables)
+    Ok(())
 }

@@ -104,6 +104,20 @@ pub struct JsonPaths {
 }
 
 impl JsonPaths {
+    /// What identifies the mapping, whatever file holds it: a 64-bit FNV-1a hash of its paths
+    /// in order, in hex. The ledger keeps it, so a changed mapping makes the next load a full
+    /// refresh.
+    pub fn fingerprint(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for path in &self.paths {
+            for byte in path.text.bytes().chain([b'\n']) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("fnv1a64:{hash:016x}")
+    }
+
     /// When every path is one top-level member (`$['userId']`, the usual case), the member
     /// names in column order; the parser then reads them without building the whole record.
     pub fn top_level_keys(&self) -> Option<Vec<&str>> {

@@ -9,8 +9,10 @@
 //! - [`source`] finds the input files (on disk or, through [`s3`], in a bucket), [`parse`], [`jsonpaths`] and [`record`] turn their bytes
 //!   into typed rows or rejects, [`batch`] into Arrow batches, [`load`] streams them into
 //!   staging; [`stats`] is what a load of one source did, whoever loaded it.
-//! - [`create_tables`], [`etl`] and [`analysis`] are the pipeline's steps; [`report`] renders
-//!   their results and [`progress`] shows how far they are.
+//! - [`create_tables`], [`etl`] and [`analysis`] are the pipeline's steps, [`checks`] the
+//!   quality checks every load ends with, [`ledger`] what decides which files a load reads;
+//!   [`report`] renders their results and [`progress`]
+//!   shows how far they are.
 //! - [`gen_data`] writes synthetic source data in the original layout.
 //! - [`iac`] provisions and removes Redshift Serverless, with clients from [`aws`];
 //!   [`config_edit`] writes what it learns back into `dwh.cfg`.
@@ -18,6 +20,7 @@
 pub mod analysis;
 pub mod aws;
 pub mod batch;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod config_edit;
@@ -26,6 +29,7 @@ pub mod etl;
 pub mod gen_data;
 pub mod iac;
 pub mod jsonpaths;
+pub mod ledger;
 pub mod load;
 pub mod parse;
 pub mod progress;

@@ -20,9 +20,10 @@ use crate::jsonpaths::JsonPaths;
 use crate::parse::{parse_log_file, parse_song_file, ParsedFile, SourceKind};
 use crate::progress::Progress;
 use crate::record::{Reject, Row};
+use crate::schema::Table;
 use crate::schema::LOAD_ERRORS;
 use crate::source::{Discovered, SourceFile};
-use crate::stats::{SourceStats, REJECTS_SHOWN};
+use crate::stats::{FileYield, SourceStats, REJECTS_SHOWN};
 use crate::warehouse::Warehouse;
 
 /// A chunk is cut after this many bytes or files, whichever comes first; a local log file
@@ -50,6 +51,8 @@ struct Fetched<'a> {
 /// One parsed chunk, ready to append.
 struct Chunk {
     batches: Vec<RecordBatch>,
+    /// What each file (or piece of a file) of the chunk yielded, in order.
+    yields: Vec<FileYield>,
     rejects: Vec<Reject>,
     /// Files that could not be read (only when the load may skip them).
     unreadable: Vec<Reject>,
@@ -174,22 +177,26 @@ pub enum Unreadable {
     Skip,
 }
 
-/// Loads every file of one source into its staging table and its rejects into `load_errors`.
+/// Loads `files` (some or all of `discovered`'s) of one source into `target` (its staging
+/// table, or the incoming table of an incremental load) and their rejects into `load_errors`.
 /// Runs inside the caller's transaction. `mapping` is the JSONPaths file for logs.
+#[allow(clippy::too_many_arguments)]
 pub fn load_source(
     warehouse: &mut dyn Warehouse,
     kind: SourceKind,
     discovered: &Discovered,
+    files: &[SourceFile],
+    target: &Table,
     mapping: Option<&JsonPaths>,
     unreadable: Unreadable,
     progress: &Progress,
 ) -> Result<SourceStats> {
     let piece_bytes = CHUNK_BYTES as usize;
-    tracing::info!(source = kind.name(), root = %discovered.root, files = discovered.files.len(), "loading");
+    tracing::info!(source = kind.name(), root = %discovered.root, files = files.len(), "loading");
     let mut stats = SourceStats {
         source: kind.name(),
-        files: discovered.files.len() as u64,
-        bytes: discovered.bytes(),
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.size).sum(),
         ..SourceStats::default()
     };
     let read_bar = progress.bytes(&format!("{} read", kind.name()), stats.bytes);
@@ -201,7 +208,7 @@ pub fn load_source(
     std::thread::scope(|scope| -> Result<()> {
         // Reading (for S3: fetching) the next chunk overlaps parsing this one.
         scope.spawn(move || {
-            for files in chunks(&discovered.files) {
+            for files in chunks(files) {
                 let large_log = match files {
                     [file]
                         if kind == SourceKind::Log
@@ -259,11 +266,17 @@ pub fn load_source(
                     .collect();
                 drop(fetched.contents);
                 let mut rows = Vec::new();
+                let mut yields = Vec::new();
                 let mut rejects = Vec::new();
                 let mut skipped = Vec::new();
                 for (file, parsed) in fetched.files.iter().zip(parsed) {
                     match parsed {
                         Ok(parsed) => {
+                            yields.push(FileYield {
+                                file: file.location.to_string(),
+                                staged: parsed.rows.len() as u64,
+                                rejected: parsed.rejects.len() as u64,
+                            });
                             rows.extend(parsed.rows);
                             rejects.extend(parsed.rejects.into_iter().map(|mut reject| {
                                 reject.line = reject.line.map(|l| l + fetched.lines_before);
@@ -290,6 +303,7 @@ pub fn load_source(
                     .collect::<Result<Vec<_>>>()
                     .map(|batches| Chunk {
                         batches,
+                        yields,
                         rejects,
                         unreadable: skipped,
                     });
@@ -301,7 +315,7 @@ pub fn load_source(
         for chunk in receiver {
             let chunk = chunk?;
             for batch in &chunk.batches {
-                warehouse.append(kind.table(), batch)?;
+                warehouse.append(target, batch)?;
                 stats.staged += batch.num_rows() as u64;
             }
             if !chunk.rejects.is_empty() || !chunk.unreadable.is_empty() {
@@ -319,6 +333,16 @@ pub fn load_source(
                 .first_rejects
                 .extend(chunk.rejects.into_iter().take(room));
             stats.unreadable.extend(chunk.unreadable);
+            for file in chunk.yields {
+                // The pieces of a large file add up to one.
+                match stats.yields.last_mut() {
+                    Some(last) if last.file == file.file => {
+                        last.staged += file.staged;
+                        last.rejected += file.rejected;
+                    }
+                    _ => stats.yields.push(file),
+                }
+            }
             load_bar.set_position(stats.staged);
         }
         Ok(())
@@ -338,6 +362,7 @@ mod tests {
         SourceFile {
             location: Location::File("f.json".into()),
             size,
+            version: String::new(),
             unreadable: None,
         }
     }

@@ -166,6 +166,33 @@ pub fn dry_run_summary(inputs: &Inputs) -> String {
     )
 }
 
+/// What a run read, as one line: the mode and how the files compared with the ledger.
+pub fn load_mode_line(report: &EtlReport) -> String {
+    use crate::ledger::LoadMode;
+    let files = report.changes.as_ref().map(|c| {
+        let mut parts = vec![
+            format!("{} new", c.new),
+            format!("{} changed", c.changed),
+            format!("{} unchanged", c.unchanged),
+        ];
+        if c.gone > 0 {
+            parts.push(format!(
+                "{} no longer found (their records stay until --full-refresh)",
+                c.gone
+            ));
+        }
+        format!("files: {}", parts.join(", "))
+    });
+    let files = files.map_or(String::new(), |f| format!("; {f}"));
+    match &report.mode {
+        LoadMode::FullRefresh(why) => format!("load: full refresh ({why}){files}"),
+        LoadMode::Incremental => format!("load: incremental, only the new files read{files}"),
+        LoadMode::NothingNew => {
+            format!("load: nothing new, nothing read or changed; the warehouse is as it was{files}")
+        }
+    }
+}
+
 /// The summary `etl` prints when it is done.
 pub fn etl_summary(report: &EtlReport) -> String {
     let sources = text_table(
@@ -200,13 +227,33 @@ pub fn etl_summary(report: &EtlReport) -> String {
             .iter()
             .map(|(name, rows)| vec![name.to_string(), rows.to_string()]),
     );
+    let checks = (!report.checks.is_empty()).then(|| checks_table(&report.checks));
     let total: f64 = report.phases.iter().map(|(_, d)| d.as_secs_f64()).sum();
     let phases: Vec<String> = report
         .phases
         .iter()
         .map(|(name, d)| format!("{name} {:.2}s", d.as_secs_f64()))
         .collect();
-    let mut out = format!("etl into {}\n{sources}\n{tables}\n", report.warehouse);
+    // Nothing read: no table of sources.
+    let sources = if report.sources.is_empty() {
+        String::new()
+    } else {
+        format!("{sources}\n")
+    };
+    let mut out = format!(
+        "etl into {}\n{}\n{sources}{tables}\n",
+        report.warehouse,
+        load_mode_line(report)
+    );
+    match checks {
+        Some(checks) => {
+            let _ = writeln!(out, "{checks}");
+        }
+        None if report.mode == crate::ledger::LoadMode::NothingNew => {}
+        None => {
+            let _ = writeln!(out, "quality checks skipped (--no-checks)");
+        }
+    }
     let _ = writeln!(out, "time: {} (total {total:.2}s)", phases.join(", "));
     if let Some(bytes) = report.peak_memory {
         let _ = writeln!(out, "peak memory: {} MiB", bytes >> 20);
@@ -232,6 +279,21 @@ pub fn etl_summary(report: &EtlReport) -> String {
         }
     }
     out
+}
+
+/// The quality checks as a table: name, rows examined, rows failing, seconds.
+pub fn checks_table(outcomes: &[crate::checks::CheckOutcome]) -> Table {
+    text_table(
+        &["check", "rows examined", "failures", "seconds"],
+        outcomes.iter().map(|o| {
+            vec![
+                o.name.clone(),
+                o.examined.to_string(),
+                o.failures.to_string(),
+                format!("{:.3}", o.elapsed.as_secs_f64()),
+            ]
+        }),
+    )
 }
 
 /// A reject as one line for people: `file:line: reason`, control characters escaped.

@@ -34,6 +34,8 @@ const FALLBACK_REGION: &str = "us-east-1";
 pub struct Object {
     pub key: String,
     pub size: u64,
+    /// The ETag S3 lists for it (empty if none): changes when the object is written again.
+    pub etag: String,
 }
 
 /// A connection to S3: the client and the runtime its requests run on, for callers that are
@@ -171,6 +173,7 @@ impl S3Store {
                     objects.push(Object {
                         key: key.to_string(),
                         size: object.size().unwrap_or(0).max(0) as u64,
+                        etag: object.e_tag().unwrap_or_default().to_string(),
                     });
                 }
             }

@@ -105,48 +105,74 @@ const PERSON: ColumnType = Text(256);
 /// Locations of users and artists.
 const PLACE: ColumnType = Text(512);
 
-/// One row per line of the event logs, columns in the order the JSONPaths file maps them.
+/// The columns of a log record, in the order the JSONPaths file maps them.
+const EVENT_COLUMNS: &[Column] = &[
+    col("artist", NAME),
+    col("auth", Text(32)),
+    col("first_name", PERSON),
+    col("gender", Text(16)),
+    req("item_in_session", Integer),
+    col("last_name", PERSON),
+    col("length", Double),
+    col("level", Text(16)),
+    col("location", PLACE),
+    col("method", Text(16)),
+    col("page", Text(64)),
+    col("registration", Double),
+    req("session_id", Integer),
+    col("song", NAME),
+    col("status", Integer),
+    req("ts", BigInt).within(EVENT_TIME),
+    col("user_agent", Text(512)),
+    col("user_id", Integer),
+];
+
+/// Every log record of the files loaded so far (one row per line of the event logs), columns
+/// in the order the JSONPaths file maps them. A full refresh empties it; an incremental load
+/// adds the records of the new files (see [`INCOMING_EVENTS`]).
 pub static STAGING_EVENTS: Table = Table {
     name: "staging_events",
-    columns: &[
-        col("artist", NAME),
-        col("auth", Text(32)),
-        col("first_name", PERSON),
-        col("gender", Text(16)),
-        req("item_in_session", Integer),
-        col("last_name", PERSON),
-        col("length", Double),
-        col("level", Text(16)),
-        col("location", PLACE),
-        col("method", Text(16)),
-        col("page", Text(64)),
-        col("registration", Double),
-        req("session_id", Integer),
-        col("song", NAME),
-        col("status", Integer),
-        req("ts", BigInt).within(EVENT_TIME),
-        col("user_agent", Text(512)),
-        col("user_id", Integer),
-    ],
+    columns: EVENT_COLUMNS,
     primary_key: &[],
     unique: &[],
 };
 
-/// One row per song object, columns matched by name as Redshift's `JSON 'auto ignorecase'`.
+/// The log records of the files an incremental load found new, before they join
+/// `staging_events`: the transform merges what they change into the star schema.
+pub static INCOMING_EVENTS: Table = Table {
+    name: "incoming_events",
+    columns: EVENT_COLUMNS,
+    primary_key: &[],
+    unique: &[],
+};
+
+/// The columns of a song object, matched by name as Redshift's `JSON 'auto ignorecase'`.
+const SONG_COLUMNS: &[Column] = &[
+    col("num_songs", Integer),
+    req("artist_id", ID),
+    col("artist_latitude", Double),
+    col("artist_longitude", Double),
+    col("artist_location", PLACE),
+    col("artist_name", NAME),
+    req("song_id", ID),
+    col("title", NAME),
+    col("duration", Double),
+    col("year", Integer),
+];
+
+/// Every song object of the files loaded so far, as [`STAGING_EVENTS`] for the logs.
 pub static STAGING_SONGS: Table = Table {
     name: "staging_songs",
-    columns: &[
-        col("num_songs", Integer),
-        req("artist_id", ID),
-        col("artist_latitude", Double),
-        col("artist_longitude", Double),
-        col("artist_location", PLACE),
-        col("artist_name", NAME),
-        req("song_id", ID),
-        col("title", NAME),
-        col("duration", Double),
-        col("year", Integer),
-    ],
+    columns: SONG_COLUMNS,
+    primary_key: &[],
+    unique: &[],
+};
+
+/// The song objects of the files an incremental load found new, before they join
+/// `staging_songs`.
+pub static INCOMING_SONGS: Table = Table {
+    name: "incoming_songs",
+    columns: SONG_COLUMNS,
     primary_key: &[],
     unique: &[],
 };
@@ -162,6 +188,27 @@ pub static LOAD_ERRORS: Table = Table {
         col("raw_text", Text(1024)),
     ],
     primary_key: &[],
+    unique: &[],
+};
+
+/// The ledger of incremental loads: one row per source file in staging, with what identified
+/// its contents when it was loaded (size, and modification time or S3 ETag) and what it
+/// yielded; and one row for the JSONPaths mapping (source `log_jsonpath`, version its
+/// fingerprint). A file found again with the same size and version is not read again.
+pub static LOADED_FILES: Table = Table {
+    name: "loaded_files",
+    columns: &[
+        req("source", Text(16)),
+        req("file", Text(2048)),
+        req("bytes", BigInt),
+        req("version", Text(256)),
+        req("records", BigInt),
+        req("staged", BigInt),
+        req("rejected", BigInt),
+        // UTC, ISO 8601: when the run that loaded it started.
+        req("loaded_at", Text(32)),
+    ],
+    primary_key: &["source", "file"],
     unique: &[],
 };
 
@@ -238,9 +285,12 @@ pub static TIME: Table = Table {
 };
 
 /// Every table `create_tables` makes, in creation order.
-pub static ALL_TABLES: [&Table; 8] = [
+pub static ALL_TABLES: [&Table; 11] = [
     &STAGING_EVENTS,
     &STAGING_SONGS,
+    &INCOMING_EVENTS,
+    &INCOMING_SONGS,
+    &LOADED_FILES,
     &LOAD_ERRORS,
     &SONGPLAYS,
     &USERS,

@@ -19,6 +19,10 @@ use crate::s3::{ensure_found, S3Store};
 pub struct SourceFile {
     pub location: Location,
     pub size: u64,
+    /// What identifies this version of its contents besides the size: the modification time
+    /// (nanoseconds since 1970) of a local file, the ETag of an S3 object; empty when unknown.
+    /// An incremental load reads a file again when its size or version changed.
+    pub version: String,
     /// Set when the file was found but cannot be read (e.g. a dangling link).
     pub unreadable: Option<String>,
 }
@@ -100,6 +104,7 @@ pub fn discover(
                             key: o.key,
                         },
                         size: o.size,
+                        version: o.etag,
                         unreadable: None,
                     })
                     .collect(),
@@ -121,11 +126,18 @@ pub fn discover_dir(root: &Path, setting: &str, found: &ProgressBar) -> Result<D
     for entry in WalkDir::new(root).follow_links(true) {
         match entry {
             Ok(entry) if entry.file_type().is_file() && is_json(entry.path()) => {
-                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                let metadata = entry.metadata().ok();
+                let size = metadata.as_ref().map_or(0, |m| m.len());
+                let version = metadata
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|t| t.as_nanos().to_string())
+                    .unwrap_or_default();
                 found.inc(1);
                 files.push(SourceFile {
                     location: Location::File(entry.into_path()),
                     size,
+                    version,
                     unreadable: None,
                 });
             }
@@ -134,6 +146,7 @@ pub fn discover_dir(root: &Path, setting: &str, found: &ProgressBar) -> Result<D
                 Some(path) if is_json(path) => files.push(SourceFile {
                     location: Location::File(path.to_path_buf()),
                     size: 0,
+                    version: String::new(),
                     unreadable: Some(e.to_string()),
                 }),
                 Some(path) => bail!(

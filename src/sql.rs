@@ -48,25 +48,13 @@ impl Dialect {
 
     /// Whether tables declare their primary and unique keys. DuckDB maintains an index for
     /// each declared key on every insert: on 1M events that made the transform 3x slower
-    /// (songplays 4.0 s against 1.3 s), so there the keys are checked by [`duplicate_keys`]
-    /// after the transform instead. Redshift does not enforce declared keys but its planner
-    /// uses them; they are checked after the transform on every engine.
+    /// (songplays 4.0 s against 1.3 s), so there the keys are checked by the quality checks
+    /// ([`crate::checks`]) after the transform instead. Redshift does not enforce declared keys
+    /// but its planner uses them; the checks read them on every engine.
     pub fn declares_keys(self) -> bool {
         match self {
             Dialect::DuckDb => false,
             Dialect::Postgres | Dialect::Redshift => true,
-        }
-    }
-
-    /// Whether the database itself refuses a second row with the same primary or unique key.
-    /// PostgreSQL does, on every insert, so a duplicate fails the transform and nothing is
-    /// committed: checking again after the transform only re-sorts the tables (3 s of a 1M-event
-    /// load). DuckDB's tables declare no keys (see [`Dialect::declares_keys`]) and Redshift's
-    /// are not enforced, so both are checked by [`duplicate_keys`].
-    pub fn enforces_keys(self) -> bool {
-        match self {
-            Dialect::Postgres => true,
-            Dialect::DuckDb | Dialect::Redshift => false,
         }
     }
 
@@ -146,6 +134,8 @@ pub fn prepare_transform(dialect: Dialect) -> Vec<String> {
         Dialect::Postgres => vec![
             "ANALYZE staging_events".to_string(),
             "ANALYZE staging_songs".to_string(),
+            // What an incremental load merges.
+            "ANALYZE incoming_events".to_string(),
             "SET LOCAL enable_nestloop = off".to_string(),
         ],
         Dialect::DuckDb | Dialect::Redshift => Vec::new(),
@@ -486,28 +476,6 @@ pub fn insert_rejects_redshift(rejects: &[Reject]) -> Vec<String> {
     statements
 }
 
-/// For each key of `table` (primary, then unique), a query counting the rows that repeat a
-/// key value held by an earlier row; 0 means the key holds. Redshift does not enforce declared
-/// keys, and its planner assumes they hold
-/// (https://docs.aws.amazon.com/redshift/latest/dg/t_Defining_constraints.html), so a
-/// `GROUP BY key HAVING COUNT(*) > 1` may be planned away; numbering the rows of each key
-/// value reads every row whatever the planner assumes.
-pub fn duplicate_keys(table: &Table) -> Vec<(&'static [&'static str], String)> {
-    [table.primary_key, table.unique]
-        .into_iter()
-        .filter(|key| !key.is_empty())
-        .map(|key| {
-            let columns = key.join(", ");
-            let sql = format!(
-                "SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY {columns} \
-                 ORDER BY {columns}) AS n FROM {}) numbered WHERE n > 1",
-                table.name
-            );
-            (key, sql)
-        })
-        .collect()
-}
-
 pub fn delete_all(table: &Table) -> String {
     format!("DELETE FROM {}", table.name)
 }
@@ -525,6 +493,20 @@ pub fn empty_table(dialect: Dialect, table: &Table) -> String {
         Dialect::Postgres => format!("TRUNCATE {}", table.name),
         Dialect::DuckDb | Dialect::Redshift => delete_all(table),
     }
+}
+
+/// Appends every row of `from` to `to`, tables of the same columns.
+pub fn append_all(to: &Table, from: &Table) -> String {
+    format!("INSERT INTO {} SELECT * FROM {}", to.name, from.name)
+}
+
+/// Removes the `load_errors` entries of files that could not be read (not records: no line).
+pub fn forget_unreadable_files() -> String {
+    format!(
+        "DELETE FROM {} WHERE line IS NULL AND reason LIKE '{}%'",
+        LOAD_ERRORS.name,
+        crate::load::UNREADABLE_FILE
+    )
 }
 
 pub fn count_rows(table: &Table) -> String {
@@ -547,11 +529,121 @@ pub fn transform(dialect: Dialect) -> Vec<(&'static Table, String)> {
     vec![
         (&SONGS, insert_songs(dialect)),
         (&ARTISTS, insert_artists(dialect)),
-        (&USERS, insert_users(dialect)),
-        (&SONGPLAYS, insert_songplays(dialect)),
-        (&TIME, INSERT_TIME.to_string()),
+        (&USERS, insert_users(dialect, Scope::All)),
+        (&SONGPLAYS, insert_songplays(dialect, Scope::All)),
+        (&TIME, insert_time(Scope::All)),
     ]
 }
+
+/// Which events a transform statement reads: all of staging, or (for an incremental load) only
+/// those that share a user or a play with the records of `incoming_events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    All,
+    Incoming,
+}
+
+/// Whether the event aliased `alias` is a play that `incoming_events` holds a record of (by
+/// natural key).
+fn incoming_play(alias: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM incoming_events i WHERE i.user_id = {alias}.user_id \
+         AND i.session_id = {alias}.session_id AND i.item_in_session = {alias}.item_in_session)"
+    )
+}
+
+/// One step of an incremental load's merge.
+#[derive(Debug, Clone)]
+pub struct MergeStep {
+    /// The star table it changes, for progress and errors; `None` for bookkeeping.
+    pub table: Option<&'static Table>,
+    pub sql: String,
+}
+
+/// The merge of an incremental load whose new files hold only events (the catalogue did not
+/// change), run after `incoming_events` was appended to `staging_events`: it leaves the star
+/// schema exactly as the full transform of staging would, touching only what the new records
+/// change.
+///
+/// - Users: each user of the incoming records is replaced by the one their latest event
+///   overall gives (read from all of staging).
+/// - Plays: each play of the incoming records (by natural key) is replaced by the one all its
+///   events give, numbered below zero; then every play from the earliest time touched on is
+///   renumbered in time order after the plays before it. A new day after the last one only
+///   numbers its own plays, continuing the sequence.
+/// - Time: the rows from that earliest time on are rebuilt from the plays.
+///
+/// `merge_from` (a temporary table of one row) holds that earliest time: the earliest of the
+/// replaced plays and of the incoming plays. The statements are the transform's own, scoped,
+/// so they are written once for every dialect.
+pub fn merge_incoming_events(dialect: Dialect) -> Vec<MergeStep> {
+    let step = |table: Option<&'static Table>, sql: String| MergeStep { table, sql };
+    let next_song = dialect.text_equal("page", "'NextSong'");
+    let mut steps = vec![
+        step(
+            None,
+            format!(
+                "CREATE TEMP TABLE merge_from AS
+SELECT MIN(start_time) AS start_time
+FROM (
+    SELECT start_time FROM songplays p WHERE {replaced}
+    UNION ALL
+    SELECT {start_time} FROM incoming_events WHERE {next_song} AND user_id IS NOT NULL
+) touched",
+                replaced = incoming_play("p"),
+                start_time = dialect.epoch_ms_to_timestamp("ts"),
+            ),
+        ),
+        step(
+            Some(&USERS),
+            "DELETE FROM users WHERE user_id IN \
+             (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)"
+                .into(),
+        ),
+        step(Some(&USERS), insert_users(dialect, Scope::Incoming)),
+    ];
+    let keys = keys_rebuilt_around_insert(dialect, &SONGPLAYS);
+    if let Some(keys) = &keys {
+        // Renumbering moves ids past each other; the keys are checked again when added back.
+        steps.push(step(Some(&SONGPLAYS), keys.drop.clone()));
+    }
+    steps.push(step(
+        Some(&SONGPLAYS),
+        format!("DELETE FROM songplays WHERE {}", incoming_play("songplays")),
+    ));
+    steps.push(step(
+        Some(&SONGPLAYS),
+        insert_songplays(dialect, Scope::Incoming),
+    ));
+    steps.push(step(Some(&SONGPLAYS), RENUMBER_SONGPLAYS.into()));
+    if let Some(keys) = keys {
+        steps.push(step(Some(&SONGPLAYS), keys.add));
+    }
+    steps.push(step(
+        Some(&TIME),
+        "DELETE FROM time WHERE start_time >= (SELECT start_time FROM merge_from)".into(),
+    ));
+    steps.push(step(Some(&TIME), insert_time(Scope::Incoming)));
+    steps.push(step(None, "DROP TABLE merge_from".into()));
+    steps
+}
+
+/// Numbers the plays from `merge_from` on in time order, after those before it (which the
+/// merge did not touch, so their numbers stand): the numbers the full transform gives.
+const RENUMBER_SONGPLAYS: &str = "\
+UPDATE songplays SET songplay_id = renumbered.songplay_id
+FROM (
+    SELECT user_id, session_id, item_in_session,
+           ROW_NUMBER() OVER (ORDER BY start_time, user_id, session_id, item_in_session)
+           + (SELECT COUNT(*) FROM songplays
+              WHERE start_time < (SELECT start_time FROM merge_from)) AS songplay_id
+    FROM songplays
+    WHERE start_time >= (SELECT start_time FROM merge_from)
+) renumbered
+WHERE songplays.user_id = renumbered.user_id
+  AND songplays.session_id = renumbered.session_id
+  AND songplays.item_in_session = renumbered.item_in_session
+  AND songplays.songplay_id <> renumbered.songplay_id";
 
 /// The catalogue as kept: one staging record per song_id, the same one `songs` holds (among
 /// duplicates the order over all columns decides), with the artist name it carries. Plays are
@@ -620,7 +712,13 @@ WHERE pick = 1",
 /// are found first by a grouped maximum and a join on equal keys, and only they are ranked by
 /// the remaining tie-breaks: measured on PostgreSQL at 1M events, sorting every event by user
 /// took 1.3-1.7 s of the transform.
-fn insert_users(d: Dialect) -> String {
+fn insert_users(d: Dialect, scope: Scope) -> String {
+    let only_incoming = match scope {
+        Scope::All => "",
+        Scope::Incoming => {
+            "\n          AND user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)"
+        }
+    };
     format!(
         "\
 INSERT INTO users (user_id, first_name, last_name, gender, level)
@@ -636,7 +734,7 @@ FROM (
     JOIN (
         SELECT user_id, MAX(ts) AS ts
         FROM staging_events
-        WHERE user_id IS NOT NULL
+        WHERE user_id IS NOT NULL{only_incoming}
         GROUP BY user_id
     ) latest
       ON e.user_id = latest.user_id AND e.ts = latest.ts
@@ -662,7 +760,13 @@ pub const DURATION_TOLERANCE: &str = "0.010000001";
 /// same on every run. One pass: each play joined (LEFT) with its candidate songs, ranked within
 /// the play, the best kept; the only join is on equal title and artist (a hash join), and no
 /// subquery is joined back to the plays, so no plan re-runs a window once per play.
-fn insert_songplays(d: Dialect) -> String {
+fn insert_songplays(d: Dialect, scope: Scope) -> String {
+    // An incremental load numbers its plays below zero; the renumbering that follows
+    // ([`renumber_songplays`]) gives them, and any play after them, their place in time order.
+    let (only_incoming, sign) = match scope {
+        Scope::All => (String::new(), ""),
+        Scope::Incoming => (format!("\n          AND {}", incoming_play("e")), "-"),
+    };
     format!(
         "\
 INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id, session_id,
@@ -679,7 +783,7 @@ WITH plays AS (
                             {user_agent}
                ) AS pick
         FROM staging_events e
-        WHERE {next_song} AND user_id IS NOT NULL
+        WHERE {next_song} AND user_id IS NOT NULL{only_incoming}
     ) ranked
     WHERE pick = 1
 ),
@@ -699,7 +803,7 @@ candidates AS (
      AND {artist_matches}
      AND ABS(c.duration - p.length) <= {DURATION_TOLERANCE}
 )
-SELECT ROW_NUMBER() OVER (ORDER BY ts, user_id, session_id, item_in_session),
+SELECT {sign}ROW_NUMBER() OVER (ORDER BY ts, user_id, session_id, item_in_session),
        {start_time}, user_id, level, song_id, artist_id, session_id,
        item_in_session, location, user_agent
 FROM candidates
@@ -726,7 +830,13 @@ WHERE pick = 1",
 /// `DATE_PART` takes the same date parts as `EXTRACT` and returns DOUBLE
 /// (https://docs.aws.amazon.com/redshift/latest/dg/r_DATE_PART_function.html); DuckDB's
 /// `date_part` is its `extract`.
-const INSERT_TIME: &str = "\
+fn insert_time(scope: Scope) -> String {
+    let only_new = match scope {
+        Scope::All => "",
+        Scope::Incoming => " WHERE start_time >= (SELECT start_time FROM merge_from)",
+    };
+    format!(
+        "\
 INSERT INTO time (start_time, hour, day, week, month, year, weekday)
 SELECT start_time,
        CAST(DATE_PART('hour', start_time) AS INTEGER),
@@ -735,7 +845,9 @@ SELECT start_time,
        CAST(DATE_PART('month', start_time) AS INTEGER),
        CAST(DATE_PART('year', start_time) AS INTEGER),
        CAST(DATE_PART('dow', start_time) AS INTEGER)
-FROM (SELECT DISTINCT start_time FROM songplays) plays";
+FROM (SELECT DISTINCT start_time FROM songplays{only_new}) plays"
+    )
+}
 
 /// One business question of `analysis`.
 #[derive(Debug)]
@@ -891,14 +1003,6 @@ mod tests {
             !ddl.contains("PRIMARY KEY"),
             "DuckDB checks keys after the transform"
         );
-        let checks = duplicate_keys(&SONGPLAYS);
-        assert_eq!(checks.len(), 2);
-        assert_eq!(checks[1].0, ["user_id", "session_id", "item_in_session"]);
-        assert!(checks[1]
-            .1
-            .contains("ROW_NUMBER() OVER (PARTITION BY user_id, session_id, item_in_session"));
-        assert!(checks[1].1.ends_with("WHERE n > 1"));
-        assert!(duplicate_keys(&STAGING_EVENTS).is_empty());
         let staging = create_table(&STAGING_EVENTS, Dialect::DuckDb);
         assert!(staging.contains("user_id INTEGER"));
         assert!(!staging.contains("PRIMARY KEY"));

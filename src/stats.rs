@@ -23,6 +23,17 @@ pub struct SourceStats {
     pub unreadable: Vec<Reject>,
     /// Read by the warehouse itself (Redshift's COPY): files and bytes are not known here.
     pub read_by_warehouse: bool,
+    /// What each file read yielded, in load order (empty when the warehouse read them).
+    pub yields: Vec<FileYield>,
+}
+
+/// What one source file yielded: its records staged and rejected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileYield {
+    /// The file as `load_errors` names it.
+    pub file: String,
+    pub staged: u64,
+    pub rejected: u64,
 }
 
 /// The most memory this process has held (its peak resident set, Linux's `VmHWM`), for the

@@ -84,6 +84,41 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A new database holding what this one holds (PostgreSQL's template copy), waiting for
+    /// the last binary's session on this one to end.
+    fn copy(&self, test: &str) -> TestDatabase {
+        let name = format!("sparkify_{test}_{}", std::process::id());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = self.server.connect(NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+            let create = format!("CREATE DATABASE {name} TEMPLATE {}", self.name);
+            for attempt in 0.. {
+                match client.batch_execute(&create).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 100 && format!("{e:?}").contains("other users") => {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("{create}: {e:?}"),
+                }
+            }
+        });
+        TestDatabase {
+            server: self.server.clone(),
+            cluster: self.cluster.replace(&self.name, &name),
+            name,
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let _ = admin(
@@ -164,8 +199,9 @@ fn postgres_records_rejects_and_rolls_back_a_failed_load() {
         .any(|e| e.contains("a JSON array, not an object")));
     let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
 
+    // Unchanged files are not read again unless asked.
     ws.cmd("etl")
-        .args(["--max-errors", "2"])
+        .args(["--max-errors", "2", "--full-refresh"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("nothing was committed"));
@@ -346,7 +382,7 @@ fn comparisons_follow_the_contract_on_postgres() {
     let sources = tempfile::tempdir().unwrap();
     common::semantics_sources(sources.path());
     let ws = Workspace::with_cluster(sources.path(), &db.cluster, "ENGINE=postgres\nMAX_ERRORS=1");
-    ws.create_and_load();
+    common::load_semantics(&ws);
     common::assert_semantics(&ws, "postgres");
 }
 
@@ -774,4 +810,41 @@ fn the_transform_plans_no_nested_loop_on_postgres() {
         "{err:#}"
     );
     warehouse.rollback().unwrap();
+}
+
+#[test]
+fn every_quality_check_fails_on_its_seeded_failure_on_postgres() {
+    let Some(sample) = udacity_sample() else {
+        return;
+    };
+    let Some(db) = TestDatabase::create("checks") else {
+        return;
+    };
+    let loaded = Workspace::with_cluster(&sample, &db.cluster, "ENGINE=postgres");
+    loaded.create_and_load();
+    loaded.cmd("check").assert().success();
+    for (i, check) in sparkify::checks::all().iter().enumerate() {
+        let copy = db.copy(&format!("check{i}"));
+        let ws = Workspace::with_cluster(&sample, &copy.cluster, "ENGINE=postgres");
+        let seed = common::seed_failure(check, sparkify::sql::Dialect::Postgres);
+        let seed: Vec<&str> = seed.iter().map(String::as_str).collect();
+        let mut server = copy.server.clone();
+        server.dbname(&copy.name);
+        admin(&server, &seed).unwrap();
+        common::assert_check_fails(&ws, check);
+    }
+}
+
+#[test]
+fn incremental_loads_give_the_tables_of_a_full_load_on_postgres() {
+    if TestDatabase::create("incremental_probe").is_none() {
+        return;
+    }
+    let counter = std::cell::Cell::new(0);
+    common::assert_incremental_invariants(&|sources: &std::path::Path| {
+        counter.set(counter.get() + 1);
+        let db = TestDatabase::create(&format!("incremental{}", counter.get())).unwrap();
+        let ws = Workspace::with_cluster(sources, &db.cluster, "ENGINE=postgres");
+        (ws, Box::new(db) as Box<dyn std::any::Any>)
+    });
 }

@@ -96,10 +96,17 @@ fn statements() -> Vec<(String, String)> {
         all.push((format!("transform {}", table.name), statement));
     }
     for table in STAR_TABLES {
-        for (key, query) in sql::duplicate_keys(table) {
-            all.push((format!("keys {}({})", table.name, key.join(", ")), query));
-        }
         all.push((format!("count {}", table.name), sql::count_rows(table)));
+    }
+    for check in sparkify::checks::all() {
+        all.push((
+            format!("check {}", check.name()),
+            check.count_sql(Dialect::Redshift),
+        ));
+        all.push((
+            format!("offending rows {}", check.name()),
+            check.sample_sql(Dialect::Redshift),
+        ));
     }
     for query in sql::ANALYSIS_QUERIES {
         all.push((format!("analysis {}", query.name), query.sql(5)));

@@ -36,14 +36,26 @@ use sparkify::warehouse::SqlPrinter;
 /// One load at a time: a second etl on the same warehouse fails at once saying another load
 /// holds it, or waits up to --lock-timeout seconds.
 ///
-/// Every run replaces staging and the star schema, so running it twice on the same input
-/// leaves the same tables. Run create_tables first. The warehouse is the one the config file
-/// selects: with [CLUSTER] HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH; otherwise
-/// PostgreSQL, or Redshift for a Redshift endpoint (see --engine).
+/// After the transform, quality checks read the star schema (keys not null and unique, every
+/// reference found, level free or paid, hours, days, weeks, months and weekdays in range, every
+/// play of staging in songplays once); if one fails, the run fails naming it with up to five
+/// offending rows, and nothing is committed. The summary lists every check.
+///
+/// Loads are incremental: the ledger table loaded_files records each file loaded (size, and
+/// modification time or S3 ETag), and a run reads only the files that are new since, then merges
+/// what they change into the star schema: the same tables a full load of every file would give,
+/// songplay_id included. With nothing new it changes nothing and says so. A file that changed
+/// since it was loaded, an empty ledger or --full-refresh make the run a full refresh: every
+/// file read again, staging and the star schema rebuilt. Files no longer found keep their
+/// records until a full refresh. Redshift's COPY reloads everything on every run.
+///
+/// Run create_tables first. The warehouse is the one the config file selects: with [CLUSTER]
+/// HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH; otherwise PostgreSQL, or Redshift for a
+/// Redshift endpoint (see --engine).
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
+    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --full-refresh           read every file again and rebuild\n  etl --no-checks              commit even if a quality check would fail\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
 )]
 struct Args {
     #[command(flatten)]
@@ -62,6 +74,19 @@ struct Args {
     /// Seconds to wait while another load holds the warehouse; 0 (the default) fails at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     lock_timeout: u64,
+
+    /// Read every file again and rebuild staging and the star schema from them, whatever the
+    /// ledger (loaded_files) says was loaded before. Without it, only files that are new since
+    /// the last run are read, and what they change is merged in.
+    #[arg(long)]
+    full_refresh: bool,
+
+    /// Skip the quality checks that end every load (keys not null and unique, references
+    /// found, accepted values, every play staged in songplays once; see the `check` binary).
+    /// Without them a load that breaks one is committed, and on DuckDB, whose tables declare
+    /// no keys, a repeated key goes unnoticed.
+    #[arg(long)]
+    no_checks: bool,
 
     /// Redshift: fetch each source's small .json objects (under 1 MiB) and write them back to
     /// back into a few large objects under [S3] MANIFEST_PREFIX, which COPY then reads through
@@ -122,6 +147,8 @@ fn main() -> ExitCode {
                 Unreadable::Fail
             },
             lock_timeout: Duration::from_secs(args.lock_timeout),
+            checks: !args.no_checks,
+            full_refresh: args.full_refresh,
         };
         if args.print_sql {
             let mut printer = SqlPrinter::new(&config);

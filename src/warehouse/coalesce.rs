@@ -269,6 +269,7 @@ mod tests {
             .map(|i| Object {
                 key: format!("k{i}"),
                 size: if i < 2000 { 100 } else { 900 * 1024 },
+                etag: String::new(),
             })
             .collect();
         let refs: Vec<&Object> = objects.iter().collect();

@@ -175,10 +175,7 @@ mod tests {
     use super::*;
     use crate::batch::record_batch;
     use crate::record::Field;
-    use crate::schema::{LOAD_ERRORS, TIME};
-
-    const ONE_PLAY_TIME: &str =
-        "INSERT INTO time VALUES (TIMESTAMP '2018-11-04 10:00:00', 10, 4, 44, 11, 2018, 0)";
+    use crate::schema::LOAD_ERRORS;
 
     fn warehouse(dir: &tempfile::TempDir) -> DuckDbWarehouse {
         DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &MemoryLimit::default_limit()).unwrap()
@@ -204,19 +201,6 @@ mod tests {
                     in /usr/local/bin/etl (PID 4242). See also https://duckdb.org/docs";
         assert_eq!(lock_holder(text), Some(("etl".to_string(), 4242)));
         assert_eq!(lock_holder("IO Error: something else"), None);
-    }
-
-    #[test]
-    fn duplicate_key_check_counts_repeated_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut wh = warehouse(&dir);
-        wh.execute(&sql::create_table(&TIME, Dialect::DuckDb))
-            .unwrap();
-        let (_, check) = &sql::duplicate_keys(&TIME)[0];
-        wh.execute(ONE_PLAY_TIME).unwrap();
-        assert_eq!(wh.query(check).unwrap().single_int(), Some(0));
-        wh.execute(ONE_PLAY_TIME).unwrap();
-        assert_eq!(wh.query(check).unwrap().single_int(), Some(1));
     }
 
     #[test]

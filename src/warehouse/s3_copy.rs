@@ -480,6 +480,7 @@ pub fn copy_staging_from_s3(
             first_rejects: rejects.into_iter().take(REJECTS_SHOWN).collect(),
             unreadable: Vec::new(),
             read_by_warehouse: true,
+            yields: Vec::new(),
         });
         bar.inc(1);
     }

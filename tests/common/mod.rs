@@ -478,3 +478,308 @@ pub fn generated(songs: usize, events: usize, seed: u64) -> TempDir {
     .unwrap();
     dir
 }
+
+/// Loads [`semantics_sources`] into the workspace's warehouse: its level "FREE" is refused by
+/// the quality checks (the run fails, naming the check and the row, and commits nothing), so it
+/// is loaded with `--no-checks`.
+pub fn load_semantics(ws: &Workspace) {
+    ws.cmd("create_tables").assert().success();
+    let refused = ws.cmd("etl").assert().code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("accepted_values(songplays.level: free, paid): 1 of 7 row(s) fail"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("level=FREE"), "{stderr}");
+    assert!(stderr.contains("Nothing was committed"), "{stderr}");
+    assert!(
+        ws.rows(None, "songplays").is_empty(),
+        "a refused load committed plays"
+    );
+    ws.cmd("etl")
+        .arg("--no-checks")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("quality checks skipped"));
+}
+
+/// Statements that make `check` fail in a warehouse loaded from the Udacity sample (one play
+/// matched to a song), whatever the engine: the keys and NOT NULL of the table are dropped
+/// first where the engine enforces them, as in a warehouse built by hand or by an older tool.
+pub fn seed_failure(
+    check: &sparkify::checks::Check,
+    dialect: sparkify::sql::Dialect,
+) -> Vec<String> {
+    use sparkify::checks::{Accepted, Check};
+    let table = check.table().name;
+    let mut seed = Vec::new();
+    if dialect == sparkify::sql::Dialect::Postgres {
+        seed.push(format!(
+            "DO $$ DECLARE c record; BEGIN FOR c IN SELECT conname FROM pg_constraint \
+             WHERE conrelid = '{table}'::regclass AND contype IN ('p', 'u') LOOP \
+             EXECUTE 'ALTER TABLE {table} DROP CONSTRAINT ' || quote_ident(c.conname); \
+             END LOOP; END $$"
+        ));
+    }
+    match *check {
+        Check::NotNull { column, .. } => {
+            seed.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL"
+            ));
+            seed.push(format!(
+                "UPDATE {table} SET {column} = NULL \
+                 WHERE {column} = (SELECT MIN({column}) FROM {table})"
+            ));
+        }
+        // A row held twice.
+        Check::Unique { .. } => {
+            seed.push(format!("INSERT INTO {table} SELECT * FROM {table} LIMIT 1"));
+        }
+        // The play's song and artist both exist, but the artist is another song's.
+        Check::Relationship { columns, .. } if columns.len() > 1 => {
+            seed.push(
+                "UPDATE songplays SET artist_id = (SELECT MIN(a.artist_id) FROM artists a \
+                 WHERE a.artist_id <> songplays.artist_id) WHERE song_id IS NOT NULL"
+                    .into(),
+            );
+        }
+        // The row a child refers to removed.
+        Check::Relationship {
+            columns, parent, ..
+        } => {
+            let column = columns[0];
+            seed.push(format!(
+                "DELETE FROM {parent} WHERE {column} = \
+                 (SELECT MIN({column}) FROM {table} WHERE {column} IS NOT NULL)",
+                parent = parent.name
+            ));
+        }
+        Check::AcceptedValues {
+            column, accepted, ..
+        } => {
+            let wrong = match accepted {
+                Accepted::Texts(_) => "'premium'".to_string(),
+                Accepted::Range(_, high) => (high + 1).to_string(),
+            };
+            seed.push(format!(
+                "UPDATE {table} SET {column} = {wrong} \
+                 WHERE {column} = (SELECT MIN({column}) FROM {table})"
+            ));
+        }
+        // The latest play lost.
+        Check::Reconciliation => seed.push(
+            "DELETE FROM songplays WHERE songplay_id = (SELECT MAX(songplay_id) FROM songplays)"
+                .into(),
+        ),
+    }
+    seed
+}
+
+/// Runs the `check` binary of `ws`, expecting `check` (and maybe others) to fail with at least
+/// one offending row shown.
+pub fn assert_check_fails(ws: &Workspace, check: &sparkify::checks::Check) {
+    let out = ws.cmd("check").arg("-q").assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let name = check.name();
+    let mut lines = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("  {name}: ")));
+    assert!(
+        lines.next().is_some(),
+        "{name} did not fail on its seeded failure:\n{stderr}\n{stdout}"
+    );
+    let row = lines.next().unwrap_or_default();
+    assert!(
+        row.starts_with("    ") && row.contains('='),
+        "{name} shows no offending row:\n{stderr}"
+    );
+    assert!(stdout.contains(&name), "the table lacks {name}:\n{stdout}");
+}
+
+/// The tables an incremental load must leave exactly as a full load of the same files does.
+pub const COMPARED_TABLES: [&str; 8] = [
+    "staging_events",
+    "staging_songs",
+    "load_errors",
+    "songplays",
+    "users",
+    "songs",
+    "artists",
+    "time",
+];
+
+/// Copies the source tree `from` into `to` (created), the files for which `keep` holds.
+pub fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let relative = entry.path().strip_prefix(from).unwrap();
+        let target = to.join(relative);
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+        } else if keep(relative) {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A workspace of the engine under test over `sources`, with whatever keeps its database alive.
+pub type NewWorkspace<'a> = &'a dyn Fn(&Path) -> (Workspace, Box<dyn std::any::Any>);
+
+/// The sorted rows of every compared table of `ws`'s warehouse.
+fn tables(ws: &Workspace) -> Vec<Vec<String>> {
+    COMPARED_TABLES.iter().map(|t| ws.rows(None, t)).collect()
+}
+
+/// Loads `sources` at once into a fresh warehouse and asserts that `ws` holds the same rows in
+/// every compared table (songplay_id included).
+fn assert_same_as_full_load(
+    ws: &Workspace,
+    sources: &Path,
+    new_workspace: NewWorkspace,
+    when: &str,
+) {
+    let (full, _db) = new_workspace(sources);
+    full.create_and_load();
+    for (table, (incremental, full)) in COMPARED_TABLES
+        .iter()
+        .zip(tables(ws).into_iter().zip(tables(&full)))
+    {
+        assert_eq!(incremental.len(), full.len(), "{when}: rows of {table}");
+        assert!(
+            incremental == full,
+            "{when}: {table} differs from a full load"
+        );
+    }
+}
+
+fn etl_stdout(ws: &Workspace, args: &[&str]) -> String {
+    let out = ws.cmd("etl").args(args).assert().success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+/// The invariants of incremental loads, on the engine `new_workspace` gives:
+/// - days 1..29 (one day's file missing half its lines) then the rest (day 30, the missing
+///   half as a late file whose plays fall among the loaded ones, and duplicates of loaded
+///   events that win their tie-breaks) give the tables of loading everything at once;
+/// - a run with nothing new changes nothing and says so;
+/// - a changed old file gives the tables of a full load with the changed file;
+/// - a new song file gives the tables of a full load with it.
+pub fn assert_incremental_invariants(new_workspace: NewWorkspace) {
+    let generated = generated(120, 3000, 7);
+    let all = generated.path();
+    let log = |day: u32| PathBuf::from(format!("log_data/2018/11/2018-11-{day:02}-events.json"));
+    let sources = tempfile::tempdir().unwrap();
+    let src = sources.path();
+    copy_tree(all, src, &|p| p != log(30) && p != log(10));
+    // Day 10: the even lines now, the odd ones later, in a file of their own.
+    let day10 = fs::read_to_string(all.join(log(10))).unwrap();
+    let lines: Vec<&str> = day10.lines().collect();
+    let half = |parity: usize| -> String {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect()
+    };
+    fs::write(src.join(log(10)), half(0)).unwrap();
+
+    let (ws, _db) = new_workspace(src);
+    ws.cmd("create_tables").assert().success();
+    let first = etl_stdout(&ws, &[]);
+    assert!(
+        first.contains("load: full refresh (the ledger is empty"),
+        "{first}"
+    );
+    let files = walkdir::WalkDir::new(src).into_iter().filter(|e| {
+        e.as_ref()
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "json")
+    });
+    let loaded = ws.rows(None, "loaded_files").len();
+    assert_eq!(
+        loaded,
+        files.count(),
+        "a ledger row per source file, and one for the JSONPaths mapping"
+    );
+
+    // The rest arrives: day 30, the late half of day 10, and duplicates of day 5's plays whose
+    // level is the other one (the first level in byte order wins a tie, so half of them win).
+    fs::copy(all.join(log(30)), src.join(log(30))).unwrap();
+    fs::write(src.join("log_data/2018/11/2018-11-10-late.json"), half(1)).unwrap();
+    let day5 = fs::read_to_string(all.join(log(5))).unwrap();
+    let flipped: String = day5
+        .lines()
+        .filter(|l| l.contains("\"NextSong\""))
+        .take(40)
+        .map(|l| {
+            let flip = if l.contains("\"level\":\"free\"") {
+                l.replace("\"level\":\"free\"", "\"level\":\"paid\"")
+            } else {
+                l.replace("\"level\":\"paid\"", "\"level\":\"free\"")
+            };
+            format!("{flip}\n")
+        })
+        .collect();
+    assert!(
+        flipped.contains("\"level\":\"free\""),
+        "day 5 has plays of both levels"
+    );
+    fs::write(src.join("log_data/2018/11/2018-11-05-resent.json"), flipped).unwrap();
+    let second = etl_stdout(&ws, &[]);
+    assert!(
+        second.contains("load: incremental, only the new files read; files: 3 new, 0 changed"),
+        "{second}"
+    );
+    assert_same_as_full_load(&ws, src, new_workspace, "days 1..29, then the rest");
+
+    let before = tables(&ws);
+    let third = etl_stdout(&ws, &[]);
+    assert!(third.contains("load: nothing new"), "{third}");
+    assert!(
+        tables(&ws) == before,
+        "a run with nothing new changed the warehouse"
+    );
+
+    // An old file changes: one more play on day 3, and one line less.
+    let day3 = fs::read_to_string(src.join(log(3))).unwrap();
+    let mut day3_lines: Vec<String> = day3.lines().skip(1).map(str::to_string).collect();
+    let extra = day3_lines
+        .iter()
+        .find(|l| l.contains("\"NextSong\""))
+        .unwrap()
+        .replace("\"itemInSession\":", "\"itemInSession\":9");
+    day3_lines.push(extra);
+    fs::write(src.join(log(3)), day3_lines.join("\n") + "\n").unwrap();
+    let fourth = etl_stdout(&ws, &[]);
+    assert!(
+        fourth.contains("load: full refresh (1 file(s) changed"),
+        "{fourth}"
+    );
+    assert_same_as_full_load(&ws, src, new_workspace, "a changed old file");
+
+    // A new song file: the catalogue changes, so the plays are matched again.
+    let song = fs::read_dir(src.join("song_data/A/A/A"))
+        .ok()
+        .and_then(|mut d| d.next())
+        .map(|e| e.unwrap().path());
+    let song = song.unwrap_or_else(|| {
+        walkdir::WalkDir::new(src.join("song_data"))
+            .into_iter()
+            .map(|e| e.unwrap().into_path())
+            .find(|p| p.is_file())
+            .unwrap()
+    });
+    let text = fs::read_to_string(&song).unwrap();
+    fs::write(
+        song.with_file_name("TRNEWSONG.json"),
+        text.replace("\"song_id\": \"", "\"song_id\": \"NEW"),
+    )
+    .unwrap();
+    let fifth = etl_stdout(&ws, &[]);
+    assert!(fifth.contains("load: incremental"), "{fifth}");
+    assert_same_as_full_load(&ws, src, new_workspace, "a new song file");
+}

@@ -42,6 +42,67 @@ CREATE TABLE staging_songs (
 )
 DISTSTYLE EVEN;
 
+-- drop incoming_events
+DROP TABLE IF EXISTS incoming_events;
+
+-- create incoming_events
+CREATE TABLE incoming_events (
+    artist VARCHAR(512) COLLATE CASE_SENSITIVE,
+    auth VARCHAR(32) COLLATE CASE_SENSITIVE,
+    first_name VARCHAR(256) COLLATE CASE_SENSITIVE,
+    gender VARCHAR(16) COLLATE CASE_SENSITIVE,
+    item_in_session INTEGER NOT NULL,
+    last_name VARCHAR(256) COLLATE CASE_SENSITIVE,
+    length DOUBLE PRECISION,
+    level VARCHAR(16) COLLATE CASE_SENSITIVE,
+    location VARCHAR(512) COLLATE CASE_SENSITIVE,
+    method VARCHAR(16) COLLATE CASE_SENSITIVE,
+    page VARCHAR(64) COLLATE CASE_SENSITIVE,
+    registration DOUBLE PRECISION,
+    session_id INTEGER NOT NULL,
+    song VARCHAR(512) COLLATE CASE_SENSITIVE,
+    status INTEGER,
+    ts BIGINT NOT NULL,
+    user_agent VARCHAR(512) COLLATE CASE_SENSITIVE,
+    user_id INTEGER
+)
+DISTSTYLE EVEN;
+
+-- drop incoming_songs
+DROP TABLE IF EXISTS incoming_songs;
+
+-- create incoming_songs
+CREATE TABLE incoming_songs (
+    num_songs INTEGER,
+    artist_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
+    artist_latitude DOUBLE PRECISION,
+    artist_longitude DOUBLE PRECISION,
+    artist_location VARCHAR(512) COLLATE CASE_SENSITIVE,
+    artist_name VARCHAR(512) COLLATE CASE_SENSITIVE,
+    song_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
+    title VARCHAR(512) COLLATE CASE_SENSITIVE,
+    duration DOUBLE PRECISION,
+    year INTEGER
+)
+DISTSTYLE EVEN;
+
+-- drop loaded_files
+DROP TABLE IF EXISTS loaded_files;
+
+-- create loaded_files
+CREATE TABLE loaded_files (
+    source VARCHAR(16) COLLATE CASE_SENSITIVE NOT NULL,
+    file VARCHAR(2048) COLLATE CASE_SENSITIVE NOT NULL,
+    bytes BIGINT NOT NULL,
+    version VARCHAR(256) COLLATE CASE_SENSITIVE NOT NULL,
+    records BIGINT NOT NULL,
+    staged BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    loaded_at VARCHAR(32) COLLATE CASE_SENSITIVE NOT NULL,
+    PRIMARY KEY (source, file)
+)
+DISTSTYLE EVEN;
+
 -- drop load_errors
 DROP TABLE IF EXISTS load_errors;
 
@@ -134,7 +195,7 @@ CREATE TABLE time (
 DISTKEY (start_time) SORTKEY (start_time);
 
 -- existing tables
-SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('staging_events', 'staging_songs', 'load_errors', 'songplays', 'users', 'songs', 'artists', 'time');
+SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('staging_events', 'staging_songs', 'incoming_events', 'incoming_songs', 'loaded_files', 'load_errors', 'songplays', 'users', 'songs', 'artists', 'time');
 
 -- lock for load
 SET statement_timeout TO 1000;
@@ -318,38 +379,194 @@ SELECT start_time,
        CAST(DATE_PART('dow', start_time) AS INTEGER)
 FROM (SELECT DISTINCT start_time FROM songplays) plays;
 
--- keys songs(song_id)
-SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY song_id) AS n FROM songs) numbered WHERE n > 1;
-
 -- count songs
 SELECT COUNT(*) FROM songs;
-
--- keys artists(artist_id)
-SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY artist_id) AS n FROM artists) numbered WHERE n > 1;
 
 -- count artists
 SELECT COUNT(*) FROM artists;
 
--- keys users(user_id)
-SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id) AS n FROM users) numbered WHERE n > 1;
-
 -- count users
 SELECT COUNT(*) FROM users;
-
--- keys songplays(songplay_id)
-SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY songplay_id ORDER BY songplay_id) AS n FROM songplays) numbered WHERE n > 1;
-
--- keys songplays(user_id, session_id, item_in_session)
-SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY user_id, session_id, item_in_session ORDER BY user_id, session_id, item_in_session) AS n FROM songplays) numbered WHERE n > 1;
 
 -- count songplays
 SELECT COUNT(*) FROM songplays;
 
--- keys time(start_time)
-SELECT COUNT(*) FROM (SELECT ROW_NUMBER() OVER (PARTITION BY start_time ORDER BY start_time) AS n FROM time) numbered WHERE n > 1;
-
 -- count time
 SELECT COUNT(*) FROM time;
+
+-- check not_null(songs.song_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NULL THEN 1 END) FROM songs t;
+
+-- offending rows not_null(songs.song_id)
+SELECT t.song_id FROM songs t WHERE t.song_id IS NULL ORDER BY t.song_id LIMIT 5;
+
+-- check not_null(artists.artist_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NULL THEN 1 END) FROM artists t;
+
+-- offending rows not_null(artists.artist_id)
+SELECT t.artist_id FROM artists t WHERE t.artist_id IS NULL ORDER BY t.artist_id LIMIT 5;
+
+-- check not_null(users.user_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END) FROM users t;
+
+-- offending rows not_null(users.user_id)
+SELECT t.user_id FROM users t WHERE t.user_id IS NULL ORDER BY t.user_id LIMIT 5;
+
+-- check not_null(songplays.songplay_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.songplay_id IS NULL THEN 1 END) FROM songplays t;
+
+-- offending rows not_null(songplays.songplay_id)
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.songplay_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check not_null(songplays.user_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END) FROM songplays t;
+
+-- offending rows not_null(songplays.user_id)
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.user_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check not_null(songplays.session_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.session_id IS NULL THEN 1 END) FROM songplays t;
+
+-- offending rows not_null(songplays.session_id)
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.session_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check not_null(songplays.item_in_session)
+SELECT COUNT(*), COUNT(CASE WHEN t.item_in_session IS NULL THEN 1 END) FROM songplays t;
+
+-- offending rows not_null(songplays.item_in_session)
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.item_in_session IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check not_null(songplays.start_time)
+SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END) FROM songplays t;
+
+-- offending rows not_null(songplays.start_time)
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.start_time FROM songplays t WHERE t.start_time IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check not_null(time.start_time)
+SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END) FROM time t;
+
+-- offending rows not_null(time.start_time)
+SELECT t.start_time FROM time t WHERE t.start_time IS NULL ORDER BY t.start_time LIMIT 5;
+
+-- check unique(songs: song_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT songs.*, ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY song_id) AS repeat_number FROM songs) t;
+
+-- offending rows unique(songs: song_id)
+SELECT t.song_id, t.title, t.artist_id, t.year, t.duration FROM (SELECT songs.*, ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY song_id) AS repeat_number FROM songs) t WHERE t.repeat_number > 1 ORDER BY t.song_id LIMIT 5;
+
+-- check unique(artists: artist_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT artists.*, ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY artist_id) AS repeat_number FROM artists) t;
+
+-- offending rows unique(artists: artist_id)
+SELECT t.artist_id, t.name, t.location, t.latitude, t.longitude FROM (SELECT artists.*, ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY artist_id) AS repeat_number FROM artists) t WHERE t.repeat_number > 1 ORDER BY t.artist_id LIMIT 5;
+
+-- check unique(users: user_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT users.*, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id) AS repeat_number FROM users) t;
+
+-- offending rows unique(users: user_id)
+SELECT t.user_id, t.first_name, t.last_name, t.gender, t.level FROM (SELECT users.*, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id) AS repeat_number FROM users) t WHERE t.repeat_number > 1 ORDER BY t.user_id LIMIT 5;
+
+-- check unique(songplays: songplay_id)
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT songplays.*, ROW_NUMBER() OVER (PARTITION BY songplay_id ORDER BY songplay_id) AS repeat_number FROM songplays) t;
+
+-- offending rows unique(songplays: songplay_id)
+SELECT t.songplay_id, t.start_time, t.user_id, t.level, t.song_id, t.artist_id, t.session_id, t.item_in_session, t.location, t.user_agent FROM (SELECT songplays.*, ROW_NUMBER() OVER (PARTITION BY songplay_id ORDER BY songplay_id) AS repeat_number FROM songplays) t WHERE t.repeat_number > 1 ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check unique(songplays: user_id, session_id, item_in_session)
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT songplays.*, ROW_NUMBER() OVER (PARTITION BY user_id, session_id, item_in_session ORDER BY user_id, session_id, item_in_session) AS repeat_number FROM songplays) t;
+
+-- offending rows unique(songplays: user_id, session_id, item_in_session)
+SELECT t.songplay_id, t.start_time, t.user_id, t.level, t.song_id, t.artist_id, t.session_id, t.item_in_session, t.location, t.user_agent FROM (SELECT songplays.*, ROW_NUMBER() OVER (PARTITION BY user_id, session_id, item_in_session ORDER BY user_id, session_id, item_in_session) AS repeat_number FROM songplays) t WHERE t.repeat_number > 1 ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check unique(time: start_time)
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT time.*, ROW_NUMBER() OVER (PARTITION BY start_time ORDER BY start_time) AS repeat_number FROM time) t;
+
+-- offending rows unique(time: start_time)
+SELECT t.start_time, t.hour, t.day, t.week, t.month, t.year, t.weekday FROM (SELECT time.*, ROW_NUMBER() OVER (PARTITION BY start_time ORDER BY start_time) AS repeat_number FROM time) t WHERE t.repeat_number > 1 ORDER BY t.start_time LIMIT 5;
+
+-- check relationship(songplays(user_id) in users(user_id))
+SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NOT NULL AND p.user_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT user_id FROM users) p ON t.user_id = p.user_id;
+
+-- offending rows relationship(songplays(user_id) in users(user_id))
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t LEFT JOIN (SELECT DISTINCT user_id FROM users) p ON t.user_id = p.user_id WHERE t.user_id IS NOT NULL AND p.user_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(song_id) in songs(song_id))
+SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id));
+
+-- offending rows relationship(songplays(song_id) in songs(song_id))
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) WHERE t.song_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(artist_id) in artists(artist_id))
+SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
+
+-- offending rows relationship(songplays(artist_id) in artists(artist_id))
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(song_id, artist_id) in songs(song_id, artist_id))
+SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, artist_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
+
+-- offending rows relationship(songplays(song_id, artist_id) in songs(song_id, artist_id))
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, artist_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(start_time) in time(start_time))
+SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NOT NULL AND p.start_time IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT start_time FROM time) p ON t.start_time = p.start_time;
+
+-- offending rows relationship(songplays(start_time) in time(start_time))
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.start_time FROM songplays t LEFT JOIN (SELECT DISTINCT start_time FROM time) p ON t.start_time = p.start_time WHERE t.start_time IS NOT NULL AND p.start_time IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songs(artist_id) in artists(artist_id))
+SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL THEN 1 END) FROM songs t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
+
+-- offending rows relationship(songs(artist_id) in artists(artist_id))
+SELECT t.song_id, t.artist_id FROM songs t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.song_id LIMIT 5;
+
+-- check accepted_values(songplays.level: free, paid)
+SELECT COUNT(*), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM songplays t;
+
+-- offending rows accepted_values(songplays.level: free, paid)
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.level FROM songplays t WHERE t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check accepted_values(users.level: free, paid)
+SELECT COUNT(*), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM users t;
+
+-- offending rows accepted_values(users.level: free, paid)
+SELECT t.user_id, t.level FROM users t WHERE t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) ORDER BY t.user_id LIMIT 5;
+
+-- check accepted_values(time.hour: 0-23)
+SELECT COUNT(*), COUNT(CASE WHEN (t.hour < 0 OR t.hour > 23) THEN 1 END) FROM time t;
+
+-- offending rows accepted_values(time.hour: 0-23)
+SELECT t.start_time, t.hour FROM time t WHERE (t.hour < 0 OR t.hour > 23) ORDER BY t.start_time LIMIT 5;
+
+-- check accepted_values(time.day: 1-31)
+SELECT COUNT(*), COUNT(CASE WHEN (t.day < 1 OR t.day > 31) THEN 1 END) FROM time t;
+
+-- offending rows accepted_values(time.day: 1-31)
+SELECT t.start_time, t.day FROM time t WHERE (t.day < 1 OR t.day > 31) ORDER BY t.start_time LIMIT 5;
+
+-- check accepted_values(time.week: 1-53)
+SELECT COUNT(*), COUNT(CASE WHEN (t.week < 1 OR t.week > 53) THEN 1 END) FROM time t;
+
+-- offending rows accepted_values(time.week: 1-53)
+SELECT t.start_time, t.week FROM time t WHERE (t.week < 1 OR t.week > 53) ORDER BY t.start_time LIMIT 5;
+
+-- check accepted_values(time.month: 1-12)
+SELECT COUNT(*), COUNT(CASE WHEN (t.month < 1 OR t.month > 12) THEN 1 END) FROM time t;
+
+-- offending rows accepted_values(time.month: 1-12)
+SELECT t.start_time, t.month FROM time t WHERE (t.month < 1 OR t.month > 12) ORDER BY t.start_time LIMIT 5;
+
+-- check accepted_values(time.weekday: 0-6)
+SELECT COUNT(*), COUNT(CASE WHEN (t.weekday < 0 OR t.weekday > 6) THEN 1 END) FROM time t;
+
+-- offending rows accepted_values(time.weekday: 0-6)
+SELECT t.start_time, t.weekday FROM time t WHERE (t.weekday < 0 OR t.weekday > 6) ORDER BY t.start_time LIMIT 5;
+
+-- check reconciliation(songplays = distinct NextSong plays in staging_events)
+WITH plays AS (SELECT DISTINCT user_id, session_id, item_in_session FROM staging_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL) SELECT (SELECT COUNT(*) FROM plays), GREATEST((SELECT COUNT(*) FROM plays k FULL JOIN songplays p ON k.user_id = p.user_id AND k.session_id = p.session_id AND k.item_in_session = p.item_in_session WHERE k.user_id IS NULL OR p.user_id IS NULL), ABS((SELECT COUNT(*) FROM songplays) - (SELECT COUNT(*) FROM plays)));
+
+-- offending rows reconciliation(songplays = distinct NextSong plays in staging_events)
+WITH plays AS (SELECT DISTINCT user_id, session_id, item_in_session FROM staging_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL) SELECT COALESCE(k.user_id, p.user_id) AS user_id, COALESCE(k.session_id, p.session_id) AS session_id, COALESCE(k.item_in_session, p.item_in_session) AS item_in_session, CASE WHEN p.user_id IS NULL THEN 'staged, not in songplays' ELSE 'in songplays, not staged' END AS problem FROM plays k FULL JOIN songplays p ON k.user_id = p.user_id AND k.session_id = p.session_id AND k.item_in_session = p.item_in_session WHERE k.user_id IS NULL OR p.user_id IS NULL ORDER BY 1, 2, 3 LIMIT 5;
 
 -- analysis both_levels
 SELECT u.user_id, u.first_name, u.last_name, p.plays

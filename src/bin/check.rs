@@ -1,0 +1,54 @@
+//! `check`: run the data-quality checks on the warehouse as it is.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sparkify::cli::{exit_code, CommonArgs};
+use sparkify::warehouse::SqlPrinter;
+
+/// Run the data-quality checks that end every etl on the warehouse as it is, and change
+/// nothing: every key column not null (not_null); the keys of songplays (songplay_id, and
+/// user_id + session_id + item_in_session), users, songs, artists and time unique (unique);
+/// every user, song, artist and start time of songplays, and every artist of songs, found in
+/// its table, a play's artist being its song's (relationship); level free or paid, hour 0-23,
+/// day 1-31, week 1-53, month 1-12, weekday 0-6 (accepted_values); every NextSong event with a
+/// user in staging_events in songplays once, and nothing else (reconciliation).
+///
+/// Prints a table of the checks (rows examined, failures, seconds). If one fails, it is named
+/// on stderr with up to five offending rows and the exit code is 1. The warehouse is the one
+/// the config file selects, as for etl.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Print every query the checks would send to the chosen engine, and send none.
+    #[arg(long)]
+    print_sql: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    exit_code((|| {
+        let config = args.common.init()?;
+        if args.print_sql {
+            let mut printer = SqlPrinter::new(&config);
+            sparkify::checks::run(&mut printer)?;
+            print!("{}", printer.script());
+            return Ok(());
+        }
+        let mut warehouse = sparkify::warehouse::open(&config)?;
+        sparkify::etl::ensure_tables_exist(warehouse.as_mut())?;
+        let outcomes = sparkify::checks::run(warehouse.as_mut())?;
+        println!("checks of {}", warehouse.describe());
+        println!("{}", sparkify::report::checks_table(&outcomes));
+        match sparkify::checks::failure_report(&outcomes) {
+            Some(failed) => Err(anyhow::anyhow!("{failed}")),
+            None => Ok(()),
+        }
+    })())
+}
