@@ -11,8 +11,8 @@ use sparkify::warehouse::SqlPrinter;
 /// user_id + session_id + item_in_session), users, songs, artists and time unique (unique);
 /// every user, song, artist and start time of songplays, and every artist of songs, found in
 /// its table, a play's artist being its song's (relationship); level free or paid, hour 0-23,
-/// day 1-31, week 1-53, month 1-12, weekday 0-6 (accepted_values); every NextSong event with a
-/// user in staging_events in songplays once, and nothing else (reconciliation).
+/// day 1-31, week 1-53, month 1-12, weekday 0-6 (accepted_values); as many songplays as
+/// distinct NextSong events with a user in staging_events (reconciliation).
 ///
 /// Prints a table of the checks (rows examined, failures, seconds). If one fails, it is named
 /// on stderr with up to five offending rows and the exit code is 1. The warehouse is the one

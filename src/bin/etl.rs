@@ -37,8 +37,8 @@ use sparkify::warehouse::SqlPrinter;
 /// holds it, or waits up to --lock-timeout seconds.
 ///
 /// After the transform, quality checks read the star schema (keys not null and unique, every
-/// reference found, level free or paid, hours, days, weeks, months and weekdays in range, every
-/// play of staging in songplays once); if one fails, the run fails naming it with up to five
+/// reference found, level free or paid, hours, days, weeks, months and weekdays in range, as
+/// many songplays as distinct plays staged); if one fails, the run fails naming it with up to five
 /// offending rows, and nothing is committed. The summary lists every check.
 ///
 /// Loads are incremental: the ledger table loaded_files records each file loaded (size, and
@@ -82,7 +82,7 @@ struct Args {
     full_refresh: bool,
 
     /// Skip the quality checks that end every load (keys not null and unique, references
-    /// found, accepted values, every play staged in songplays once; see the `check` binary).
+    /// found, accepted values, as many songplays as plays staged; see the `check` binary).
     /// Without them a load that breaks one is committed, and on DuckDB, whose tables declare
     /// no keys, a repeated key goes unnoticed.
     #[arg(long)]
