@@ -439,7 +439,25 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
 fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     let steps = sql::merge_incoming_events(warehouse.dialect());
     let bar = progress.items("merge", steps.len() as u64);
+    let mut plays_move = None;
     for step in steps {
+        if step.only_when_plays_move {
+            let moved = match plays_move {
+                Some(moved) => moved,
+                None => {
+                    let moved = warehouse
+                        .query(sql::PLAYS_MOVED)?
+                        .expect_int("the count of plays numbered again")?
+                        > 0;
+                    plays_move = Some(moved);
+                    moved
+                }
+            };
+            if !moved {
+                bar.inc(1);
+                continue;
+            }
+        }
         let table = step.table.map_or("bookkeeping", |t| t.name);
         bar.set_message(table);
         tracing::info!(table, "merging");

@@ -558,7 +558,15 @@ pub struct MergeStep {
     /// The star table it changes, for progress and errors; `None` for bookkeeping.
     pub table: Option<&'static Table>,
     pub sql: String,
+    /// Run only when plays loaded before are numbered again ([`PLAYS_MOVED`] is not zero).
+    pub only_when_plays_move: bool,
 }
+
+/// How many plays loaded before the merge numbers again (those from `merge_from` on; the
+/// merge's own are numbered below zero until then). Zero when the new plays all come after
+/// the loaded ones, as a new day's do.
+pub const PLAYS_MOVED: &str = "SELECT COUNT(*) FROM songplays \
+     WHERE start_time >= (SELECT start_time FROM merge_from) AND songplay_id > 0";
 
 /// The merge of an incremental load whose new files hold only events (the catalogue did not
 /// change), run after `incoming_events` was appended to `staging_events`: it leaves the star
@@ -577,7 +585,11 @@ pub struct MergeStep {
 /// replaced plays and of the incoming plays. The statements are the transform's own, scoped,
 /// so they are written once for every dialect.
 pub fn merge_incoming_events(dialect: Dialect) -> Vec<MergeStep> {
-    let step = |table: Option<&'static Table>, sql: String| MergeStep { table, sql };
+    let step = |table: Option<&'static Table>, sql: String| MergeStep {
+        table,
+        sql,
+        only_when_plays_move: false,
+    };
     let next_song = dialect.text_equal("page", "'NextSong'");
     let mut steps = vec![
         step(
@@ -602,11 +614,6 @@ FROM (
         ),
         step(Some(&USERS), insert_users(dialect, Scope::Incoming)),
     ];
-    let keys = keys_rebuilt_around_insert(dialect, &SONGPLAYS);
-    if let Some(keys) = &keys {
-        // Renumbering moves ids past each other; the keys are checked again when added back.
-        steps.push(step(Some(&SONGPLAYS), keys.drop.clone()));
-    }
     steps.push(step(
         Some(&SONGPLAYS),
         format!("DELETE FROM songplays WHERE {}", incoming_play("songplays")),
@@ -615,9 +622,22 @@ FROM (
         Some(&SONGPLAYS),
         insert_songplays(dialect, Scope::Incoming),
     ));
+    // The new plays take numbers no other play holds; plays loaded before that move up could
+    // pass through a number another one still holds, which PostgreSQL's key refuses row by
+    // row: only then are the keys dropped, and checked again when added back.
+    let keys = keys_rebuilt_around_insert(dialect, &SONGPLAYS);
+    if let Some(keys) = &keys {
+        steps.push(MergeStep {
+            only_when_plays_move: true,
+            ..step(Some(&SONGPLAYS), keys.drop.clone())
+        });
+    }
     steps.push(step(Some(&SONGPLAYS), RENUMBER_SONGPLAYS.into()));
     if let Some(keys) = keys {
-        steps.push(step(Some(&SONGPLAYS), keys.add));
+        steps.push(MergeStep {
+            only_when_plays_move: true,
+            ..step(Some(&SONGPLAYS), keys.add)
+        });
     }
     steps.push(step(
         Some(&TIME),
@@ -640,7 +660,8 @@ FROM (
     FROM songplays
     WHERE start_time >= (SELECT start_time FROM merge_from)
 ) renumbered
-WHERE songplays.user_id = renumbered.user_id
+WHERE songplays.start_time >= (SELECT start_time FROM merge_from)
+  AND songplays.user_id = renumbered.user_id
   AND songplays.session_id = renumbered.session_id
   AND songplays.item_in_session = renumbered.item_in_session
   AND songplays.songplay_id <> renumbered.songplay_id";
