@@ -16,6 +16,10 @@ use crate::schema::{
 use crate::sql::Dialect;
 use crate::warehouse::{Cell, QueryResult, Warehouse};
 
+/// The tables the checks read: the star schema and the staged events.
+pub static TABLES_READ: [&Table; 6] =
+    [&SONGS, &ARTISTS, &USERS, &SONGPLAYS, &TIME, &STAGING_EVENTS];
+
 /// Offending rows shown for a failed check.
 pub const SAMPLE_ROWS: u32 = 5;
 

@@ -81,11 +81,13 @@ impl Default for EtlOptions {
     }
 }
 
-/// Fails with a hint when `create_tables` has not been run.
-pub fn ensure_tables_exist(warehouse: &mut dyn Warehouse) -> Result<()> {
-    let found = warehouse.query(&sql::existing_tables(&ALL_TABLES))?;
+/// Fails with a hint when `create_tables` has not been run: when any of `tables` is missing
+/// (a load needs [`ALL_TABLES`]; `analysis` only the star schema, so a warehouse made by an
+/// earlier release, without the ledger, still answers).
+pub fn ensure_tables_exist(warehouse: &mut dyn Warehouse, tables: &[&Table]) -> Result<()> {
+    let found = warehouse.query(&sql::existing_tables(tables))?;
     let found: Vec<String> = found.rows.iter().map(|r| r[0].to_string()).collect();
-    let missing: Vec<&str> = ALL_TABLES
+    let missing: Vec<&str> = tables
         .iter()
         .map(|t| t.name)
         .filter(|name| !found.iter().any(|f| f == name))
@@ -109,7 +111,7 @@ pub fn run(
 ) -> Result<EtlReport> {
     let mut phases = Vec::new();
     let clock = Instant::now();
-    ensure_tables_exist(warehouse)?;
+    ensure_tables_exist(warehouse, &ALL_TABLES)?;
     // Redshift reads the sources itself; the local engines get them from the tool.
     let inputs = if warehouse.stages_from_s3() {
         None

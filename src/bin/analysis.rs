@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     exit_code((|| {
         let config = args.common.init()?;
         let mut warehouse = sparkify::warehouse::open(&config)?;
-        sparkify::etl::ensure_tables_exist(warehouse.as_mut())?;
+        sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::schema::STAR_TABLES)?;
         let answers = sparkify::analysis::run(warehouse.as_mut(), &args.queries, args.limit)?;
         print!(
             "{}",

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return Ok(());
         }
         let mut warehouse = sparkify::warehouse::open(&config)?;
-        sparkify::etl::ensure_tables_exist(warehouse.as_mut())?;
+        sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::checks::TABLES_READ)?;
         let outcomes = sparkify::checks::run(warehouse.as_mut())?;
         println!("checks of {}", warehouse.describe());
         println!("{}", sparkify::report::checks_table(&outcomes));
