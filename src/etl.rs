@@ -341,7 +341,7 @@ fn stage_and_transform(
             warehouse.execute(&sql::append_all(staging, incoming))?;
         }
     }
-    for statement in sql::prepare_transform(warehouse.dialect()) {
+    for statement in sql::prepare_transform(warehouse.dialect(), incremental) {
         warehouse.execute(&statement)?;
     }
     if incremental && !catalogue_changed {

@@ -763,7 +763,7 @@ fn the_transform_plans_no_nested_loop_on_postgres() {
     let config = sparkify::config::Config::load(&ws.config()).unwrap();
     let mut warehouse = PostgresWarehouse::connect(&config.cluster).unwrap();
     warehouse.begin().unwrap();
-    for statement in sql::prepare_transform(Dialect::Postgres) {
+    for statement in sql::prepare_transform(Dialect::Postgres, false) {
         warehouse.execute(&statement).unwrap();
     }
     for (table, statement) in sql::transform(Dialect::Postgres) {
