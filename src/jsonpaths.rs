@@ -104,16 +104,24 @@ pub struct JsonPaths {
 }
 
 impl JsonPaths {
-    /// What identifies the mapping, whatever file holds it: a 64-bit FNV-1a hash of its paths
-    /// in order, in hex. The ledger keeps it, so a changed mapping makes the next load a full
-    /// refresh.
+    /// What identifies the mapping, whatever file holds it and however it is written: a 64-bit
+    /// FNV-1a hash of the steps of its paths in order (`$['a']` and `$.a` are one step), in
+    /// hex. The ledger keeps it, so a changed mapping makes the next load a full refresh.
     pub fn fingerprint(&self) -> String {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut text = String::new();
         for path in &self.paths {
-            for byte in path.text.bytes().chain([b'\n']) {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            for step in &path.steps {
+                match step {
+                    Step::Key(key) => text.push_str(&format!("k{}:{key}", key.len())),
+                    Step::Index(index) => text.push_str(&format!("i{index}")),
+                }
             }
+            text.push('\n');
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in text.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
         format!("fnv1a64:{hash:016x}")
     }
@@ -173,6 +181,20 @@ impl JsonPaths {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_fingerprint_follows_the_steps_not_the_spelling() {
+        let mapping = |text: &str| JsonPaths::parse(text.as_bytes(), 2).unwrap().fingerprint();
+        let quoted = mapping(r#"{"jsonpaths": ["$['a']", "$['b'][0]"]}"#);
+        assert_eq!(quoted, mapping(r#"{"jsonpaths": ["$.a", "$[\"b\"][0]"]}"#));
+        assert_ne!(quoted, mapping(r#"{"jsonpaths": ["$['b'][0]", "$['a']"]}"#));
+        assert_ne!(quoted, mapping(r#"{"jsonpaths": ["$['a']", "$['b'][1]"]}"#));
+        // A key holding what another split into two steps is another mapping.
+        assert_ne!(
+            mapping(r#"{"jsonpaths": ["$['a']['b']", "$['c']"]}"#),
+            mapping(r#"{"jsonpaths": ["$['ab']", "$['c']"]}"#)
+        );
+    }
 
     #[test]
     fn parses_bracket_dot_and_index_steps() {

@@ -748,3 +748,81 @@ fn incremental_loads_give_the_tables_of_a_full_load_on_duckdb() {
         (ws, Box::new(()) as Box<dyn std::any::Any>)
     });
 }
+
+#[test]
+fn incremental_loads_retry_unreadable_files_keep_vanished_ones_and_follow_the_mapping() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let logs = sources.path().join("log_data/2018/11");
+    // A file that cannot be read yet: a link to nothing.
+    let late = logs.join("late.json");
+    let target = sources.path().join("arrives-later.json");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&target, &late).unwrap();
+    let ws = Workspace::new(sources.path(), "");
+    ws.cmd("create_tables").assert().success();
+    ws.cmd("etl")
+        .arg("--skip-unreadable-files")
+        .assert()
+        .success();
+    let unreadable = "SELECT COUNT(*) FROM load_errors WHERE reason LIKE 'unreadable file%'";
+    assert_eq!(ws.count(unreadable), 1);
+
+    // It can be read now: it is new, and its old entry in load_errors goes.
+    let event = r#"{"artist":"A","auth":"Logged In","firstName":"K","gender":"F","itemInSession":1,"lastName":"B","length":100.0,"level":"paid","location":"X","method":"PUT","page":"NextSong","registration":1540991795796.0,"sessionId":830,"song":"S","status":200,"ts":1543537328796,"userAgent":"UA","userId":"92"}"#;
+    fs::write(&target, format!("{event}\n")).unwrap();
+    ws.cmd("etl")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "load: incremental, only the new files read; files: 1 new, 0 changed, 2 unchanged",
+        ));
+    assert_eq!(ws.count(unreadable), 0);
+    assert_eq!(ws.count("SELECT COUNT(*) FROM songplays"), 2);
+
+    // A file that vanished keeps its records until a full refresh.
+    fs::remove_file(logs.join("2018-11-01-events.json")).unwrap();
+    ws.cmd("etl")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "load: nothing new, nothing read or changed",
+        ))
+        .stdout(predicate::str::contains(
+            "1 no longer found (their records stay until --full-refresh)",
+        ));
+    assert_eq!(ws.count("SELECT COUNT(*) FROM songplays"), 2);
+    ws.cmd("etl")
+        .arg("--full-refresh")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "load: full refresh (--full-refresh)",
+        ));
+    assert_eq!(ws.count("SELECT COUNT(*) FROM songplays"), 1);
+
+    // The JSONPaths file written another way is the same mapping: nothing new.
+    let mapping = sources.path().join("log_json_path.json");
+    let text = fs::read_to_string(&mapping).unwrap();
+    fs::write(&mapping, text.replace("$['firstName']", "$.firstName")).unwrap();
+    ws.cmd("etl")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("load: nothing new"));
+    // Another mapping (first and last names swapped) types every record anew.
+    let swapped = text
+        .replace("$['firstName']", "$['SWAP']")
+        .replace("$['lastName']", "$['firstName']")
+        .replace("$['SWAP']", "$['lastName']");
+    fs::write(&mapping, swapped).unwrap();
+    ws.cmd("etl")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "differs from the one of the last load",
+        ));
+    assert_eq!(
+        ws.dump("(SELECT first_name, last_name FROM users)"),
+        ["Text(\"B\")|Text(\"K\")"]
+    );
+}
