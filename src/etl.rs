@@ -1,7 +1,9 @@
-//! The `etl` job: stage both sources, transform staging into the star schema, check that every
-//! record is accounted for, all in one transaction. If any step fails, or more records are
-//! rejected than `[WAREHOUSE] MAX_ERRORS` allows, the transaction is rolled back and the
-//! warehouse is exactly as it was before the run.
+//! The `etl` job: stage the sources (all of them, or only the files new since the last run:
+//! see [`crate::ledger`]), transform staging into the star schema (or merge what the new files
+//! change into it), check that every record is accounted for and run the quality checks, all in
+//! one transaction. If any step fails, a check fails, or more records are rejected than
+//! `[WAREHOUSE] MAX_ERRORS` allows, the transaction is rolled back and the warehouse is exactly
+//! as it was before the run.
 
 use std::time::{Duration, Instant};
 
@@ -293,36 +295,15 @@ fn stage_and_transform(
         0
     };
     let stats = match (inputs, &plan) {
-        (Some(inputs), Some(plan)) => {
-            let stats = vec![
-                load_source(
-                    warehouse,
-                    SourceKind::Song,
-                    &inputs.songs,
-                    &plan.songs,
-                    song_target,
-                    None,
-                    options.unreadable,
-                    progress,
-                )?,
-                load_source(
-                    warehouse,
-                    SourceKind::Log,
-                    &inputs.logs,
-                    &plan.logs,
-                    log_target,
-                    Some(&inputs.mapping),
-                    options.unreadable,
-                    progress,
-                )?,
-            ];
-            ledger::record(warehouse, &stats[0], &plan.songs, &started)?;
-            ledger::record(warehouse, &stats[1], &plan.logs, &started)?;
-            if !incremental {
-                ledger::record_mapping(warehouse, inputs, &started)?;
-            }
-            stats
-        }
+        (Some(inputs), Some(plan)) => stage_files(
+            warehouse,
+            inputs,
+            plan,
+            [song_target, log_target],
+            options,
+            progress,
+            &started,
+        )?,
         _ => warehouse.stage_from_s3(config, options.max_errors, progress)?,
     };
     phases.push(("load", clock.elapsed()));
@@ -356,17 +337,7 @@ fn stage_and_transform(
     let clock = Instant::now();
     let tables = count_tables(warehouse)?;
     let checks = if options.checks {
-        let bar = progress.spinner("check");
-        bar.set_message("quality checks");
-        let outcomes = checks::run(warehouse)?;
-        bar.finish_and_clear();
-        if let Some(failed) = checks::failure_report(&outcomes) {
-            bail!(
-                "{failed}\nNothing was committed and the warehouse is as it was. Fix the input, \
-                 or pass --no-checks to load it anyway"
-            );
-        }
-        outcomes
+        quality_checks(warehouse, progress)?
     } else {
         Vec::new()
     };
@@ -434,6 +405,62 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// Reads the files `plan` chose into `targets` (songs, then events) and `load_errors`, and
+/// enters them in the ledger (with the mapping, on a full refresh).
+fn stage_files(
+    warehouse: &mut dyn Warehouse,
+    inputs: &Inputs,
+    plan: &ledger::Plan,
+    targets: [&Table; 2],
+    options: &EtlOptions,
+    progress: &Progress,
+    started: &str,
+) -> Result<Vec<SourceStats>> {
+    let stats = vec![
+        load_source(
+            warehouse,
+            SourceKind::Song,
+            &inputs.songs,
+            &plan.songs,
+            targets[0],
+            None,
+            options.unreadable,
+            progress,
+        )?,
+        load_source(
+            warehouse,
+            SourceKind::Log,
+            &inputs.logs,
+            &plan.logs,
+            targets[1],
+            Some(&inputs.mapping),
+            options.unreadable,
+            progress,
+        )?,
+    ];
+    ledger::record(warehouse, &stats[0], &plan.songs, started)?;
+    ledger::record(warehouse, &stats[1], &plan.logs, started)?;
+    if plan.mode != LoadMode::Incremental {
+        ledger::record_mapping(warehouse, inputs, started)?;
+    }
+    Ok(stats)
+}
+
+/// Runs the quality checks; any failure fails the run with the checks' report.
+fn quality_checks(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<Vec<CheckOutcome>> {
+    let bar = progress.spinner("check");
+    bar.set_message("quality checks");
+    let outcomes = checks::run(warehouse)?;
+    bar.finish_and_clear();
+    if let Some(failed) = checks::failure_report(&outcomes) {
+        bail!(
+            "{failed}\nNothing was committed and the warehouse is as it was. Fix the input, or \
+             pass --no-checks to load it anyway"
+        );
+    }
+    Ok(outcomes)
 }
 
 /// Merges what `incoming_events` changes into the star schema (see
