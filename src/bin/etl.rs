@@ -45,9 +45,10 @@ use sparkify::warehouse::SqlPrinter;
 /// modification time or S3 ETag), and a run reads only the files that are new since, then merges
 /// what they change into the star schema: the same tables a full load of every file would give,
 /// songplay_id included. With nothing new it changes nothing and says so. A file that changed
-/// since it was loaded, an empty ledger or --full-refresh make the run a full refresh: every
-/// file read again, staging and the star schema rebuilt. Files no longer found keep their
-/// records until a full refresh. Redshift's COPY reloads everything on every run.
+/// since it was loaded, a changed JSONPaths mapping, an empty ledger or --full-refresh make the
+/// run a full refresh: every file read again, staging and the star schema rebuilt. Files no
+/// longer found keep their records until a full refresh. Redshift's COPY reloads everything on
+/// every run.
 ///
 /// Run create_tables first. The warehouse is the one the config file selects: with [CLUSTER]
 /// HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH; otherwise PostgreSQL, or Redshift for a
