@@ -334,7 +334,8 @@ impl std::str::FromStr for MemoryLimit {
             .iter()
             .find(|u| u.eq_ignore_ascii_case(unit.trim()))
             .ok_or(())?;
-        if !(number > 0.0) {
+        // Positive and finite ("NaN" and "inf" parse as numbers too).
+        if !number.is_finite() || number <= 0.0 {
             return Err(());
         }
         Ok(MemoryLimit(format!("{number}{unit}")))
