@@ -5,6 +5,9 @@
 //!
 //! Each check is one query returning two numbers (rows examined, rows failing) written once for
 //! every dialect; a failed check is shown with up to [`SAMPLE_ROWS`] of its offending rows.
+//! Failing rows are counted as `COUNT(CASE WHEN failing THEN 1 END)`: COUNT of an expression
+//! counts its non-NULL values on every engine
+//! (<https://docs.aws.amazon.com/redshift/latest/dg/r_COUNT.html>).
 
 use std::time::{Duration, Instant};
 
@@ -246,11 +249,15 @@ impl Check {
     pub fn count_sql(&self, d: Dialect) -> String {
         match self {
             // The count, as the contract states it; the unique and relationship checks see to
-            // the keys themselves, and a failure shows the plays unmatched either way.
+            // the keys themselves, and a failure shows the plays unmatched either way. Two
+            // one-row subqueries in FROM, listed without a join condition (a cross join of one
+            // row each, https://docs.aws.amazon.com/redshift/latest/dg/r_FROM_clause30.html),
+            // rather than a WITH clause its main query's FROM does not name, which Redshift
+            // says it ignores (https://docs.aws.amazon.com/redshift/latest/dg/r_WITH_clause.html).
             Check::Reconciliation => format!(
-                "WITH plays AS ({staged}) \
-                 SELECT (SELECT COUNT(*) FROM plays), \
-                 ABS((SELECT COUNT(*) FROM songplays) - (SELECT COUNT(*) FROM plays))",
+                "SELECT plays.n, ABS(kept.n - plays.n) \
+                 FROM (SELECT COUNT(*) AS n FROM ({staged}) staged) plays, \
+                 (SELECT COUNT(*) AS n FROM songplays) kept",
                 staged = staged_plays(d)
             ),
             // PostgreSQL refuses a second row of a primary or unique key it holds (validated):
@@ -321,6 +328,9 @@ impl Check {
                 .iter()
                 .map(|c| format!("COALESCE(k.{c}, p.{c}) AS {c}"))
                 .collect();
+            // The main query's FROM names the WITH table, and FULL JOIN is a join Redshift
+            // has (https://docs.aws.amazon.com/redshift/latest/dg/r_WITH_clause.html,
+            // https://docs.aws.amazon.com/redshift/latest/dg/r_FROM_clause30.html).
             return format!(
                 "WITH plays AS ({staged}) \
                  SELECT {columns}, CASE WHEN p.user_id IS NULL THEN 'staged, not in songplays' \

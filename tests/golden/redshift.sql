@@ -563,7 +563,7 @@ SELECT COUNT(*), COUNT(CASE WHEN (t.weekday < 0 OR t.weekday > 6) THEN 1 END) FR
 SELECT t.start_time, t.weekday FROM time t WHERE (t.weekday < 0 OR t.weekday > 6) ORDER BY t.start_time LIMIT 5;
 
 -- check reconciliation(songplays = distinct NextSong plays in staging_events)
-WITH plays AS (SELECT DISTINCT user_id, session_id, item_in_session FROM staging_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL) SELECT (SELECT COUNT(*) FROM plays), ABS((SELECT COUNT(*) FROM songplays) - (SELECT COUNT(*) FROM plays));
+SELECT plays.n, ABS(kept.n - plays.n) FROM (SELECT COUNT(*) AS n FROM (SELECT DISTINCT user_id, session_id, item_in_session FROM staging_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL) staged) plays, (SELECT COUNT(*) AS n FROM songplays) kept;
 
 -- offending rows reconciliation(songplays = distinct NextSong plays in staging_events)
 WITH plays AS (SELECT DISTINCT user_id, session_id, item_in_session FROM staging_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL) SELECT COALESCE(k.user_id, p.user_id) AS user_id, COALESCE(k.session_id, p.session_id) AS session_id, COALESCE(k.item_in_session, p.item_in_session) AS item_in_session, CASE WHEN p.user_id IS NULL THEN 'staged, not in songplays' ELSE 'in songplays, not staged' END AS problem FROM plays k FULL JOIN songplays p ON k.user_id = p.user_id AND k.session_id = p.session_id AND k.item_in_session = p.item_in_session WHERE k.user_id IS NULL OR p.user_id IS NULL ORDER BY 1, 2, 3 LIMIT 5;
