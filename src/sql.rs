@@ -591,6 +591,16 @@ pub const PLAYS_MOVED: &str = "SELECT COUNT(*) FROM songplays \
 /// `merge_from` (a temporary table of one row) holds that earliest time: the earliest of the
 /// replaced plays and of the incoming plays. The statements are the transform's own, scoped,
 /// so they are written once for every dialect.
+///
+/// Run on DuckDB and PostgreSQL; Redshift still reloads every run. Read against the Redshift
+/// guide for when it does not: the correlated `EXISTS` subqueries are not among the patterns
+/// it cannot decorrelate (none skips a query block or holds a window function:
+/// https://docs.aws.amazon.com/redshift/latest/dg/r_correlated_subqueries.html); `UPDATE`
+/// takes a FROM list of subqueries, outer joins excepted
+/// (https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html); a `TEMP` table made by
+/// `CREATE TABLE AS` lives for the session
+/// (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_AS.html), so through the Data
+/// API every statement of the merge must run in one session.
 pub fn merge_incoming_events(dialect: Dialect) -> Vec<MergeStep> {
     let step = |table: Option<&'static Table>, sql: String| MergeStep {
         table,
