@@ -296,6 +296,46 @@ pub fn checks_table(outcomes: &[crate::checks::CheckOutcome]) -> Table {
     )
 }
 
+/// The quality checks as one JSON document for scripts and schedulers: the warehouse, whether
+/// every check passed, and each check with its rows examined, failures, seconds and (when it
+/// failed) its offending rows as objects of column to value.
+pub fn checks_json(warehouse: &str, outcomes: &[crate::checks::CheckOutcome]) -> String {
+    let checks: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            let rows: Vec<Value> = o
+                .sample
+                .rows
+                .iter()
+                .map(|row| {
+                    let fields: Map<String, Value> = o
+                        .sample
+                        .columns
+                        .iter()
+                        .cloned()
+                        .zip(row.iter().map(cell_json))
+                        .collect();
+                    Value::Object(fields)
+                })
+                .collect();
+            json!({
+                "name": o.name,
+                "passed": o.passed(),
+                "rows_examined": o.examined,
+                "failures": o.failures,
+                "seconds": o.elapsed.as_secs_f64(),
+                "offending_rows": rows,
+            })
+        })
+        .collect();
+    let document = json!({
+        "warehouse": warehouse,
+        "passed": outcomes.iter().all(|o| o.passed()),
+        "checks": checks,
+    });
+    format!("{document:#}\n")
+}
+
 /// A reject as one line for people: `file:line: reason`, control characters escaped.
 pub fn reject_line(reject: &crate::record::Reject) -> String {
     let place = match reject.line {

@@ -710,6 +710,49 @@ fn every_quality_check_fails_on_its_seeded_failure_on_duckdb() {
 }
 
 #[test]
+fn check_reports_as_json_for_schedulers() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+    ws.create_and_load();
+    let document = |code: i32| -> serde_json::Value {
+        let out = ws
+            .cmd("check")
+            .args(["--format", "json"])
+            .assert()
+            .code(code);
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    };
+    let sound = document(0);
+    assert_eq!(sound["passed"], true);
+    let checks = sound["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), sparkify::checks::all().len());
+    assert!(checks
+        .iter()
+        .all(|c| c["failures"] == 0 && c["passed"] == true));
+    let conn = duckdb::Connection::open(ws.duckdb()).unwrap();
+    conn.execute_batch("UPDATE users SET level = 'premium'")
+        .unwrap();
+    drop(conn);
+    let broken = document(1);
+    assert_eq!(broken["passed"], false);
+    let failed: Vec<&serde_json::Value> = broken["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{broken:#}");
+    assert_eq!(
+        failed[0]["name"],
+        "accepted_values(users.level: free, paid)"
+    );
+    assert_eq!(failed[0]["failures"], 1);
+    assert_eq!(failed[0]["offending_rows"][0]["user_id"], 91);
+    assert_eq!(failed[0]["offending_rows"][0]["level"], "premium");
+}
+
+#[test]
 fn a_load_that_fails_a_check_commits_nothing() {
     let sources = tempfile::tempdir().unwrap();
     // A level the checks do not accept: a new tier, or a typo upstream.

@@ -20,7 +20,7 @@ use sparkify::warehouse::SqlPrinter;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing"
+    after_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing\n  check --format json      one document for a scheduler (exit 1 still means a failure)"
 )]
 struct Args {
     #[command(flatten)]
@@ -29,6 +29,17 @@ struct Args {
     /// Print every query the checks would send to the chosen engine, and send none.
     #[arg(long)]
     print_sql: bool,
+
+    /// Output format: a table for people, or json (one document: whether all passed, and each
+    /// check with rows examined, failures, seconds and its offending rows) for schedulers.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+    format: CheckFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckFormat {
+    Table,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -44,8 +55,16 @@ fn main() -> ExitCode {
         let mut warehouse = sparkify::warehouse::open(&config)?;
         sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::checks::TABLES_READ)?;
         let outcomes = sparkify::checks::run(warehouse.as_mut())?;
-        println!("checks of {}", warehouse.describe());
-        println!("{}", sparkify::report::checks_table(&outcomes));
+        match args.format {
+            CheckFormat::Table => {
+                println!("checks of {}", warehouse.describe());
+                println!("{}", sparkify::report::checks_table(&outcomes));
+            }
+            CheckFormat::Json => print!(
+                "{}",
+                sparkify::report::checks_json(&warehouse.describe(), &outcomes)
+            ),
+        }
         match sparkify::checks::failure_report(&outcomes) {
             Some(failed) => Err(anyhow::anyhow!("{failed}")),
             None => Ok(()),
