@@ -334,19 +334,12 @@ fn measure_engine(options: &Options, engine: &'static str, config: &str) -> Engi
         let seconds = seconds(start);
         let output = succeeded(output, "etl");
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        let line = |prefix: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(prefix))
-                .unwrap_or("n/a")
-                .to_string()
-        };
         runs.push(EngineRun {
             engine,
             config: path.clone(),
             seconds,
-            peak: line("peak memory: "),
-            phases: line("time: "),
+            peak: summary_line(&stdout, "peak memory: "),
+            phases: summary_line(&stdout, "time: "),
         });
     }
     median(runs, |run| run.seconds)
@@ -396,6 +389,15 @@ fn incremental_sources(options: &Options, data: &Path) -> DayFiles {
     }
 }
 
+/// The rest of the line of etl's summary that starts with `prefix`, "n/a" if none does.
+fn summary_line(summary: &str, prefix: &str) -> String {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or("n/a")
+        .to_string()
+}
+
 /// For each run: days 1..29 loaded afresh (`create_tables` + `etl`, not timed), then the last
 /// day's file added and `etl` timed. The median run, and its phases.
 fn measure_incremental(
@@ -431,17 +433,12 @@ fn measure_incremental(
             stdout.contains("load: incremental"),
             "the run adding a day was not incremental:\n{stdout}"
         );
-        let phases = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("time: "))
-            .unwrap_or("n/a")
-            .to_string();
         runs.push(EngineRun {
             engine: full.engine,
             config: path.clone(),
             seconds,
             peak: String::new(),
-            phases,
+            phases: summary_line(&stdout, "time: "),
         });
     }
     median(runs, |run| run.seconds)

@@ -473,14 +473,7 @@ fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
         if step.only_when_plays_move {
             let moved = match plays_move {
                 Some(moved) => moved,
-                None => {
-                    let moved = warehouse
-                        .query(sql::PLAYS_MOVED)?
-                        .expect_int("the count of plays numbered again")?
-                        > 0;
-                    plays_move = Some(moved);
-                    moved
-                }
+                None => *plays_move.insert(plays_moved(warehouse)?),
             };
             if !moved {
                 bar.inc(1);
@@ -497,6 +490,14 @@ fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// Whether the merge numbers again plays loaded before (asked once its new plays are in).
+fn plays_moved(warehouse: &mut dyn Warehouse) -> Result<bool> {
+    let moved = warehouse
+        .query(sql::PLAYS_MOVED)?
+        .expect_int("the count of plays numbered again")?;
+    Ok(moved > 0)
 }
 
 /// The rows of each table the summary shows: staging, the ledger, `load_errors` and the star

@@ -61,10 +61,7 @@ pub struct Plan {
 /// `full_refresh`.
 pub fn plan(warehouse: &mut dyn Warehouse, inputs: &Inputs, full_refresh: bool) -> Result<Plan> {
     let (songs, logs) = (&inputs.songs, &inputs.logs);
-    let ledger = warehouse.query(&format!(
-        "SELECT source, file, bytes, version FROM {}",
-        LOADED_FILES.name
-    ))?;
+    let ledger = warehouse.query(&crate::sql::ledger_entries())?;
     let mut known: HashMap<(String, String), (i64, String)> = HashMap::new();
     for row in &ledger.rows {
         if let [Cell::Text(source), Cell::Text(file), Cell::Int(bytes), version] = row.as_slice() {
@@ -194,7 +191,7 @@ pub fn record(
             ])
         })
         .collect();
-    for rows in rows.chunks(65_536) {
+    for rows in rows.chunks(crate::load::BATCH_ROWS) {
         warehouse.append(&LOADED_FILES, &record_batch(&LOADED_FILES, rows)?)?;
     }
     Ok(())

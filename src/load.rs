@@ -33,7 +33,7 @@ const CHUNK_FILES: usize = 2048;
 /// Rows in one Arrow batch at most. Every text value is bounded by its column's width (2 KiB at
 /// most), so a batch's text column stays far below the 2 GiB Arrow's string offsets can
 /// address, whatever one file holds.
-const BATCH_ROWS: usize = 65_536;
+pub const BATCH_ROWS: usize = 65_536;
 /// Chunks parsed ahead of the one being appended.
 const CHUNKS_AHEAD: usize = 2;
 /// The reason `load_errors` gives a file that could not be read.

@@ -87,6 +87,18 @@ impl Table {
     pub fn column_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.columns.iter().map(|c| c.name)
     }
+
+    /// The columns of its primary key, then those of its unique key not already among them:
+    /// what says which row is meant.
+    pub fn key_columns(&self) -> Vec<&'static str> {
+        let mut columns = self.primary_key.to_vec();
+        for column in self.unique {
+            if !columns.contains(column) {
+                columns.push(column);
+            }
+        }
+        columns
+    }
 }
 
 use ColumnType::*;

@@ -101,11 +101,11 @@ fn statements() -> Vec<(String, String)> {
     for check in sparkify::checks::all() {
         all.push((
             format!("check {}", check.name()),
-            check.count_sql(Dialect::Redshift),
+            sql::check_counts(&check, Dialect::Redshift),
         ));
         all.push((
             format!("offending rows {}", check.name()),
-            check.sample_sql(Dialect::Redshift),
+            sql::offending_rows(&check, Dialect::Redshift),
         ));
     }
     for query in sql::ANALYSIS_QUERIES {

@@ -1,11 +1,16 @@
-//! Every SQL statement the toolkit runs, and the one place where SQL dialects differ. DDL is
-//! generated from the table definitions in `schema`; the transform and the analysis queries are
-//! written once in SQL that DuckDB, PostgreSQL and Redshift share, with the few dialect-specific
-//! expressions supplied by [`Dialect`].
+//! Every SQL statement the toolkit runs, and the one place where SQL dialects differ (the
+//! quality checks' queries are in the submodule `quality`). DDL is generated from the table
+//! definitions in `schema`; the transform and the analysis queries are written once in SQL that
+//! DuckDB, PostgreSQL and Redshift share, with the few dialect-specific expressions supplied by
+//! [`Dialect`].
 //!
 //! Determinism: every `ROW_NUMBER()` that picks a winner among several source records orders by
 //! enough columns to make the choice total, with explicit `NULLS LAST`, so the same input gives
 //! the same rows on every engine and in any file order.
+
+mod quality;
+
+pub use quality::{check_counts, offending_rows, prepare_checks};
 
 use crate::config::MemoryLimit;
 use crate::record::{Field, Reject};
@@ -505,6 +510,14 @@ pub fn empty_table(dialect: Dialect, table: &Table) -> String {
 /// Appends every row of `from` to `to`, tables of the same columns.
 pub fn append_all(to: &Table, from: &Table) -> String {
     format!("INSERT INTO {} SELECT * FROM {}", to.name, from.name)
+}
+
+/// The ledger's entries (see [`crate::ledger`]): source, file, bytes, version.
+pub fn ledger_entries() -> String {
+    format!(
+        "SELECT source, file, bytes, version FROM {}",
+        crate::schema::LOADED_FILES.name
+    )
 }
 
 /// Removes the `load_errors` entries of files that could not be read (not records: no line).
