@@ -7,20 +7,36 @@ use crate::report::Answer;
 use crate::sql::{analysis_query, AnalysisQuery, ANALYSIS_QUERIES};
 use crate::warehouse::Warehouse;
 
-/// Runs the named questions (all of them when `names` is empty), rankings cut to `limit` rows.
+/// Warns (on stderr, unless `-q`) when the warehouse holds no plays: a fresh one answers
+/// every question with nothing, and `etl` is what fills it.
+pub fn say_if_empty(warehouse: &mut dyn Warehouse) -> Result<()> {
+    let plays = warehouse
+        .query(&crate::sql::count_rows(&crate::schema::SONGPLAYS))?
+        .expect_int("the count of songplays")?;
+    if plays == 0 {
+        tracing::warn!(
+            "{} holds no plays yet: run etl to fill it",
+            warehouse.describe()
+        );
+    }
+    Ok(())
+}
+
+/// Runs the named questions (all of them when `names` is empty; each once, in the order first
+/// named), rankings cut to `limit` rows.
 pub fn run(warehouse: &mut dyn Warehouse, names: &[String], limit: u32) -> Result<Vec<Answer>> {
-    let queries: Vec<&AnalysisQuery> = if names.is_empty() {
-        ANALYSIS_QUERIES.iter().collect()
-    } else {
-        names
-            .iter()
-            .map(|name| {
-                analysis_query(name).with_context(|| {
-                    format!("no question called {name:?}: see analysis --help for the names")
-                })
-            })
-            .collect::<Result<_>>()?
-    };
+    let mut queries: Vec<&AnalysisQuery> = Vec::new();
+    if names.is_empty() {
+        queries.extend(ANALYSIS_QUERIES.iter());
+    }
+    for name in names {
+        let query = analysis_query(name).with_context(|| {
+            format!("no question called {name:?}: see analysis --help for the names")
+        })?;
+        if !queries.iter().any(|q| q.name == query.name) {
+            queries.push(query);
+        }
+    }
     queries
         .into_iter()
         .map(|query| {

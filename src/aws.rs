@@ -62,21 +62,63 @@ pub async fn sdk_config(config: &Config, region_flag: Option<&str>) -> SdkConfig
     loader.load().await
 }
 
-/// An AWS error as a sentence: the service's code and message, or for a request that never
-/// got an answer (no credentials, no network) its chain of causes; never the request itself.
+/// Whether AWS credentials can be found (the default chain, or `[AWS] KEY/SECRET`): `None`
+/// when they can, else what to do, in one line.
+pub async fn credentials_problem(sdk: &SdkConfig) -> Option<String> {
+    use aws_sdk_iam::config::ProvideCredentials;
+    let why = match sdk.credentials_provider() {
+        None => "no credential provider".to_string(),
+        Some(provider) => match provider.provide_credentials().await {
+            Ok(_) => return None,
+            Err(e) => crate::record::escape_controls(&e.to_string()),
+        },
+    };
+    Some(format!(
+        "no AWS credentials were found ({why}): run `aws configure` or `aws sso login`, set \
+         AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or fill [AWS] KEY and SECRET"
+    ))
+}
+
+/// An AWS error in one line: the service's code and message, or for a request that never got
+/// an answer, what failed (the name not resolved, the connection refused, no answer in time,
+/// no credentials) and what to check, with the innermost cause; never the request itself nor
+/// the SDK's debug dump.
 pub fn explain<E: ProvideErrorMetadata + std::error::Error>(error: &E) -> String {
     match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => {
-            let mut text = error.to_string();
-            let mut source = error.source();
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            format!("{text} (check the AWS credentials, region and network)")
-        }
+        _ => unanswered(error),
     }
+}
+
+/// What failed when a request got no answer, from its chain of causes.
+pub fn unanswered(error: &dyn std::error::Error) -> String {
+    let mut causes = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let all = causes.join(": ").to_ascii_lowercase();
+    let what = if all.contains("dns error") || all.contains("failed to lookup address") {
+        "the AWS endpoint's name could not be resolved (DNS): check the network, the region \
+         and any endpoint override ([S3] ENDPOINT, AWS_ENDPOINT_URL)"
+    } else if all.contains("connection refused") {
+        "the connection was refused: check any endpoint override ([S3] ENDPOINT, \
+         AWS_ENDPOINT_URL) and proxy settings"
+    } else if all.contains("timeout") || all.contains("timed out") {
+        "no answer in time: check the network (a proxy or firewall may drop AWS traffic)"
+    } else if all.contains("credential") {
+        "no AWS credentials were found: run `aws configure` or `aws sso login`, set AWS_PROFILE \
+         or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or fill [AWS] KEY and SECRET"
+    } else {
+        "the request failed: check the AWS credentials, region and network"
+    };
+    let innermost = causes
+        .iter()
+        .rev()
+        .find(|c| !c.trim().is_empty())
+        .map(|c| crate::record::escape_controls(c.lines().next().unwrap_or_default()))
+        .unwrap_or_default();
+    format!("{what} ({innermost})")
 }

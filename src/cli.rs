@@ -11,56 +11,37 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{Config, EngineChoice};
 use crate::progress::Progress;
 
-/// Flags every binary takes.
+/// The logging flags every binary takes.
 #[derive(Debug, Clone, clap::Args)]
-pub struct CommonArgs {
-    /// The config file (INI, as the original project's dwh.cfg). Relative paths inside it are
-    /// taken from its directory.
-    #[arg(long, value_name = "PATH", default_value = "dwh.cfg", global = true)]
-    pub config: PathBuf,
-
+pub struct LogArgs {
     /// No progress bars and no warnings: only results and errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb, postgres, redshift or
-    /// redshift-data. auto picks duckdb for an empty [CLUSTER] HOST, redshift for a Redshift
-    /// endpoint (*.redshift.amazonaws.com, *.redshift-serverless.amazonaws.com, .com.cn in
-    /// China), postgres for any other host: behind a custom domain, set ENGINE = redshift.
-    #[arg(long, value_name = "ENGINE", global = true, value_parser = parse_engine)]
-    pub engine: Option<EngineChoice>,
-
-    /// More log output on stderr: -v for steps, -vv for details. RUST_LOG overrides.
+    /// More log output on stderr: -v for each step, -vv also every SQL statement sent and each
+    /// file read, -vvv also the libraries' own logs (the AWS SDK's, say). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
 
-impl CommonArgs {
-    /// Sets up logging and reads the config file.
-    pub fn init(&self) -> Result<Config> {
-        self.init_logging();
-        crate::tls::install_crypto_provider();
-        let mut config = Config::load(&self.config)?;
-        if let Some(engine) = self.engine {
-            config.warehouse.engine = engine;
-        }
-        Ok(config)
-    }
-
-    /// Sets up logging to stderr: RUST_LOG if set, else from -q/-v.
+impl LogArgs {
+    /// Sets up logging to stderr: RUST_LOG if set, else from -q/-v; colours only on a terminal
+    /// and never when NO_COLOR is set (https://no-color.org).
     pub fn init_logging(&self) {
         let default = match (self.verbose, self.quiet) {
-            (0, true) => "error",
-            (0, false) => "warn",
+            (_, true) => "sparkify=error",
+            (0, false) => "sparkify=warn",
             (1, _) => "sparkify=info",
-            _ => "sparkify=debug,info",
+            (2, _) => "sparkify=debug",
+            _ => "debug",
         };
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal() && !no_color)
+            .with_target(self.verbose >= 3)
             .try_init();
     }
 
@@ -69,15 +50,148 @@ impl CommonArgs {
     }
 }
 
+/// The flags of a binary that reads the config file: logging, the file, strictness.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// The config file (INI, as the original project's dwh.cfg). Relative paths inside it are
+    /// taken from its directory.
+    #[arg(long, value_name = "PATH", default_value = "dwh.cfg", global = true)]
+    pub config: PathBuf,
+
+    /// An unknown section or key in the config file (a typo such as DUCKDB_PTH) is an error
+    /// instead of a warning; so does [WAREHOUSE] STRICT = true.
+    #[arg(long, global = true)]
+    pub strict: bool,
+}
+
+impl ConfigArgs {
+    /// Sets up logging and Ctrl-C handling, and reads the config file.
+    pub fn init(&self) -> Result<Config> {
+        self.log.init_logging();
+        crate::interrupt::listen();
+        crate::tls::install_crypto_provider();
+        let config = Config::load(&self.config)?;
+        check_unknown_settings(&config, self.strict)?;
+        Ok(config)
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.log.progress()
+    }
+}
+
+/// The flags of a binary that opens the warehouse: [`ConfigArgs`] and the engine.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub base: ConfigArgs,
+
+    /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb, postgres, redshift or
+    /// redshift-data. auto picks duckdb for an empty [CLUSTER] HOST, redshift for a Redshift
+    /// endpoint (*.redshift.amazonaws.com, *.redshift-serverless.amazonaws.com, .com.cn in
+    /// China), postgres for any other host: behind a custom domain, set ENGINE = redshift.
+    #[arg(long, value_name = "ENGINE", global = true, value_parser = parse_engine)]
+    pub engine: Option<EngineChoice>,
+}
+
+impl CommonArgs {
+    /// Sets up logging and Ctrl-C handling, and reads the config file with `--engine` applied.
+    pub fn init(&self) -> Result<Config> {
+        let mut config = self.base.init()?;
+        if let Some(engine) = self.engine {
+            config.warehouse.engine = engine;
+        }
+        Ok(config)
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.base.progress()
+    }
+}
+
+/// Says what in the config file nothing reads: a warning each, or with `strict` (or
+/// `[WAREHOUSE] STRICT = true`) one error listing them all.
+fn check_unknown_settings(config: &Config, strict: bool) -> Result<()> {
+    if config.unknown.is_empty() {
+        return Ok(());
+    }
+    let file = config.path.display();
+    if strict || config.warehouse.strict {
+        let all: Vec<String> = config.unknown.iter().map(|u| u.to_string()).collect();
+        anyhow::bail!(
+            "{file}: {} (--strict or [WAREHOUSE] STRICT = true makes these errors)",
+            all.join("; ")
+        );
+    }
+    for unknown in &config.unknown {
+        tracing::warn!("{file}: {unknown}");
+    }
+    Ok(())
+}
+
+/// A value parser for a whole-number flag from `min` to `max`: `-1`, `0` below a minimum of 1,
+/// and words are usage errors (exit 2) that name the range. Pair it with
+/// `allow_negative_numbers = true`, so that `-1` reaches it rather than reading as a flag.
+pub fn whole_number(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |text: &str| match text.trim().parse::<i128>() {
+        Ok(n) if n >= i128::from(min) && n <= i128::from(max) => Ok(n as u64),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
 fn parse_engine(value: &str) -> Result<EngineChoice, String> {
     EngineChoice::parse(value).ok_or_else(|| format!("use one of {}", EngineChoice::NAMES))
 }
 
+/// Standard output was closed by its reader (`analysis | head`): not a failure of the run.
+#[derive(Debug)]
+pub struct OutputClosed;
+
+impl std::fmt::Display for OutputClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed by its reader")
+    }
+}
+
+impl std::error::Error for OutputClosed {}
+
+/// Writes `text` to standard output, for results (never `print!`, which panics when the
+/// output cannot be written). A reader that went away ends the binary quietly with exit 0
+/// (see [`exit_code`]), as `cat` and `rg` do; any other failure (a full disk) is an error.
+pub fn print(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(OutputClosed.into()),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot write the results to standard output: {e}"
+        )),
+    }
+}
+
+/// [`print`] with a line break after `text`.
+pub fn println(text: &str) -> Result<()> {
+    print(&format!("{text}\n"))
+}
+
 /// Runs a binary's body: prints an error as one `error: ...` message with its causes and
-/// exits 1; exits 0 on success.
+/// exits 1; exits 0 on success, and when its output's reader went away ([`OutputClosed`]).
 pub fn exit_code(outcome: Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<OutputClosed>() => ExitCode::SUCCESS,
+        Err(error) if crate::interrupt::requested() => {
+            tracing::debug!("the run ended with: {error:#}");
+            eprintln!("interrupted: nothing of this run was committed");
+            ExitCode::from(130)
+        }
         Err(error) => {
             // Messages may quote file names and config values: no control character in them
             // reaches the terminal (line breaks of the message itself are kept).

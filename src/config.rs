@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use configparser::ini::Ini;
 
 /// A value that must never be printed: passwords and secret keys. `Debug` and `Display` show
@@ -133,7 +133,13 @@ pub struct ClusterConfig {
     pub sslmode: Option<SslMode>,
     /// `SSLROOTCERT`: a PEM file of trusted roots used instead of the bundled Mozilla roots.
     pub sslrootcert: Option<PathBuf>,
+    /// `CONNECT_TIMEOUT`: how long connecting (TCP, TLS and the server's greeting) may take.
+    pub connect_timeout: std::time::Duration,
 }
+
+/// How long connecting to PostgreSQL or Redshift may take unless `[CLUSTER] CONNECT_TIMEOUT`
+/// says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 10;
 
 impl ClusterConfig {
     /// Whether `HOST` is a provisioned Redshift cluster's endpoint
@@ -299,6 +305,8 @@ pub struct WarehouseConfig {
     pub max_errors: u64,
     /// `DUCKDB_MEMORY_LIMIT`: the memory DuckDB may hold before it spills to disk.
     pub duckdb_memory_limit: MemoryLimit,
+    /// `STRICT`: an unknown section or key is an error, not a warning.
+    pub strict: bool,
 }
 
 /// A DuckDB `memory_limit` such as `512MB` or `4GiB`: a number and a unit DuckDB reads
@@ -378,6 +386,160 @@ pub struct Config {
     pub warehouse: WarehouseConfig,
     pub aws: AwsKeys,
     pub dwh: DwhConfig,
+    /// Sections and keys of the file that no part of the toolkit reads (typos, leftovers),
+    /// each with the known name closest to it.
+    pub unknown: Vec<UnknownSetting>,
+}
+
+/// Every section and key the toolkit reads: anything else in the file is a typo or a leftover,
+/// which is ignored (and said so: see [`UnknownSetting`]).
+pub const KNOWN_SETTINGS: &[(&str, &[&str])] = &[
+    (
+        "CLUSTER",
+        &[
+            "HOST",
+            "DB_NAME",
+            "DB_USER",
+            "DB_PASSWORD",
+            "DB_PORT",
+            "SSLMODE",
+            "SSLROOTCERT",
+            "CONNECT_TIMEOUT",
+        ],
+    ),
+    ("IAM_ROLE", &["ARN"]),
+    (
+        "S3",
+        &[
+            "LOG_DATA",
+            "LOG_JSONPATH",
+            "SONG_DATA",
+            "REGION",
+            "ENDPOINT",
+            "ATTEMPT_TIMEOUT",
+            "MANIFEST_PREFIX",
+            "COALESCE",
+        ],
+    ),
+    ("LOCAL", &["LOG_DATA", "SONG_DATA", "LOG_JSONPATH"]),
+    (
+        "WAREHOUSE",
+        &[
+            "ENGINE",
+            "DUCKDB_PATH",
+            "DUCKDB_MEMORY_LIMIT",
+            "MAX_ERRORS",
+            "STRICT",
+        ],
+    ),
+    ("AWS", &["KEY", "SECRET"]),
+    (
+        "DWH",
+        &[
+            "DWH_REGION",
+            "DWH_NAMESPACE_NAME",
+            "DWH_WORKGROUP_NAME",
+            "DWH_IAM_ROLE_NAME",
+            "DWH_BASE_CAPACITY",
+            "DWH_CLUSTER_IDENTIFIER",
+        ],
+    ),
+];
+
+/// A section or key of the config file that nothing reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSetting {
+    /// The section, upper case.
+    pub section: String,
+    /// The key, upper case; `None` for a whole unknown section.
+    pub key: Option<String>,
+    /// The known name closest to it, when one is close enough to be the one meant.
+    pub closest: Option<&'static str>,
+}
+
+impl std::fmt::Display for UnknownSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.key, self.closest) {
+            (None, Some(closest)) => write!(
+                f,
+                "unknown section [{}], ignored: did you mean [{closest}]?",
+                self.section
+            ),
+            (None, None) => write!(
+                f,
+                "unknown section [{}], ignored: the sections are {}",
+                self.section,
+                KNOWN_SETTINGS
+                    .iter()
+                    .map(|(s, _)| format!("[{s}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (Some(key), Some(closest)) => write!(
+                f,
+                "unknown key {key} in [{}], ignored: did you mean {closest}?",
+                self.section
+            ),
+            (Some(key), None) => write!(
+                f,
+                "unknown key {key} in [{}], ignored: its keys are {}",
+                self.section,
+                known_keys(&self.section).join(", ")
+            ),
+        }
+    }
+}
+
+fn known_keys(section: &str) -> &'static [&'static str] {
+    KNOWN_SETTINGS
+        .iter()
+        .find(|(s, _)| s.eq_ignore_ascii_case(section))
+        .map_or(&[], |(_, keys)| keys)
+}
+
+/// The name of `names` closest to `typed` (letters swapped, dropped, added or changed), when
+/// it is close enough to be the one meant: at most a third of its letters differ.
+fn closest(typed: &str, names: &[&'static str]) -> Option<&'static str> {
+    let typed = typed.to_ascii_uppercase();
+    names
+        .iter()
+        .map(|name| (strsim::osa_distance(&typed, name), *name))
+        .filter(|(distance, name)| *distance <= (name.len() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// Every section and key of `file` that [`KNOWN_SETTINGS`] does not hold, in file order.
+fn unknown_settings(file: &IniFile) -> Vec<UnknownSetting> {
+    let sections: Vec<&'static str> = KNOWN_SETTINGS.iter().map(|(s, _)| *s).collect();
+    let mut unknown = Vec::new();
+    for (section, keys) in &file.order {
+        let upper = section.to_ascii_uppercase();
+        // configparser's section for keys before any header; empty unless such keys exist.
+        if section == "default" && keys.is_empty() {
+            continue;
+        }
+        if !sections.contains(&upper.as_str()) {
+            unknown.push(UnknownSetting {
+                closest: closest(&upper, &sections),
+                section: upper,
+                key: None,
+            });
+            continue;
+        }
+        let known = known_keys(&upper);
+        for key in keys {
+            let key = key.to_ascii_uppercase();
+            if !known.contains(&key.as_str()) {
+                unknown.push(UnknownSetting {
+                    section: upper.clone(),
+                    closest: closest(&key, known),
+                    key: Some(key),
+                });
+            }
+        }
+    }
+    unknown
 }
 
 /// Default file name of the DuckDB warehouse, relative to the config file.
@@ -386,9 +548,9 @@ pub const DEFAULT_DUCKDB_PATH: &str = "sparkify.duckdb";
 impl Config {
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read config file {}: pass --config PATH to use another file",
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "cannot read config file {}: {e}: pass --config PATH to use another file",
                 path.display()
             )
         })?;
@@ -451,6 +613,19 @@ impl Config {
                 })?),
             },
             sslrootcert: file.path("CLUSTER", "SSLROOTCERT"),
+            connect_timeout: {
+                let expected = "seconds, a whole number of 1 or more such as 10";
+                let seconds: u64 = file.parse_or(
+                    "CLUSTER",
+                    "CONNECT_TIMEOUT",
+                    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+                    expected,
+                )?;
+                if seconds == 0 {
+                    return Err(file.key_error("CLUSTER", "CONNECT_TIMEOUT", "0", expected));
+                }
+                std::time::Duration::from_secs(seconds)
+            },
         };
 
         let local = if file.has_section("LOCAL") {
@@ -489,6 +664,7 @@ impl Config {
                 MemoryLimit::default_limit(),
                 "an amount of memory such as 512MB or 4GB",
             )?,
+            strict: file.parse_or("WAREHOUSE", "STRICT", false, "true or false")?,
         };
 
         Ok(Config {
@@ -512,6 +688,7 @@ impl Config {
             },
             local,
             warehouse,
+            unknown: unknown_settings(&file),
             aws: AwsKeys {
                 key: Secret::new(file.get("AWS", "KEY").unwrap_or_default()),
                 secret: Secret::new(file.get("AWS", "SECRET").unwrap_or_default()),
@@ -562,6 +739,19 @@ impl Config {
 
     /// The `[S3]` sources (what Redshift's COPY reads), each checked to be an `s3://` URI.
     pub fn s3_sources(&self) -> Result<Sources> {
+        let s3 = &self.s3;
+        if self.local.is_none()
+            && [&s3.log_data, &s3.song_data, &s3.log_jsonpath]
+                .iter()
+                .all(|v| v.trim().is_empty())
+        {
+            bail!(
+                "{}: no sources: there is no [LOCAL] section and [S3] has no LOG_DATA, \
+                 SONG_DATA or LOG_JSONPATH: add [LOCAL] with the three for files on this \
+                 machine, or set them in [S3] as s3:// URIs (see the shipped dwh.cfg)",
+                self.path.display()
+            );
+        }
         let s3 = |key: &str, value: &str| -> Result<Location> {
             match Location::parse(value, Path::new("")) {
                 Ok(location @ Location::S3 { .. }) => Ok(location),
@@ -642,6 +832,9 @@ pub fn shown_value(value: &str) -> String {
 struct IniFile<'a> {
     /// Section (lower case) → key (lower case) → value, quotes stripped.
     sections: HashMap<String, HashMap<String, String>>,
+    /// The sections (lower case) and their keys (lower case), sorted, for
+    /// [`unknown_settings`].
+    order: Vec<(String, Vec<String>)>,
     path: &'a Path,
     base: &'a Path,
 }
@@ -652,13 +845,19 @@ impl<'a> IniFile<'a> {
         defaults.multiline = true;
         defaults.enable_inline_comments = false;
         let mut ini = Ini::new_from_defaults(defaults);
-        let map = ini.read(text.to_string()).map_err(|e| {
-            anyhow!(
-                "{}: {e}: fix that line (a section header is [NAME], a setting KEY = value)",
-                path.display()
-            )
-        })?;
+        let map = ini
+            .read(text.to_string())
+            .map_err(|e| anyhow!("{}: {}", path.display(), syntax_error(&e)))?;
         let mut sections = HashMap::new();
+        let mut order: Vec<(String, Vec<String>)> = map
+            .iter()
+            .map(|(section, keys)| {
+                let mut keys: Vec<String> = keys.keys().cloned().collect();
+                keys.sort();
+                (section.clone(), keys)
+            })
+            .collect();
+        order.sort();
         for (section, keys) in map {
             let mut values = HashMap::new();
             for (key, value) in keys {
@@ -678,6 +877,7 @@ impl<'a> IniFile<'a> {
         }
         Ok(IniFile {
             sections,
+            order,
             path,
             base,
         })
@@ -735,6 +935,31 @@ impl<'a> IniFile<'a> {
             "{}: [{section}] {key} = {shown} is not valid: set it to {expected}",
             self.path.display()
         )
+    }
+}
+
+/// configparser's message for a line it cannot read (`4:1 expecting "[Some(']')]"`), in the
+/// words of the file.
+fn syntax_error(message: &str) -> String {
+    // "4:1 expecting ..." or "line 4: ..." as configparser versions word it.
+    let line = message.split(':').next().and_then(|n| {
+        let n = n.trim();
+        n.strip_prefix("line ")
+            .unwrap_or(n)
+            .trim()
+            .parse::<u64>()
+            .ok()
+    });
+    let what = if (message.contains("expecting") && message.contains(']'))
+        || message.contains("no closing bracket")
+    {
+        "section header not closed: write it as [NAME]"
+    } else {
+        "cannot be read: a section header is [NAME], a setting KEY = value"
+    };
+    match line {
+        Some(line) => format!("line {line}: {what}"),
+        None => format!("{what} ({message})"),
     }
 }
 

@@ -24,7 +24,7 @@ use crate::schema::{
 use crate::source::{discover, Discovered};
 use crate::sql;
 use crate::stats::SourceStats;
-use crate::warehouse::Warehouse;
+use crate::warehouse::{S3Load, Warehouse};
 
 /// What an `etl` run did, for the summary.
 #[derive(Debug, Clone)]
@@ -41,7 +41,8 @@ pub struct EtlReport {
     pub checks: Vec<CheckOutcome>,
     /// Whether the run read everything, only the new files, or nothing.
     pub mode: LoadMode,
-    /// How the files found compared with the ledger (`None` where Redshift read them).
+    /// How the files found compared with the ledger (`None` where Redshift's COPY read every
+    /// object under the prefixes, without a ledger plan).
     pub changes: Option<FileChanges>,
 }
 
@@ -114,13 +115,16 @@ pub fn run(
     let mut phases = Vec::new();
     let clock = Instant::now();
     ensure_tables_exist(warehouse, &ALL_TABLES)?;
-    // Redshift reads the sources itself; the local engines get them from the tool.
-    let inputs = if warehouse.stages_from_s3() {
-        None
-    } else {
-        let inputs = discover_inputs(config, &config.sources()?, progress)?;
-        phases.push(("discover", clock.elapsed()));
-        Some(inputs)
+    if warehouse.stages_from_s3() && !warehouse.prints_only() {
+        crate::warehouse::s3_copy::check_copy_settings(config, options.max_errors)?;
+    }
+    let inputs = match ledgered_sources(config, warehouse)? {
+        Some(sources) => {
+            let inputs = discover_inputs(config, &sources, progress)?;
+            phases.push(("discover", clock.elapsed()));
+            Some(inputs)
+        }
+        None => None,
     };
 
     warehouse.begin()?;
@@ -158,6 +162,35 @@ pub fn run(
     Ok(report)
 }
 
+/// The sources a run lists and plans against the ledger (see [`ledger::plan`]): the local
+/// engines read the files the tool finds under [`Config::sources`]. Redshift's COPY reads
+/// `[S3]` itself; with `[S3] MANIFEST_PREFIX` the tool lists `[S3]` too, and COPY reads exactly
+/// the files the plan chose through a manifest of them, so that the ledger holds exactly what
+/// staging holds ("a manifest ... loads all of the required files, and only the required
+/// files": https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html).
+/// Without it (or when the SQL is only printed), `None`: COPY reads every `.json` object under
+/// the prefixes, and every run is a full refresh.
+fn ledgered_sources(config: &Config, warehouse: &dyn Warehouse) -> Result<Option<Sources>> {
+    if !warehouse.stages_from_s3() {
+        return Ok(Some(config.sources()?));
+    }
+    if warehouse.prints_only() || config.manifest_prefix()?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(config.s3_sources()?))
+}
+
+/// Why a run without a ledger plan (see [`ledgered_sources`]) reads everything.
+fn unplanned_reason(warehouse: &dyn Warehouse) -> String {
+    if warehouse.prints_only() {
+        "--print-sql shows a full load".into()
+    } else {
+        "Redshift reads only the new files through a manifest of them, which needs [S3] \
+         MANIFEST_PREFIX: set it for incremental loads"
+            .into()
+    }
+}
+
 /// The sources of one run, found and checked.
 #[derive(Debug, Clone)]
 pub struct Inputs {
@@ -188,9 +221,15 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
         location @ Location::S3 { bucket, key } => {
             let store = store.as_ref().expect("an S3 client exists for S3 sources");
             let bytes = store.get(bucket, key).map_err(|e| {
-                anyhow!(
-                    "[{section}] LOG_JSONPATH = {location}: {e}: point it at the JSONPaths file"
-                )
+                // A missing object is a wrong setting; a failed request says what to check.
+                if e.starts_with("the object was deleted") {
+                    anyhow!(
+                        "[{section}] LOG_JSONPATH = {location}: no such object: point it at the \
+                         JSONPaths file"
+                    )
+                } else {
+                    anyhow!("[{section}] LOG_JSONPATH = {location}: {e}")
+                }
             })?;
             JsonPaths::parse(&bytes, columns)
                 .with_context(|| format!("[{section}] LOG_JSONPATH = {location}"))?
@@ -243,7 +282,7 @@ fn stage_and_transform(
         None => None,
     };
     let mode = plan.as_ref().map_or_else(
-        || LoadMode::FullRefresh("Redshift's COPY reloads every run".into()),
+        || LoadMode::FullRefresh(unplanned_reason(warehouse)),
         |p| p.mode.clone(),
     );
     let changes = plan.as_ref().map(|p| p.changes.clone());
@@ -262,7 +301,7 @@ fn stage_and_transform(
     }
     let incremental = mode == LoadMode::Incremental;
     // A full refresh empties staging and the ledger; an incremental load adds to them.
-    let (song_target, log_target): (&Table, &Table) = if incremental {
+    let (song_target, log_target): (&'static Table, &'static Table) = if incremental {
         (&INCOMING_SONGS, &INCOMING_EVENTS)
     } else {
         (&STAGING_SONGS, &STAGING_EVENTS)
@@ -295,16 +334,23 @@ fn stage_and_transform(
         0
     };
     let stats = match (inputs, &plan) {
-        (Some(inputs), Some(plan)) => stage_files(
-            warehouse,
-            inputs,
-            plan,
-            [song_target, log_target],
-            options,
-            progress,
-            &started,
-        )?,
-        _ => warehouse.stage_from_s3(config, options.max_errors, progress)?,
+        (Some(inputs), Some(plan)) if warehouse.stages_from_s3() => {
+            let load = S3Load {
+                max_errors: options.max_errors,
+                targets: [song_target, log_target],
+                files: Some([plan.songs.as_slice(), plan.logs.as_slice()]),
+            };
+            let stats = warehouse.stage_from_s3(config, &load, progress)?;
+            record_ledger(warehouse, inputs, plan, &stats, &started)?;
+            stats
+        }
+        (Some(inputs), Some(plan)) => {
+            let targets = [song_target, log_target];
+            let stats = stage_files(warehouse, inputs, plan, targets, options, progress)?;
+            record_ledger(warehouse, inputs, plan, &stats, &started)?;
+            stats
+        }
+        _ => warehouse.stage_from_s3(config, &S3Load::everything(options.max_errors), progress)?,
     };
     phases.push(("load", clock.elapsed()));
     fail_over_max_errors(&stats, options.max_errors)?;
@@ -407,8 +453,7 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     Ok(())
 }
 
-/// Reads the files `plan` chose into `targets` (songs, then events) and `load_errors`, and
-/// enters them in the ledger (with the mapping, on a full refresh).
+/// Reads the files `plan` chose into `targets` (songs, then events) and `load_errors`.
 fn stage_files(
     warehouse: &mut dyn Warehouse,
     inputs: &Inputs,
@@ -416,9 +461,8 @@ fn stage_files(
     targets: [&Table; 2],
     options: &EtlOptions,
     progress: &Progress,
-    started: &str,
 ) -> Result<Vec<SourceStats>> {
-    let stats = vec![
+    Ok(vec![
         load_source(
             warehouse,
             SourceKind::Song,
@@ -439,13 +483,24 @@ fn stage_files(
             options.unreadable,
             progress,
         )?,
-    ];
+    ])
+}
+
+/// Enters the files a load read (`stats`: songs, then logs) in the ledger, with the mapping
+/// on a full refresh.
+fn record_ledger(
+    warehouse: &mut dyn Warehouse,
+    inputs: &Inputs,
+    plan: &ledger::Plan,
+    stats: &[SourceStats],
+    started: &str,
+) -> Result<()> {
     ledger::record(warehouse, &stats[0], &plan.songs, started)?;
     ledger::record(warehouse, &stats[1], &plan.logs, started)?;
     if plan.mode != LoadMode::Incremental {
         ledger::record_mapping(warehouse, inputs, started)?;
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// Runs the quality checks; any failure fails the run with the checks' report.

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use crate::batch::record_batch;
 use crate::etl::Inputs;
 use crate::record::{Field, Row};
 use crate::schema::LOADED_FILES;
@@ -160,12 +159,13 @@ pub fn record_mapping(
         Field::Int(0),
         Field::Text(loaded_at.to_string()),
     ];
-    warehouse.append(&LOADED_FILES, &record_batch(&LOADED_FILES, &[row])?)
+    warehouse.insert_rows(&LOADED_FILES, &[row])
 }
 
 /// Adds a ledger row for every file a load read (the files it could not read are left out, so
 /// the next run tries them again). `files` are the files it was given, for their size and
-/// version; `loaded_at` is when the run started (UTC, ISO 8601).
+/// version; `loaded_at` is when the run started (UTC, ISO 8601). Where Redshift's COPY read
+/// the files, records and staged are NULL: it counts its rows per COPY, not per file.
 pub fn record(
     warehouse: &mut dyn Warehouse,
     stats: &SourceStats,
@@ -179,20 +179,18 @@ pub fn record(
         .iter()
         .filter_map(|y| {
             let file = by_name.get(&y.file)?;
+            let count = |n: Option<u64>| n.map_or(Field::Null, |n| Field::Int(n as i64));
             Some(vec![
                 Field::Text(stats.source.to_string()),
                 Field::Text(y.file.clone()),
                 Field::Int(file.size as i64),
                 Field::Text(file.version.clone()),
-                Field::Int((y.staged + y.rejected) as i64),
-                Field::Int(y.staged as i64),
+                count(y.staged.map(|staged| staged + y.rejected)),
+                count(y.staged),
                 Field::Int(y.rejected as i64),
                 Field::Text(loaded_at.to_string()),
             ])
         })
         .collect();
-    for rows in rows.chunks(crate::load::BATCH_ROWS) {
-        warehouse.append(&LOADED_FILES, &record_batch(&LOADED_FILES, rows)?)?;
-    }
-    Ok(())
+    warehouse.insert_rows(&LOADED_FILES, &rows)
 }

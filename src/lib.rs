@@ -28,6 +28,7 @@ pub mod create_tables;
 pub mod etl;
 pub mod gen_data;
 pub mod iac;
+pub mod interrupt;
 pub mod jsonpaths;
 pub mod ledger;
 pub mod load;

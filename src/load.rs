@@ -258,9 +258,18 @@ pub fn load_source(
                     .par_iter()
                     .zip(&fetched.contents)
                     .map(|(file, contents)| {
+                        let clock = std::time::Instant::now();
                         let parsed = parse_file(file, contents, kind, mapping);
                         // A piece of a large file counts its own bytes.
-                        read_bar.inc(contents.as_ref().map_or(file.size, |b| b.len() as u64));
+                        let bytes = contents.as_ref().map_or(file.size, |b| b.len() as u64);
+                        read_bar.inc(bytes);
+                        // -vv: each file (or piece of a large one) with its time.
+                        tracing::debug!(
+                            file = %file.location,
+                            bytes,
+                            ms = clock.elapsed().as_secs_f64() * 1e3,
+                            "parsed"
+                        );
                         parsed
                     })
                     .collect();
@@ -274,7 +283,7 @@ pub fn load_source(
                         Ok(parsed) => {
                             yields.push(FileYield {
                                 file: file.location.to_string(),
-                                staged: parsed.rows.len() as u64,
+                                staged: Some(parsed.rows.len() as u64),
                                 rejected: parsed.rejects.len() as u64,
                             });
                             rows.extend(parsed.rows);
@@ -337,7 +346,7 @@ pub fn load_source(
                 // The pieces of a large file add up to one.
                 match stats.yields.last_mut() {
                     Some(last) if last.file == file.file => {
-                        last.staged += file.staged;
+                        last.staged = last.staged.zip(file.staged).map(|(a, b)| a + b);
                         last.rejected += file.rejected;
                     }
                     _ => stats.yields.push(file),

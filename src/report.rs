@@ -205,7 +205,13 @@ pub fn etl_summary(report: &EtlReport) -> String {
             "rejected",
         ],
         report.sources.iter().map(|s| {
-            let (files, bytes) = if s.read_by_warehouse {
+            let (files, bytes) = if s.read_by_warehouse && report.changes.is_some() {
+                // COPY read the files the ledger's plan listed in its manifest.
+                (
+                    format!("{} (by Redshift)", s.yields.len()),
+                    s.bytes.to_string(),
+                )
+            } else if s.read_by_warehouse {
                 ("(by Redshift)".to_string(), "-".to_string())
             } else {
                 (s.files.to_string(), s.bytes.to_string())

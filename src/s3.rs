@@ -11,7 +11,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::ProvideCredentials;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use indicatif::ProgressBar;
@@ -160,7 +160,7 @@ impl S3Store {
                                 "the bucket {bucket} is in another region: set [S3] REGION to it"
                             )
                         }
-                        _ => format!("listing failed: {}", DisplayErrorContext(&e)),
+                        _ => format!("listing failed: {}", crate::aws::explain(&e)),
                     };
                     anyhow::anyhow!("{setting} = s3://{bucket}/{prefix}: {why}")
                 })?;
@@ -194,10 +194,7 @@ impl S3Store {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| match (e.code(), e.message()) {
-                    (Some(code), Some(message)) => format!("{code}: {message}"),
-                    _ => DisplayErrorContext(&e).to_string(),
-                })
+                .map_err(|e| crate::aws::explain(&e))
         })
     }
 
@@ -244,13 +241,13 @@ async fn get(client: Client, bucket: &str, key: &str) -> Result<Bytes, String> {
         .await
         .map_err(|e| match e.code() {
             Some("NoSuchKey") => "the object was deleted after it was listed".to_string(),
-            _ => format!("cannot fetch it: {}", DisplayErrorContext(&e)),
+            _ => format!("cannot fetch it: {}", crate::aws::explain(&e)),
         })?;
     let body = response
         .body
         .collect()
         .await
-        .map_err(|e| format!("the download broke off: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| format!("the download broke off: {}", crate::aws::unanswered(&e)))?;
     Ok(body.into_bytes())
 }
 

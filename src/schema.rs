@@ -214,8 +214,9 @@ pub static LOADED_FILES: Table = Table {
         req("file", Text(2048)),
         req("bytes", BigInt),
         req("version", Text(256)),
-        req("records", BigInt),
-        req("staged", BigInt),
+        // Unknown (NULL) where Redshift's COPY read the file: it counts rows per COPY.
+        col("records", BigInt),
+        col("staged", BigInt),
         req("rejected", BigInt),
         // UTC, ISO 8601: when the run that loaded it started.
         req("loaded_at", Text(32)),

@@ -23,7 +23,8 @@ pub struct SourceStats {
     pub unreadable: Vec<Reject>,
     /// Read by the warehouse itself (Redshift's COPY): files and bytes are not known here.
     pub read_by_warehouse: bool,
-    /// What each file read yielded, in load order (empty when the warehouse read them).
+    /// What each file read yielded, in load order (empty where the warehouse read every object
+    /// under the prefix, so the files are not known here).
     pub yields: Vec<FileYield>,
 }
 
@@ -32,7 +33,9 @@ pub struct SourceStats {
 pub struct FileYield {
     /// The file as `load_errors` names it.
     pub file: String,
-    pub staged: u64,
+    /// `None` where Redshift's COPY read the file: it counts the rows it loaded per COPY, not
+    /// per file.
+    pub staged: Option<u64>,
     pub rejected: u64,
 }
 

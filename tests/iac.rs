@@ -816,6 +816,153 @@ fn delete_removes_nothing_when_a_resource_is_not_its_own() {
     assert_eq!(mocks.serverless[0].num_calls(), 1);
 }
 
+/// `iac_create` or `iac_delete` on `config`, with no AWS credentials anywhere and every AWS
+/// endpoint a closed port (any call would fail), so only the checks before any change run.
+fn iac_offline(
+    binary: &str,
+    config: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin(binary))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("HOME", home.path())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn iac_create_lists_every_problem_before_any_change_and_the_dry_run_shows_them_with_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dwh.cfg");
+    // The shipped config: an empty password, no credentials here.
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dwh.cfg"),
+        &path,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = iac_offline(
+        "iac_create",
+        &path,
+        &["--dry-run", "--cidr", "203.0.113.7/32"],
+    );
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("iac_create would, in region us-west-2:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("namespace sparkify-namespace"), "{stdout}");
+    assert!(stdout.contains("Before a real run, fix:"), "{stdout}");
+    assert!(
+        stdout.contains("[CLUSTER] DB_PASSWORD is empty"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no AWS credentials were found"), "{stdout}");
+    assert!(
+        stdout.contains("Nothing was changed (--dry-run)."),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("2 problem(s) to fix before a real run"),
+        "{stderr}"
+    );
+
+    // A weak password and a region that is not one: all listed at once, nothing called.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("DB_PASSWORD =\n", "DB_PASSWORD = weakpass\n");
+    std::fs::write(&path, text).unwrap();
+    let (code, stdout, stderr) = iac_offline(
+        "iac_create",
+        &path,
+        &["--cidr", "203.0.113.7/32", "--region", "mars-north-1"],
+    );
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("error: nothing was changed; fix first:"),
+        "{stderr}"
+    );
+    for problem in [
+        "DB_PASSWORD (not shown) has no upper-case letter, has no digit",
+        "the region \"mars-north-1\" is not an AWS region the SDK knows",
+        "no AWS credentials were found",
+    ] {
+        assert!(stderr.contains(problem), "{problem:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("weakpass") && !stdout.contains("weakpass"));
+    assert!(
+        !stdout.contains("iac_create in region"),
+        "started: {stdout}"
+    );
+
+    // iac_delete --dry-run lists what it would delete, without asking.
+    let (code, stdout, stderr) = iac_offline("iac_delete", &path, &["--dry-run", "--keep-role"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("delete workgroup sparkify-workgroup"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("delete namespace sparkify-namespace with its data"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("keep IAM role sparkify-redshift-s3-read"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Nothing was deleted (--dry-run)."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no AWS credentials were found"), "{stdout}");
+}
+
+#[test]
+fn password_rules_are_redshifts() {
+    assert!(iac::password_problems("Sentinel-Passw0rd-987").is_empty());
+    assert_eq!(
+        iac::password_problems("Sh0rt"),
+        ["is shorter than 8 characters"]
+    );
+    assert_eq!(
+        iac::password_problems("alllowercase1"),
+        ["has no upper-case letter"]
+    );
+    assert_eq!(
+        iac::password_problems("With Space1"),
+        ["holds a character Redshift refuses"]
+    );
+    assert_eq!(
+        iac::password_problems("At@Sign123"),
+        ["holds a character Redshift refuses"]
+    );
+    assert_eq!(
+        iac::password_problems(&format!("Aa1{}", "x".repeat(62))),
+        ["is longer than 64 characters"]
+    );
+    assert!(iac::region_problem(Some("us-west-2")).is_none());
+    assert!(iac::region_problem(Some("mars-north-1")).is_some());
+    assert!(iac::region_problem(None).is_some());
+}
+
 #[test]
 fn iac_delete_in_a_script_needs_yes() {
     let dir = tempfile::tempdir().unwrap();
@@ -979,6 +1126,10 @@ fn iac_create_dry_run_prints_the_plan_and_refuses_the_whole_internet() {
             .arg(&path)
             .args(args)
             .env_remove("AWS_REGION")
+            .env_remove("AWS_PROFILE")
+            // Credentials a real run could use (never sent: nothing is called).
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "sentinel-secret-key")
             .assert()
     };
     let out = run(&["--dry-run", "--cidr", "203.0.113.7/32"]).success();
@@ -993,9 +1144,13 @@ fn iac_create_dry_run_prints_the_plan_and_refuses_the_whole_internet() {
         text,
         "the dry run wrote the config"
     );
-    let out = run(&["--dry-run", "--cidr", "0.0.0.0/0"]).code(1);
+    // A network flag that cannot be used is a usage error: exit 2.
+    let out = run(&["--dry-run", "--cidr", "0.0.0.0/0"]).code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("refusing"), "{stderr}");
+    let out = run(&["--dry-run", "--cidr", "notacidr"]).code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("write it as ADDRESS/32"), "{stderr}");
 }
 
 /// How the scripted Redshift behaves.
@@ -1050,6 +1205,8 @@ struct FakeRedshift {
     bucket: tempfile::TempDir,
 }
 
+/// The mapping etl reads (and fingerprints for the ledger) before Redshift's COPY uses it.
+const JSONPATHS: &str = include_str!("../data/log_json_path.json");
 const SONGS_STAGED: i64 = 10;
 const EVENTS_STAGED: i64 = 100;
 /// The query id of the first COPY of the session; each later COPY gets the next.
@@ -1124,7 +1281,7 @@ impl FakeRedshift {
         write("song_data/A/A/B/TRAABJL12903CDCF1A.json", "{}");
         write("song_data_old/A/TRAOLD.json", "{}");
         write("log_data/2018/11/2018-11-01-events.json", "{}");
-        write("log_json_path.json", "{}");
+        write("log_json_path.json", JSONPATHS);
         if script.coalesce {
             write("song_data/A/A/C/TRAACPRETTY.json", PRETTY_SONG);
             write(
@@ -1137,7 +1294,7 @@ impl FakeRedshift {
         if script.extra_objects {
             write("song_data/README.md", "about the songs");
             write("song_data/_SUCCESS", "");
-            write("log_data/log_json_path.json", "{}");
+            write("log_data/log_json_path.json", JSONPATHS);
         }
         std::fs::create_dir_all(bucket.path().join("manifests")).unwrap();
         let s3 = s3_server::Server::start(bucket.path(), false);
@@ -1181,6 +1338,20 @@ impl FakeRedshift {
         self.log.lock().unwrap().clone()
     }
 
+    /// The statements of the last run (from its BEGIN on).
+    fn last_run(&self) -> Vec<String> {
+        let log = self.log();
+        let begin = log.iter().rposition(|s| s == "BEGIN").unwrap_or(0);
+        log[begin..].to_vec()
+    }
+
+    /// Writes (or rewrites) an object of the loopback bucket `udacity-dend`.
+    fn put(&self, key: &str, text: &str) {
+        let path = self.bucket.path().join("udacity-dend").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
     fn etl(&self, max_errors: u64) -> anyhow::Result<sparkify::etl::EtlReport> {
         sparkify::etl::run(
             &self.config(),
@@ -1218,6 +1389,8 @@ impl Script {
                 .iter()
                 .map(|t| vec![Field::StringValue(t.name.into())])
                 .collect()
+        } else if sql.starts_with("SELECT source, file, bytes, version FROM loaded_files") {
+            ledger(log)
         } else if sql.contains("FROM sys_load_history") {
             // The newest COPY of this session into the table the query names.
             copies
@@ -1229,7 +1402,7 @@ impl Script {
                     sql.contains(&format!("'{table}'"))
                 })
                 .map(|(n, copy)| {
-                    let events = copy.starts_with("COPY staging_events");
+                    let events = copy_of_events(copy);
                     let failed = events && self.copy_fails;
                     let loaded = match (failed, events) {
                         (true, _) => 0,
@@ -1253,7 +1426,7 @@ impl Script {
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|id| id.parse().ok())
                 .expect("errors are asked for by query id");
-            let events = copies[(id - FIRST_COPY_ID) as usize].starts_with("COPY staging_events");
+            let events = copy_of_events(copies[(id - FIRST_COPY_ID) as usize]);
             let mut count = self.skipped(events);
             if self.loses_an_error_row && events {
                 count -= 1;
@@ -1273,9 +1446,7 @@ impl Script {
                 })
                 .collect()
         } else if sql.contains("FROM stl_load_errors") {
-            let events = copies
-                .last()
-                .is_some_and(|c| c.starts_with("COPY staging_events"));
+            let events = copies.last().is_some_and(|c| copy_of_events(c));
             (1..=self.skipped(events))
                 .map(|line| {
                     vec![
@@ -1285,17 +1456,25 @@ impl Script {
                     ]
                 })
                 .collect()
-        } else if sql.starts_with("SELECT COUNT(*) FROM staging_events WHERE ts <") {
+        } else if sql.starts_with("SELECT COUNT(*) FROM staging_events WHERE ts <")
+            || sql.starts_with("SELECT COUNT(*) FROM incoming_events WHERE ts <")
+        {
             // Event times out of range: the scripted COPY stages none.
             vec![vec![Field::LongValue(0)]]
         } else if let Some(table) = sql
             .strip_prefix("SELECT COUNT(*) FROM ")
             .filter(|rest| !rest.starts_with('('))
         {
+            // What this run's COPY into an incoming table loaded, if it ran one.
+            let run = &log[log.iter().rposition(|s| s == "BEGIN").unwrap_or(0)..];
+            let copied = |table: &str| run.iter().any(|s| s.starts_with(&format!("COPY {table} ")));
             let count = match table {
                 "staging_songs" => SONGS_STAGED,
                 "staging_events" => EVENTS_STAGED,
-                "load_errors" => 1 + self.events_skipped,
+                "incoming_songs" if copied(table) => SONGS_STAGED,
+                "incoming_events" if copied(table) => EVENTS_STAGED,
+                "incoming_songs" | "incoming_events" => 0,
+                "load_errors" => inserted_rows(log, "load_errors").len() as i64,
                 _ => 7,
             };
             vec![vec![Field::LongValue(count)]]
@@ -1304,6 +1483,48 @@ impl Script {
             vec![vec![Field::LongValue(7), Field::LongValue(0)]]
         }
     }
+}
+
+/// Whether a logged COPY loads events (into staging or, incrementally, into incoming_events).
+fn copy_of_events(copy: &str) -> bool {
+    copy.starts_with("COPY staging_events") || copy.starts_with("COPY incoming_events")
+}
+
+/// The rows `table` holds by the log: those the INSERTs after its last emptying added (each
+/// INSERT ... VALUES statement holds one row per line after its first).
+fn inserted_rows(log: &[String], table: &str) -> Vec<String> {
+    let emptied = log
+        .iter()
+        .rposition(|s| *s == format!("DELETE FROM {table}"))
+        .map_or(0, |at| at + 1);
+    log[emptied..]
+        .iter()
+        .filter(|s| s.starts_with(&format!("INSERT INTO {table} (")))
+        .flat_map(|s| s.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The ledger's entries (source, file, bytes, version), as the log's INSERTs into
+/// loaded_files left it.
+fn ledger(log: &[String]) -> Vec<Vec<Field>> {
+    inserted_rows(log, "loaded_files")
+        .iter()
+        .map(|row| {
+            let values: Vec<&str> = row
+                .trim_end_matches(',')
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split(", ")
+                .collect();
+            let text = |i: usize| Field::StringValue(values[i].trim_matches('\'').into());
+            vec![
+                text(0),
+                text(1),
+                Field::LongValue(values[2].parse().unwrap()),
+                text(3),
+            ]
+        })
+        .collect()
 }
 
 /// The config of a Serverless workgroup.
@@ -1378,6 +1599,127 @@ fn etl_on_redshift_copies_from_s3_and_keeps_what_it_skipped() {
     assert!(!log.iter().any(|s| s.contains("stl_")), "{log:#?}");
     assert_eq!(log.last().map(String::as_str), Some("COMMIT"));
     assert!(!log.iter().any(|s| s.contains(PASSWORD)));
+}
+
+#[test]
+fn without_a_manifest_prefix_redshift_reloads_everything_and_keeps_no_ledger() {
+    let fake = FakeRedshift::new(Script::default());
+    let report = fake.etl(5).unwrap();
+    match &report.mode {
+        sparkify::ledger::LoadMode::FullRefresh(why) => {
+            assert!(why.contains("needs [S3] MANIFEST_PREFIX"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let log = fake.log();
+    assert!(log.iter().any(|s| s == "DELETE FROM loaded_files"));
+    assert!(!log
+        .iter()
+        .any(|s| s.starts_with("INSERT INTO loaded_files")));
+    // The second run reads everything again.
+    fake.put("log_data/2018/11/2018-11-02-events.json", "{}");
+    fake.etl(5).unwrap();
+    assert!(fake
+        .last_run()
+        .iter()
+        .any(|s| s.starts_with("COPY staging_events")));
+}
+
+#[test]
+fn with_a_manifest_prefix_redshift_copies_only_new_files_and_merges_them_in_the_same_transaction() {
+    let fake = FakeRedshift::new(Script {
+        manifest_prefix: true,
+        ..Script::default()
+    });
+    let first = fake.etl(5).unwrap();
+    assert!(
+        matches!(&first.mode, sparkify::ledger::LoadMode::FullRefresh(why) if why.contains("ledger is empty")),
+        "{:?}",
+        first.mode
+    );
+    // The first load COPYs exactly the files it enters in the ledger.
+    assert_eq!(manifest_urls(&fake, "staging_songs").len(), 2);
+    assert_eq!(
+        manifest_urls(&fake, "staging_events"),
+        ["s3://udacity-dend/log_data/2018/11/2018-11-01-events.json"]
+    );
+    let entries = inserted_rows(&fake.log(), "loaded_files");
+    assert_eq!(
+        entries.len(),
+        4,
+        "three files and the mapping: {entries:#?}"
+    );
+    // Redshift counts rows per COPY, not per file: records and staged are unknown.
+    assert!(
+        entries.iter().any(|e| e.starts_with(
+            "('log_data', 's3://udacity-dend/log_data/2018/11/2018-11-01-events.json', 2, "
+        ) && e.contains(", NULL, NULL, 0, '")),
+        "{entries:#?}"
+    );
+    assert!(entries.iter().any(|e| e.starts_with("('log_jsonpath', ")));
+
+    // A new day: only its file is copied, into incoming_events, then merged.
+    fake.put("log_data/2018/11/2018-11-02-events.json", "{}\n");
+    let second = fake.etl(5).unwrap();
+    assert_eq!(second.mode, sparkify::ledger::LoadMode::Incremental);
+    let changes = second.changes.clone().unwrap();
+    assert_eq!((changes.new, changes.changed, changes.unchanged), (1, 0, 3));
+    assert_eq!(
+        manifest_urls(&fake, "incoming_events"),
+        ["s3://udacity-dend/log_data/2018/11/2018-11-02-events.json"]
+    );
+    let run = fake.last_run();
+    let position = |prefix: &str| {
+        run.iter()
+            .position(|s| s.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no statement starting {prefix:?} in {run:#?}"))
+    };
+    let copy = &run[position("COPY incoming_events")];
+    assert!(
+        copy.contains("FROM 's3://manifests/sparkify/sparkify-incoming_events.manifest'")
+            && copy.contains("\nMANIFEST\n"),
+        "{copy}"
+    );
+    assert!(
+        !run.iter().any(|s| s.starts_with("COPY staging_")
+            || s.starts_with("COPY incoming_songs")
+            || s == "DELETE FROM staging_events"
+            || s == "DELETE FROM songplays"),
+        "nothing but the new file is read, nothing loaded before is emptied: {run:#?}"
+    );
+    let order = [
+        position("COPY incoming_events"),
+        position("INSERT INTO staging_events SELECT * FROM incoming_events"),
+        position("CREATE TEMP TABLE merge_from"),
+        position("DELETE FROM songplays USING incoming_events"),
+        position("UPDATE songplays SET songplay_id"),
+        run.len() - 1,
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "{order:?} in {run:#?}"
+    );
+    assert_eq!(run.last().map(String::as_str), Some("COMMIT"));
+    assert_eq!(inserted_rows(&fake.log(), "loaded_files").len(), 5);
+
+    // Nothing new: nothing is copied or changed.
+    let third = fake.etl(5).unwrap();
+    assert_eq!(third.mode, sparkify::ledger::LoadMode::NothingNew);
+    assert!(!fake
+        .last_run()
+        .iter()
+        .any(|s| s.starts_with("COPY") || s.starts_with("INSERT") || s.starts_with("DELETE")));
+
+    // A file rewritten since it was loaded: everything is read again.
+    fake.put("log_data/2018/11/2018-11-01-events.json", "{}\n{}\n");
+    let fourth = fake.etl(5).unwrap();
+    assert!(
+        matches!(&fourth.mode, sparkify::ledger::LoadMode::FullRefresh(why) if why.contains("1 file(s) changed")),
+        "{:?}",
+        fourth.mode
+    );
+    assert_eq!(manifest_urls(&fake, "staging_events").len(), 2);
+    assert_eq!(inserted_rows(&fake.log(), "loaded_files").len(), 5);
 }
 
 #[test]

@@ -268,11 +268,15 @@ fn configuration_mistakes_are_one_line_errors_that_say_what_to_change() {
     sources_with_log_lines(sources.path(), "");
     let ws = Workspace::new(sources.path(), "");
 
-    // etl before create_tables.
+    // etl before create_tables: no warehouse is made at the path.
     ws.cmd("etl")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("run create_tables first"));
+        .stderr(predicate::str::contains(format!(
+            "no warehouse at {}: check [WAREHOUSE] DUCKDB_PATH, or run create_tables",
+            ws.duckdb().display()
+        )));
+    assert!(!ws.duckdb().exists());
     ws.cmd("create_tables").assert().success();
 
     let one_line_error = |expected: &str| {
@@ -399,8 +403,8 @@ fn analysis_answers_in_every_format() {
 fn bundled_data_is_the_generators_output_and_loads_cleanly() {
     let out = tempfile::tempdir().unwrap();
     let generated = out.path().join("data");
-    Workspace::new(out.path(), "")
-        .cmd("gen_data")
+    assert_cmd::Command::cargo_bin("gen_data")
+        .unwrap()
         .arg("--out")
         .arg(&generated)
         .assert()
@@ -477,20 +481,16 @@ fn dry_run_lists_the_sources_and_touches_no_warehouse() {
 #[test]
 fn gen_data_refuses_to_overwrite_without_force() {
     let out = tempfile::tempdir().unwrap();
-    let ws = Workspace::new(out.path(), "");
+    let gen_data = || assert_cmd::Command::cargo_bin("gen_data").unwrap();
     let args = ["--songs", "5", "--events", "50", "--days", "2", "--out"];
-    ws.cmd("gen_data")
-        .args(args)
-        .arg(out.path())
-        .assert()
-        .success();
-    ws.cmd("gen_data")
+    gen_data().args(args).arg(out.path()).assert().success();
+    gen_data()
         .args(args)
         .arg(out.path())
         .assert()
         .code(1)
         .stderr(predicate::str::contains("--force"));
-    ws.cmd("gen_data")
+    gen_data()
         .args(args)
         .arg(out.path())
         .arg("--force")
@@ -507,7 +507,6 @@ fn every_binary_explains_itself_and_keeps_secrets() {
         ("create_tables", "DUCKDB_PATH"),
         ("etl", "MAX_ERRORS"),
         ("analysis", "top_songs"),
-        ("gen_data", "--seed"),
         ("iac_create", "[DWH]"),
         ("iac_delete", "[DWH]"),
     ] {
@@ -518,12 +517,34 @@ fn every_binary_explains_itself_and_keeps_secrets() {
             .stdout(predicate::str::contains("--config"))
             .stdout(predicate::str::contains(mentions));
     }
+    // gen_data reads no config and opens no warehouse: it offers neither flag.
+    assert_cmd::Command::cargo_bin("gen_data")
+        .unwrap()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--seed"))
+        .stdout(predicate::str::contains("--config").not())
+        .stdout(predicate::str::contains("--engine").not());
+    for bin in ["iac_create", "iac_delete"] {
+        ws.cmd(bin)
+            .arg("--help")
+            .assert()
+            .stdout(predicate::str::contains("--engine").not());
+    }
+    ws.cmd("analysis").args(["-q", "-v"]).assert().code(2);
     // The workspace's [CLUSTER] names no database: iac_create says what to set.
     ws.cmd("iac_create")
         .args(["--dry-run", "--cidr", "203.0.113.7/32"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("[CLUSTER] DB_NAME is empty"));
+        .stdout(predicate::str::contains("[CLUSTER] DB_NAME is empty"))
+        .stdout(predicate::str::contains(
+            "[S3] LOG_DATA = \"\" is not an s3:// URI",
+        ))
+        .stderr(predicate::str::contains(
+            "problem(s) to fix before a real run",
+        ));
     for args in [
         &["create_tables", "-vv"][..],
         &["etl", "-vv"],

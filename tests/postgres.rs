@@ -10,6 +10,8 @@ use common::{
     hostile_sources, kill_etl_at, sources_with_log_lines, udacity_sample, Workspace, BAD_LINES,
     HOSTILE_REJECTS, STAR_AND_STAGING,
 };
+use std::time::{Duration, Instant};
+
 use predicates::prelude::*;
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
@@ -116,6 +118,29 @@ impl TestDatabase {
             cluster: self.cluster.replace(&self.name, &name),
             name,
         }
+    }
+}
+
+impl TestDatabase {
+    /// Statements the toolkit's sessions are running in this database now.
+    fn active_queries_of_sparkify(&self) -> i64 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = self.server.connect(NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 \
+                     AND application_name = 'sparkify' AND state <> 'idle'",
+                    &[&self.name],
+                )
+                .await
+                .unwrap()
+                .get(0)
+        })
     }
 }
 
@@ -554,6 +579,63 @@ fn one_load_at_a_time_on_postgres() {
         .success();
     assert!(started.elapsed() >= std::time::Duration::from_millis(1000));
     release.join().unwrap();
+}
+
+#[test]
+fn an_interrupted_postgres_run_cancels_its_statement_and_exits_130_having_committed_nothing() {
+    let Some(db) = TestDatabase::create("interrupted") else {
+        return;
+    };
+    let small = tempfile::tempdir().unwrap();
+    sources_with_log_lines(small.path(), "");
+    let big = common::generated(3000, 100_000, 5);
+    let ws = Workspace::with_cluster(small.path(), &db.cluster, "");
+    ws.create_and_load();
+    let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+    ws.write_config_with_cluster(big.path(), &format!("{}\n", db.cluster), "");
+    for (signal, marker) in [("INT", "transforming"), ("TERM", "loading")] {
+        let run = common::interrupt_etl_at(&ws.config(), &["--full-refresh"], marker, signal)
+            .unwrap_or_else(|| panic!("etl ended before it reached {marker}"));
+        assert_eq!(
+            run.code,
+            Some(130),
+            "SIG{signal} at {marker}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("interrupted: nothing of this run was committed"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(
+            run.exit_after_signal < Duration::from_secs(10),
+            "took {:?} to stop",
+            run.exit_after_signal
+        );
+        // The server was asked to stop: nothing of the run still runs there, at once.
+        assert_eq!(
+            db.active_queries_of_sparkify(),
+            0,
+            "SIG{signal} at {marker}"
+        );
+        let started = Instant::now();
+        ws.cmd("check").assert().success();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+        assert!(
+            before == after,
+            "SIG{signal} at {marker} changed the warehouse"
+        );
+    }
+    let started = Instant::now();
+    ws.cmd("create_tables").assert().success();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "create_tables waited {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

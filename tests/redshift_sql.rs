@@ -4,8 +4,11 @@
 //! `UPDATE_GOLDEN=1 cargo test --test redshift_sql` rewrites the golden file after a deliberate
 //! change; review its diff.
 
-use sparkify::record::Reject;
-use sparkify::schema::{ALL_TABLES, STAGING_EVENTS, STAGING_SONGS, STAR_TABLES};
+use sparkify::record::{Field, Reject};
+use sparkify::schema::{
+    ALL_TABLES, INCOMING_EVENTS, INCOMING_SONGS, LOADED_FILES, STAGING_EVENTS, STAGING_SONGS,
+    STAR_TABLES,
+};
 use sparkify::sql::{self, Dialect, S3Copy};
 use sqlparser::dialect::RedshiftSqlDialect;
 use sqlparser::parser::Parser;
@@ -71,9 +74,67 @@ fn statements() -> Vec<(String, String)> {
         })
         .unwrap(),
     ));
-    for statement in sql::redshift_reject_event_times("s3://udacity-dend/log_data/").unwrap() {
+    for statement in
+        sql::redshift_reject_event_times(&STAGING_EVENTS, "s3://udacity-dend/log_data/").unwrap()
+    {
         all.push(("event times out of range".into(), statement));
     }
+    // An incremental load: the new files into the incoming tables, then the merge.
+    all.push((
+        "copy incoming_events through a manifest".into(),
+        sql::copy_from_s3(&S3Copy {
+            table: &INCOMING_EVENTS,
+            from: "s3://my-bucket/sparkify-manifests/sparkify-incoming_events.manifest",
+            manifest: true,
+            iam_role: ROLE,
+            json: "s3://udacity-dend/log_json_path.json",
+            region: "us-west-2",
+            max_errors: 0,
+        })
+        .unwrap(),
+    ));
+    for statement in sql::redshift_reject_event_times(
+        &INCOMING_EVENTS,
+        "s3://my-bucket/sparkify-manifests/sparkify-incoming_events.manifest",
+    )
+    .unwrap()
+    {
+        all.push(("incoming event times out of range".into(), statement));
+    }
+    all.push(("ledger entries".into(), sql::ledger_entries()));
+    all.push((
+        "forget unreadable files".into(),
+        sql::forget_unreadable_files(),
+    ));
+    for statement in sql::insert_rows_redshift(
+        &LOADED_FILES,
+        &[vec![
+            Field::Text("log_data".into()),
+            Field::Text("s3://udacity-dend/log_data/2018/11/2018-11-30-events.json".into()),
+            Field::Int(31_507),
+            Field::Text("\"9a0364b9e99bb480dd25e1f0284c8555\"".into()),
+            Field::Null,
+            Field::Null,
+            Field::Int(0),
+            Field::Text("2026-11-28T18:00:00Z".into()),
+        ]],
+    ) {
+        all.push(("insert ledger entries".into(), statement));
+    }
+    for (staging, incoming) in [
+        (&STAGING_SONGS, &INCOMING_SONGS),
+        (&STAGING_EVENTS, &INCOMING_EVENTS),
+    ] {
+        all.push((
+            format!("append {}", incoming.name),
+            sql::append_all(staging, incoming),
+        ));
+    }
+    for step in sql::merge_incoming_events(Dialect::Redshift) {
+        let table = step.table.map_or("bookkeeping", |t| t.name);
+        all.push((format!("merge {table}"), step.sql));
+    }
+    all.push(("merge plays moved".into(), sql::PLAYS_MOVED.into()));
     all.push((
         "load history staging_events".into(),
         sql::redshift_copy_outcome(&STAGING_EVENTS),

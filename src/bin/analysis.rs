@@ -19,6 +19,7 @@ use sparkify::report::Format;
 /// selects: with [CLUSTER] HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH.
 #[derive(Parser)]
 #[command(
+    name = "analysis",
     version,
     after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts"
 )]
@@ -30,9 +31,10 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 
-    /// Rows of each ranking.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    limit: u32,
+    /// Rows of each ranking, 1 or more.
+    #[arg(long, value_name = "N", default_value_t = 10, allow_negative_numbers = true,
+          value_parser = sparkify::cli::whole_number(1, u32::MAX.into()))]
+    limit: u64,
 
     /// Run only this question; repeat for several. Default: all thirteen.
     #[arg(long = "query", value_name = "NAME",
@@ -44,13 +46,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     exit_code((|| {
         let config = args.common.init()?;
-        let mut warehouse = sparkify::warehouse::open(&config)?;
+        let mut warehouse = sparkify::warehouse::open_read_only(&config)?;
         sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::schema::STAR_TABLES)?;
-        let answers = sparkify::analysis::run(warehouse.as_mut(), &args.queries, args.limit)?;
-        print!(
-            "{}",
-            sparkify::report::render_answers(&warehouse.describe(), &answers, args.format)
-        );
-        Ok(())
+        sparkify::analysis::say_if_empty(warehouse.as_mut())?;
+        let answers =
+            sparkify::analysis::run(warehouse.as_mut(), &args.queries, args.limit as u32)?;
+        sparkify::cli::print(&sparkify::report::render_answers(
+            &warehouse.describe(),
+            &answers,
+            args.format,
+        ))
     })())
 }

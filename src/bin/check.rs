@@ -19,6 +19,7 @@ use sparkify::warehouse::SqlPrinter;
 /// the config file selects, as for etl.
 #[derive(Parser)]
 #[command(
+    name = "check",
     version,
     after_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing\n  check --format json      one document for a scheduler (exit 1 still means a failure)"
 )]
@@ -49,21 +50,23 @@ fn main() -> ExitCode {
         if args.print_sql {
             let mut printer = SqlPrinter::new(&config);
             sparkify::checks::run(&mut printer)?;
-            print!("{}", printer.script());
-            return Ok(());
+            return sparkify::cli::print(&printer.script());
         }
-        let mut warehouse = sparkify::warehouse::open(&config)?;
+        let mut warehouse = sparkify::warehouse::open_read_only(&config)?;
         sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::checks::TABLES_READ)?;
         let outcomes = sparkify::checks::run(warehouse.as_mut())?;
         match args.format {
             CheckFormat::Table => {
-                println!("checks of {}", warehouse.describe());
-                println!("{}", sparkify::report::checks_table(&outcomes));
+                sparkify::cli::println(&format!(
+                    "checks of {}\n{}",
+                    warehouse.describe(),
+                    sparkify::report::checks_table(&outcomes)
+                ))?;
             }
-            CheckFormat::Json => print!(
-                "{}",
-                sparkify::report::checks_json(&warehouse.describe(), &outcomes)
-            ),
+            CheckFormat::Json => sparkify::cli::print(&sparkify::report::checks_json(
+                &warehouse.describe(),
+                &outcomes,
+            ))?,
         }
         match sparkify::checks::failure_report(&outcomes) {
             Some(failed) => Err(anyhow::anyhow!("{failed}")),

@@ -16,6 +16,7 @@ use sparkify::cli::{exit_code, CommonArgs};
 /// running it again empties the warehouse.
 #[derive(Parser)]
 #[command(
+    name = "create_tables",
     version,
     after_help = "Examples:\n  create_tables                          create them with ./dwh.cfg\n  create_tables --engine redshift --print-sql   the DDL Redshift would get, offline"
 )]
@@ -36,17 +37,15 @@ fn main() -> ExitCode {
         if args.print_sql {
             let mut printer = sparkify::warehouse::SqlPrinter::new(&config);
             sparkify::create_tables::create_tables(&mut printer)?;
-            print!("{}", printer.script());
-            return Ok(());
+            return sparkify::cli::print(&printer.script());
         }
         let mut warehouse = sparkify::warehouse::open(&config)?;
         let tables = sparkify::create_tables::create_tables(warehouse.as_mut())?;
-        println!(
+        sparkify::cli::println(&format!(
             "created {} tables in {}: {}",
             tables.len(),
             warehouse.describe(),
             tables.join(", ")
-        );
-        Ok(())
+        ))
     })())
 }

@@ -47,14 +47,17 @@ use sparkify::warehouse::SqlPrinter;
 /// songplay_id included. With nothing new it changes nothing and says so. A file that changed
 /// since it was loaded, a changed JSONPaths mapping, an empty ledger or --full-refresh make the
 /// run a full refresh: every file read again, staging and the star schema rebuilt. Files no
-/// longer found keep their records until a full refresh. Redshift's COPY reloads everything on
-/// every run.
+/// longer found keep their records until a full refresh. On Redshift, loads are incremental
+/// when [S3] MANIFEST_PREFIX is set: COPY reads exactly the new files through a manifest
+/// written there, and the merge follows in the same transaction; without it, every run reads
+/// everything.
 ///
 /// Run create_tables first. The warehouse is the one the config file selects: with [CLUSTER]
 /// HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH; otherwise PostgreSQL, or Redshift for a
 /// Redshift endpoint (see --engine).
 #[derive(Parser)]
 #[command(
+    name = "etl",
     version,
     after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --full-refresh           read every file again and rebuild\n  etl --no-checks              commit even if a quality check would fail\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
 )]
@@ -62,8 +65,9 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
-    /// Rejected records to tolerate; overrides [WAREHOUSE] MAX_ERRORS.
-    #[arg(long, value_name = "N")]
+    /// Rejected records to tolerate, 0 or more; overrides [WAREHOUSE] MAX_ERRORS.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = sparkify::cli::whole_number(0, u64::MAX))]
     max_errors: Option<u64>,
 
     /// Go on when a source file cannot be read: list it in the summary and in load_errors
@@ -73,7 +77,8 @@ struct Args {
     skip_unreadable_files: bool,
 
     /// Seconds to wait while another load holds the warehouse; 0 (the default) fails at once.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = sparkify::cli::whole_number(0, 31_536_000))]
     lock_timeout: u64,
 
     /// Read every file again and rebuild staging and the star schema from them, whatever the
@@ -137,8 +142,7 @@ fn main() -> ExitCode {
             };
             let inputs =
                 sparkify::etl::discover_inputs(&config, &sources, &args.common.progress())?;
-            print!("{}", sparkify::report::dry_run_summary(&inputs));
-            return Ok(());
+            return sparkify::cli::print(&sparkify::report::dry_run_summary(&inputs));
         }
         let options = EtlOptions {
             max_errors: args.max_errors.unwrap_or(config.warehouse.max_errors),
@@ -154,8 +158,7 @@ fn main() -> ExitCode {
         if args.print_sql {
             let mut printer = SqlPrinter::new(&config);
             sparkify::etl::run(&config, &mut printer, &options, &Progress::hidden())?;
-            print!("{}", printer.script());
-            return Ok(());
+            return sparkify::cli::print(&printer.script());
         }
         let mut warehouse = sparkify::warehouse::open_for_load(&config, options.lock_timeout)?;
         let report = sparkify::etl::run(
@@ -164,7 +167,6 @@ fn main() -> ExitCode {
             &options,
             &args.common.progress(),
         )?;
-        print!("{}", sparkify::report::etl_summary(&report));
-        Ok(())
+        sparkify::cli::print(&sparkify::report::etl_summary(&report))
     })())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sparkify::cli::{exit_code, CommonArgs};
+use sparkify::cli::{exit_code, LogArgs};
 use sparkify::gen_data::{generate, GenOptions};
 
 /// Write a synthetic Sparkify dataset in exactly the layout of the original sources:
@@ -15,22 +15,29 @@ use sparkify::gen_data::{generate, GenOptions};
 /// The same options always write the same bytes. The bundled data/ sample is
 /// `gen_data --out data` with the defaults below. Point [LOCAL] in the config at OUT to load it.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    name = "gen_data",
+    version,
+    after_help = "Examples:\n  gen_data --out data                          the bundled sample (the defaults)\n  gen_data --out big --songs 10000 --events 1000000   1M events for a benchmark\n  gen_data --out data --force                  write it again over the old one"
+)]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
+    common: LogArgs,
 
-    /// Songs in the catalogue (about three per artist).
-    #[arg(long, default_value_t = 150)]
-    songs: usize,
+    /// Songs in the catalogue (about three per artist), 1 or more.
+    #[arg(long, default_value_t = 150, allow_negative_numbers = true,
+          value_parser = sparkify::cli::whole_number(1, u32::MAX.into()))]
+    songs: u64,
 
     /// Log events in all, spread evenly over the days.
-    #[arg(long, default_value_t = 2000)]
-    events: usize,
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true,
+          value_parser = sparkify::cli::whole_number(0, u32::MAX.into()))]
+    events: u64,
 
-    /// Days of logs, one file each.
-    #[arg(long, default_value_t = 30)]
-    days: u32,
+    /// Days of logs, one file each, 1 to 3650.
+    #[arg(long, default_value_t = 30, allow_negative_numbers = true,
+          value_parser = sparkify::cli::whole_number(1, 3650))]
+    days: u64,
 
     /// Seed of the generator.
     #[arg(long, default_value_t = 42)]
@@ -50,21 +57,20 @@ fn main() -> ExitCode {
     args.common.init_logging();
     exit_code((|| {
         let summary = generate(&GenOptions {
-            songs: args.songs,
-            events: args.events,
-            days: args.days,
+            songs: args.songs as usize,
+            events: args.events as usize,
+            days: args.days as u32,
             seed: args.seed,
             out: args.out.clone(),
             force: args.force,
         })?;
-        println!(
+        sparkify::cli::println(&format!(
             "wrote {} song files and {} log files ({} events, {} bytes) under {}",
             summary.song_files,
             summary.log_files,
             summary.events,
             summary.bytes,
             args.out.display()
-        );
-        Ok(())
+        ))
     })())
 }

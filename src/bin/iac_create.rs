@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::Parser;
-use sparkify::cli::{exit_code, CommonArgs};
+use anyhow::{bail, Context};
+use clap::{CommandFactory, Parser};
+use sparkify::cli::{exit_code, ConfigArgs};
 use sparkify::config_edit::{self, Setting};
 use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
 
@@ -33,13 +33,14 @@ use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
 /// iac_delete when done.
 #[derive(Parser)]
 #[command(
+    name = "iac_create",
     version,
     verbatim_doc_comment,
     after_help = "Examples:\n  iac_create --dry-run             print the plan, change nothing\n  iac_create                       provision, then run create_tables, etl, analysis\n  iac_create --no-ingress          for the redshift-data engine: no open port\n  iac_create --cidr 203.0.113.7/32 open the port to this address"
 )]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
+    common: ConfigArgs,
 
     /// AWS region; overrides AWS_REGION and [DWH] DWH_REGION.
     #[arg(long)]
@@ -87,17 +88,40 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Flags that name a bad network are usage errors (exit 2), refused before anything.
+    let flags = args
+        .cidr
+        .as_ref()
+        .map_or(Ok(()), |cidr| iac::check_cidr(cidr, args.allow_wide_cidr))
+        .and_then(|()| iac::check_ip_endpoint(&args.ip_endpoint));
+    if let Err(error) = flags {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{error:#}"),
+            )
+            .exit();
+    }
     exit_code((|| {
         let config = args.common.init()?;
-        if let Some(cidr) = &args.cidr {
-            iac::check_cidr(cidr, args.allow_wide_cidr)?;
-        }
-        iac::check_ip_endpoint(&args.ip_endpoint)?;
         let timing = Timing {
             timeout: Duration::from_secs(args.timeout),
             ..Timing::default()
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the AWS runtime")?;
+        let sdk = runtime.block_on(sparkify::aws::sdk_config(&config, args.region.as_deref()));
+        // Everything a real run would trip on, found before any change and listed at once.
+        let region = sdk.region().map(|r| r.as_ref().to_string());
+        let mut problems = iac::create_problems(&config, args.manage_password, region.as_deref());
+        if let Some(problem) = runtime.block_on(sparkify::aws::credentials_problem(&sdk)) {
+            problems.push(problem);
+        }
+        if !problems.is_empty() && !args.dry_run {
+            bail!(
+                "nothing was changed; fix first:\n  - {}",
+                problems.join("\n  - ")
+            );
+        }
         let cidr = match (&args.cidr, args.no_ingress, args.dry_run) {
             (_, true, _) => None,
             (Some(cidr), _, _) => Some(cidr.clone()),
@@ -107,20 +131,35 @@ fn main() -> ExitCode {
             )),
             (None, false, false) => Some(runtime.block_on(iac::caller_cidr(&args.ip_endpoint))?),
         };
-        let mut plan = CreatePlan::new(&config, args.manage_password, cidr, timing)?;
-        plan.adopt = args.adopt;
-        let region = sparkify::aws::region(&config, args.region.as_deref())
-            .unwrap_or_else(|| "(the AWS default)".into());
+        let plan = CreatePlan::new(&config, args.manage_password, cidr, timing).map(|mut plan| {
+            plan.adopt = args.adopt;
+            plan
+        });
+        let region = region.unwrap_or_else(|| "(no region)".into());
         if args.dry_run {
-            println!("iac_create would, in region {region}:");
-            for (index, step) in plan.describe().iter().enumerate() {
-                println!("  {}. {step}", index + 1);
+            sparkify::cli::println(&format!("iac_create would, in region {region}:"))?;
+            // Without [S3] sources there is no policy to show: the problems say why.
+            let steps = plan.as_ref().map(CreatePlan::describe).unwrap_or_default();
+            for (index, step) in steps.iter().enumerate() {
+                sparkify::cli::println(&format!("  {}. {step}", index + 1))?;
             }
-            println!("Nothing was changed (--dry-run).");
+            if !problems.is_empty() {
+                sparkify::cli::println(&format!(
+                    "Before a real run, fix:\n  - {}",
+                    problems.join("\n  - ")
+                ))?;
+            }
+            sparkify::cli::println("Nothing was changed (--dry-run).")?;
+            if !problems.is_empty() {
+                bail!(
+                    "{} problem(s) to fix before a real run (listed above)",
+                    problems.len()
+                );
+            }
             return Ok(());
         }
-        println!("iac_create in region {region}");
-        let sdk = runtime.block_on(sparkify::aws::sdk_config(&config, args.region.as_deref()));
+        let plan = plan?;
+        sparkify::cli::println(&format!("iac_create in region {region}"))?;
         let clients = Clients::new(&sdk);
         let reporter = ConsoleReporter::new(&args.common.progress());
         let created = runtime.block_on(iac::create(&clients, &plan, &reporter));
@@ -148,28 +187,28 @@ fn main() -> ExitCode {
             ],
         )?;
         if created.changed {
-            println!(
+            sparkify::cli::println(&format!(
                 "wrote HOST = {}, DB_PORT = {port} and ARN = {} into {}",
                 created.host,
                 created.role_arn,
                 config.path.display()
-            );
+            ))?;
         } else {
-            println!(
+            sparkify::cli::println(&format!(
                 "nothing to change: everything already exists; {} is up to date",
                 config.path.display()
-            );
+            ))?;
         }
         if args.no_ingress {
-            println!(
+            sparkify::cli::println(
                 "no port was opened: run the steps with --engine redshift-data (or set \
-                 [WAREHOUSE] ENGINE = redshift-data), which goes through the Data API"
-            );
+                 [WAREHOUSE] ENGINE = redshift-data), which goes through the Data API",
+            )?;
         }
-        println!(
+        sparkify::cli::println(
             "next: create_tables, etl, analysis; iac_delete when done (a workgroup costs while \
-             it runs)"
-        );
+             it runs)",
+        )?;
         Ok(())
     })())
 }

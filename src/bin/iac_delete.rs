@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use sparkify::cli::{exit_code, CommonArgs};
+use sparkify::cli::{exit_code, ConfigArgs};
 use sparkify::config_edit::{self, Setting};
 use sparkify::iac::{self, Clients, ConsoleReporter, DeletePlan, Timing};
 
@@ -21,12 +21,13 @@ use sparkify::iac::{self, Clients, ConsoleReporter, DeletePlan, Timing};
 /// It asks for confirmation on a terminal; in a script pass --yes.
 #[derive(Parser)]
 #[command(
+    name = "iac_delete",
     version,
-    after_help = "Examples:\n  iac_delete                          ask, then delete\n  iac_delete --yes                    in a script: no question\n  iac_delete --final-snapshot last    keep a snapshot of the namespace"
+    after_help = "Examples:\n  iac_delete --dry-run                list what would be deleted\n  iac_delete                          ask, then delete\n  iac_delete --yes                    in a script: no question\n  iac_delete --final-snapshot last    keep a snapshot of the namespace"
 )]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
+    common: ConfigArgs,
 
     /// AWS region; overrides AWS_REGION and [DWH] DWH_REGION.
     #[arg(long)]
@@ -51,14 +52,19 @@ struct Args {
     /// Seconds to wait for each resource to be gone.
     #[arg(long, value_name = "SECONDS", default_value_t = 1200)]
     timeout: u64,
+
+    /// List what would be deleted, and any problem a real run would meet (no region, no
+    /// credentials), without asking or changing anything.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_code((|| {
         let config = args.common.init()?;
-        if !args.yes {
-            confirm(&config, args.keep_role)?;
+        if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
+            no_terminal();
         }
         let timing = Timing {
             timeout: Duration::from_secs(args.timeout),
@@ -69,6 +75,44 @@ fn main() -> ExitCode {
         plan.adopt = args.adopt;
         let runtime = tokio::runtime::Runtime::new().context("cannot start the AWS runtime")?;
         let sdk = runtime.block_on(sparkify::aws::sdk_config(&config, args.region.as_deref()));
+        let region = sdk.region().map(|r| r.as_ref().to_string());
+        let mut problems: Vec<String> =
+            iac::region_problem(region.as_deref()).into_iter().collect();
+        if let Some(problem) = runtime.block_on(sparkify::aws::credentials_problem(&sdk)) {
+            problems.push(problem);
+        }
+        if args.dry_run {
+            sparkify::cli::println(&format!(
+                "iac_delete would, in region {}:",
+                region.as_deref().unwrap_or("(no region)")
+            ))?;
+            for (index, step) in plan.describe().iter().enumerate() {
+                sparkify::cli::println(&format!("  {}. {step}", index + 1))?;
+            }
+            if !problems.is_empty() {
+                sparkify::cli::println(&format!(
+                    "Before a real run, fix:\n  - {}",
+                    problems.join("\n  - ")
+                ))?;
+            }
+            sparkify::cli::println("Nothing was deleted (--dry-run).")?;
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "{} problem(s) to fix before a real run (listed above)",
+                    problems.len()
+                );
+            }
+            return Ok(());
+        }
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "nothing was deleted; fix first:\n  - {}",
+                problems.join("\n  - ")
+            );
+        }
+        if !args.yes {
+            confirm(&config, args.keep_role)?;
+        }
         let clients = Clients::new(&sdk);
         let reporter = ConsoleReporter::new(&args.common.progress());
         let start = Instant::now();
@@ -83,12 +127,11 @@ fn main() -> ExitCode {
                 value: "",
             }],
         )?;
-        println!(
+        sparkify::cli::println(&format!(
             "done in {:.0} s; [CLUSTER] HOST emptied in {}",
             start.elapsed().as_secs_f64(),
             config.path.display()
-        );
-        Ok(())
+        ))
     })())
 }
 
@@ -96,12 +139,7 @@ fn main() -> ExitCode {
 /// (a usage error, exit 2).
 fn confirm(config: &sparkify::config::Config, keep_role: bool) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
-        Args::command()
-            .error(
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "stdin is not a terminal, so iac_delete cannot ask: pass --yes to delete",
-            )
-            .exit();
+        no_terminal();
     }
     let role = if keep_role {
         String::new()
@@ -119,4 +157,14 @@ fn confirm(config: &sparkify::config::Config, keep_role: bool) -> anyhow::Result
     } else {
         anyhow::bail!("nothing was deleted")
     }
+}
+
+/// Without a terminal iac_delete cannot ask: `--yes` is required (a usage error, exit 2).
+fn no_terminal() -> ! {
+    Args::command()
+        .error(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "stdin is not a terminal, so iac_delete cannot ask: pass --yes to delete",
+        )
+        .exit()
 }

@@ -1,7 +1,7 @@
 //! What `iac_create` and `iac_delete` are asked to do, from `dwh.cfg` and the flags, checked
 //! before any AWS call.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::policy::s3_read_policy;
 use super::{Timing, POLICY_NAME};
@@ -38,27 +38,12 @@ impl CreatePlan {
         timing: Timing,
     ) -> Result<CreatePlan> {
         let cluster = &config.cluster;
+        // Checked, with everything else, by `create_problems`.
         let admin_password = if manage_password {
             None
-        } else if cluster.db_password.is_empty() {
-            bail!(
-                "{}: [CLUSTER] DB_PASSWORD is empty: set the admin password there (8 to 64 \
-                 characters with upper case, lower case and a digit), or pass --manage-password \
-                 to let AWS Secrets Manager keep it",
-                config.path.display()
-            );
         } else {
             Some(cluster.db_password.clone())
         };
-        for (key, value) in [("DB_NAME", &cluster.db_name), ("DB_USER", &cluster.db_user)] {
-            if value.is_empty() {
-                bail!(
-                    "{}: [CLUSTER] {key} is empty: set the database name and admin user the \
-                     namespace is created with",
-                    config.path.display()
-                );
-            }
-        }
         Ok(CreatePlan {
             role_name: config.dwh.iam_role_name.clone(),
             policy: s3_read_policy(config)?,
@@ -117,6 +102,155 @@ impl CreatePlan {
     }
 }
 
+/// Everything in `dwh.cfg` and the flags that would make `iac_create` fail or leave half its
+/// work done (the role made, then CreateNamespace refusing the password), each a sentence
+/// saying what to change; all of them, so that one look fixes them all. `region` is the one
+/// the run would use (see [`crate::aws::region`]).
+pub fn create_problems(
+    config: &Config,
+    manage_password: bool,
+    region: Option<&str>,
+) -> Vec<String> {
+    let cluster = &config.cluster;
+    let file = config.path.display();
+    let mut problems = Vec::new();
+    if !manage_password {
+        if cluster.db_password.is_empty() {
+            problems.push(format!(
+                "{file}: [CLUSTER] DB_PASSWORD is empty: set the admin password there ({}), or \
+                 pass --manage-password to let AWS Secrets Manager keep it",
+                PASSWORD_RULES
+            ));
+        } else {
+            let broken = password_problems(cluster.db_password.expose());
+            if !broken.is_empty() {
+                problems.push(format!(
+                    "{file}: [CLUSTER] DB_PASSWORD (not shown) {}: Redshift wants {}",
+                    broken.join(", "),
+                    PASSWORD_RULES
+                ));
+            }
+        }
+    }
+    for (key, value) in [("DB_NAME", &cluster.db_name), ("DB_USER", &cluster.db_user)] {
+        if value.is_empty() {
+            problems.push(format!(
+                "{file}: [CLUSTER] {key} is empty: set the database name and admin user the \
+                 namespace is created with"
+            ));
+        }
+    }
+    if let Some(problem) = region_problem(region) {
+        problems.push(problem);
+    }
+    if let Err(e) = s3_read_policy(config) {
+        problems.push(format!("{e:#}"));
+    }
+    problems
+}
+
+/// Redshift's rules for an admin password, as it documents them for a cluster's
+/// MasterUserPassword (https://docs.aws.amazon.com/redshift/latest/APIReference/API_CreateCluster.html);
+/// CreateNamespace's adminUserPassword documents none of its own
+/// (https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_CreateNamespace.html),
+/// so the same rules are checked before anything is created.
+const PASSWORD_RULES: &str = "8 to 64 printable ASCII characters with an upper-case letter, a \
+     lower-case letter and a digit, and none of ' \" \\ / @ or space";
+
+/// How `password` breaks [`PASSWORD_RULES`] (never the password itself).
+pub fn password_problems(password: &str) -> Vec<&'static str> {
+    let mut broken = Vec::new();
+    let length = password.chars().count();
+    if !(8..=64).contains(&length) {
+        broken.push(if length < 8 {
+            "is shorter than 8 characters"
+        } else {
+            "is longer than 64 characters"
+        });
+    }
+    if !password.chars().any(|c| c.is_ascii_uppercase()) {
+        broken.push("has no upper-case letter");
+    }
+    if !password.chars().any(|c| c.is_ascii_lowercase()) {
+        broken.push("has no lower-case letter");
+    }
+    if !password.chars().any(|c| c.is_ascii_digit()) {
+        broken.push("has no digit");
+    }
+    if password
+        .chars()
+        .any(|c| !(33..=126).contains(&(c as u32)) || matches!(c, '\'' | '"' | '\\' | '/' | '@'))
+    {
+        broken.push("holds a character Redshift refuses");
+    }
+    broken
+}
+
+/// The regions of the AWS SDK's partition data (aws-sdk-redshiftserverless 1.129's
+/// endpoint_lib.rs, "regions" of each partition), where Redshift Serverless may be asked for.
+const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eusc-de-east-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-iso-east-1",
+    "us-iso-west-1",
+    "us-isob-east-1",
+    "us-isob-west-1",
+    "eu-isoe-west-1",
+    "us-isof-east-1",
+    "us-isof-south-1",
+];
+
+/// Whether `region` is one the SDK knows: none, or a name such as `mars-north-1`, is a problem.
+pub fn region_problem(region: Option<&str>) -> Option<String> {
+    match region {
+        None => Some(
+            "no AWS region: set [DWH] DWH_REGION (or AWS_REGION, or pass --region)".to_string(),
+        ),
+        Some(region) if KNOWN_REGIONS.contains(&region) => None,
+        Some(region) => Some(format!(
+            "the region {region:?} is not an AWS region the SDK knows (such as us-west-2, \
+             eu-west-1): check --region, AWS_REGION and [DWH] DWH_REGION"
+        )),
+    }
+}
+
 /// What `iac_delete` removes.
 #[derive(Debug, Clone)]
 pub struct DeletePlan {
@@ -146,6 +280,48 @@ impl DeletePlan {
             timing,
             adopt: false,
         }
+    }
+}
+
+impl DeletePlan {
+    /// The plan in words, for `iac_delete --dry-run`.
+    pub fn describe(&self) -> Vec<String> {
+        let owned = if self.adopt {
+            "whoever made it (--adopt)"
+        } else {
+            "only if iac_create made it (its tags say so)"
+        };
+        let mut steps = vec![
+            format!(
+                "revoke the ingress rule iac_create added to workgroup {}'s security group",
+                self.workgroup
+            ),
+            format!("delete workgroup {}, {owned}", self.workgroup),
+        ];
+        if let Some(snapshot) = &self.final_snapshot {
+            steps.push(format!(
+                "keep a final snapshot {snapshot} of namespace {}",
+                self.namespace
+            ));
+        }
+        steps.push(format!(
+            "delete namespace {} with its data, {owned}",
+            self.namespace
+        ));
+        if self.keep_role {
+            steps.push(format!("keep IAM role {} (--keep-role)", self.role_name));
+        } else {
+            steps.push(format!(
+                "delete IAM role {} and its inline policy {POLICY_NAME}, {owned}",
+                self.role_name
+            ));
+        }
+        steps.push(format!(
+            "wait until they are gone (at most {} s each), then empty [CLUSTER] HOST in the \
+             config file",
+            self.timing.timeout.as_secs()
+        ));
+        steps
     }
 }
 

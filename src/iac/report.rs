@@ -86,12 +86,13 @@ impl ConsoleReporter {
 impl Reporter for ConsoleReporter {
     fn step(&self, step: &Step) {
         self.spinner.suspend(|| {
-            println!(
+            // A closed output does not stop the work; the binary's last line says so.
+            let _ = crate::cli::println(&format!(
                 "{}: {} ({:.1} s)",
                 step.what,
                 step.change.word(),
                 step.took.as_secs_f64()
-            )
+            ));
         });
     }
 

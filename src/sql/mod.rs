@@ -13,7 +13,7 @@ mod quality;
 pub use quality::{check_counts, offending_rows, prepare_checks};
 
 use crate::config::MemoryLimit;
-use crate::record::{Field, Reject};
+use crate::record::{Field, Reject, Row};
 use crate::schema::{ColumnType, Table, ARTISTS, LOAD_ERRORS, SONGPLAYS, SONGS, TIME, USERS};
 
 /// A SQL dialect.
@@ -106,20 +106,22 @@ pub const ROLLBACK: &str = "ROLLBACK";
 /// [`crate::schema::EVENT_TIME`] when it types the record. The same records are rejected on
 /// Redshift after the COPY, so the transform's conversion never fails on them: these
 /// statements count them, move them into `load_errors` (file: the COPY's source, no line) and
-/// delete them from staging.
-pub fn redshift_reject_event_times(from: &str) -> Result<[String; 3], String> {
+/// delete them from `table`, which the COPY filled (`staging_events`, or `incoming_events` in
+/// an incremental load).
+pub fn redshift_reject_event_times(table: &Table, from: &str) -> Result<[String; 3], String> {
     let range = crate::schema::EVENT_TIME;
     let outside = format!("ts < {} OR ts > {}", range.min, range.max);
+    let table = table.name;
     Ok([
-        format!("SELECT COUNT(*) FROM staging_events WHERE {outside}"),
+        format!("SELECT COUNT(*) FROM {table} WHERE {outside}"),
         format!(
             "INSERT INTO load_errors (source, file, line, reason, raw_text) \
              SELECT 'log_data', {}, NULL, 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside {}', \
-             NULL FROM staging_events WHERE {outside}",
+             NULL FROM {table} WHERE {outside}",
             redshift_literal(from)?,
             range.meaning
         ),
-        format!("DELETE FROM staging_events WHERE {outside}"),
+        format!("DELETE FROM {table} WHERE {outside}"),
     ])
 }
 
@@ -448,11 +450,16 @@ FROM stl_load_errors WHERE query = pg_last_copy_id()";
 /// (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api.html, "Considerations").
 pub const REDSHIFT_STATEMENT_BYTES: usize = 64 * 1024;
 
-/// Inserts rejects read back from Redshift into `load_errors`, in as many statements of at most
-/// [`REDSHIFT_STATEMENT_BYTES`] as they need. Texts are cut to their columns' widths (as
-/// [`Reject::to_row`] does); they come from the data, not from the config: control
-/// characters become spaces.
+/// Inserts rejects read back from Redshift into `load_errors` (see [`insert_rows_redshift`]).
 pub fn insert_rejects_redshift(rejects: &[Reject]) -> Vec<String> {
+    let rows: Vec<Row> = rejects.iter().map(Reject::to_row).collect();
+    insert_rows_redshift(&LOAD_ERRORS, &rows)
+}
+
+/// Inserts `rows` into `table` on Redshift, in as many statements of at most
+/// [`REDSHIFT_STATEMENT_BYTES`] as they need. Texts come from the data or from S3, not from the
+/// config, and are quoted as literals; control characters become spaces.
+pub fn insert_rows_redshift(table: &Table, rows: &[Row]) -> Vec<String> {
     let quote = |field: &Field| match field {
         Field::Text(text) => {
             let clean: String = text
@@ -465,12 +472,16 @@ pub fn insert_rejects_redshift(rejects: &[Reject]) -> Vec<String> {
         Field::Float(x) => x.to_string(),
         Field::Null => "NULL".into(),
     };
-    let columns: Vec<&str> = LOAD_ERRORS.column_names().collect();
-    let head = format!("INSERT INTO load_errors ({}) VALUES\n", columns.join(", "));
+    let columns: Vec<&str> = table.column_names().collect();
+    let head = format!(
+        "INSERT INTO {} ({}) VALUES\n",
+        table.name,
+        columns.join(", ")
+    );
     let mut statements = Vec::new();
     let mut statement = String::new();
-    for reject in rejects {
-        let values: Vec<String> = reject.to_row().iter().map(quote).collect();
+    for row in rows {
+        let values: Vec<String> = row.iter().map(quote).collect();
         let row = format!("({})", values.join(", "));
         if !statement.is_empty() && statement.len() + 2 + row.len() > REDSHIFT_STATEMENT_BYTES {
             statements.push(std::mem::take(&mut statement));
@@ -605,15 +616,19 @@ pub const PLAYS_MOVED: &str = "SELECT COUNT(*) FROM songplays \
 /// replaced plays and of the incoming plays. The statements are the transform's own, scoped,
 /// so they are written once for every dialect.
 ///
-/// Run on DuckDB and PostgreSQL; Redshift still reloads every run. Read against the Redshift
-/// guide for when it does not: the correlated `EXISTS` subqueries are not among the patterns
-/// it cannot decorrelate (none skips a query block or holds a window function:
-/// https://docs.aws.amazon.com/redshift/latest/dg/r_correlated_subqueries.html); `UPDATE`
-/// takes a FROM list of subqueries, outer joins excepted
-/// (https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html); a `TEMP` table made by
-/// `CREATE TABLE AS` lives for the session
+/// Run on DuckDB and PostgreSQL by the tests; on Redshift (with `[S3] MANIFEST_PREFIX`), read
+/// against its guide: the correlated `EXISTS` subqueries of the SELECTs are not among the
+/// patterns it cannot decorrelate (none skips a query block or holds a window function:
+/// https://docs.aws.amazon.com/redshift/latest/dg/r_correlated_subqueries.html); the plays
+/// replaced are deleted by a join in `DELETE ... USING`, the form the guide gives for deleting
+/// by another table (https://docs.aws.amazon.com/redshift/latest/dg/r_DELETE.html); the
+/// renumbering `UPDATE` joins songplays to a subquery in its FROM on equal keys, as the guide's
+/// example does, and as it requires of the target table ("Target table must be part of an
+/// equijoin predicate":
+/// https://docs.aws.amazon.com/redshift/latest/dg/c_Examples_of_UPDATE_statements.html);
+/// a `TEMP` table made by `CREATE TABLE AS` lives for the session
 /// (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_AS.html), so through the Data
-/// API every statement of the merge must run in one session.
+/// API every statement of the merge runs in one session.
 pub fn merge_incoming_events(dialect: Dialect) -> Vec<MergeStep> {
     let step = |table: Option<&'static Table>, sql: String| MergeStep {
         table,
@@ -646,7 +661,11 @@ FROM (
     ];
     steps.push(step(
         Some(&SONGPLAYS),
-        format!("DELETE FROM songplays WHERE {}", incoming_play("songplays")),
+        "DELETE FROM songplays USING incoming_events \
+         WHERE songplays.user_id = incoming_events.user_id \
+         AND songplays.session_id = incoming_events.session_id \
+         AND songplays.item_in_session = incoming_events.item_in_session"
+            .into(),
     ));
     steps.push(step(
         Some(&SONGPLAYS),

@@ -20,57 +20,105 @@ pub struct DuckDbWarehouse {
     conn: Connection,
 }
 
+/// How a DuckDB file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and write, made if absent (`create_tables`).
+    Create,
+    /// Read and write; the file must exist (a load).
+    Write,
+    /// Read only; the file must exist. Any number of processes may read a file at once, but
+    /// not while one writes it (https://duckdb.org/docs/stable/connect/concurrency).
+    Read,
+}
+
 impl DuckDbWarehouse {
+    /// Opens (or makes) the file for `create_tables`.
     pub fn open(path: &Path, memory_limit: &MemoryLimit) -> Result<Self> {
-        Self::open_waiting(path, memory_limit, Duration::ZERO)
+        Self::open_with(path, memory_limit, Access::Create, Duration::ZERO)
     }
 
-    /// Opens the file, waiting at most `timeout` while another process holds its lock (DuckDB
-    /// allows one process to write a file: https://duckdb.org/docs/stable/connect/concurrency).
-    pub fn open_waiting(
+    /// Opens the file as `access` says, waiting at most `timeout` while another process holds
+    /// its lock (DuckDB allows one process to write a file:
+    /// https://duckdb.org/docs/stable/connect/concurrency).
+    pub fn open_with(
         path: &Path,
         memory_limit: &MemoryLimit,
+        access: Access,
         timeout: Duration,
     ) -> Result<Self> {
+        if access != Access::Create && !path.exists() {
+            anyhow::bail!(
+                "no warehouse at {}: check [WAREHOUSE] DUCKDB_PATH, or run create_tables",
+                path.display()
+            );
+        }
         let started = Instant::now();
         let conn = loop {
-            match Connection::open(path) {
+            let opened = match access {
+                Access::Read => duckdb::Config::default()
+                    .access_mode(duckdb::AccessMode::ReadOnly)
+                    .and_then(|config| Connection::open_with_flags(path, config)),
+                Access::Create | Access::Write => Connection::open(path),
+            };
+            match opened {
                 Ok(conn) => break conn,
                 Err(e) if is_lock_conflict(&e) => {
                     if started.elapsed() >= timeout {
-                        let text = e.to_string();
-                        return Err(match lock_holder(&text) {
-                            // The holder named, DuckDB's long message adds nothing.
-                            Some((program, pid)) => anyhow::anyhow!(super::held_by_another_load(
-                                &format!(
-                                    "duckdb {}, in use by {program} (PID {pid})",
-                                    path.display()
-                                ),
-                                started.elapsed(),
-                            )),
-                            None => anyhow::anyhow!(e).context(super::held_by_another_load(
-                                &format!("duckdb {}", path.display()),
-                                started.elapsed(),
-                            )),
-                        });
+                        return Err(held(path, access, &e, started.elapsed()));
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(e) => {
                     return Err(anyhow::anyhow!(e).context(format!(
-                        "cannot open the DuckDB warehouse {} (does its directory exist?): set \
-                         [WAREHOUSE] DUCKDB_PATH to a writable file",
-                        path.display()
+                        "cannot open the DuckDB warehouse {}: check [WAREHOUSE] DUCKDB_PATH \
+                         (its directory must exist{})",
+                        path.display(),
+                        if access == Access::Read {
+                            ""
+                        } else {
+                            " and be writable"
+                        }
                     )))
                 }
             }
         };
         conn.execute_batch(&sql::duckdb_session(memory_limit))
             .context("cannot configure DuckDB: check [WAREHOUSE] DUCKDB_MEMORY_LIMIT")?;
+        // Ctrl-C stops the running statement (see crate::interrupt).
+        let handle = conn.interrupt_handle();
+        crate::interrupt::on_interrupt(move || handle.interrupt());
         Ok(DuckDbWarehouse {
             path: path.to_path_buf(),
             conn,
         })
+    }
+}
+
+/// What opening `path` says when another process holds it: a load is told another load holds
+/// the warehouse (the words of every engine); a reader, who holds no lock of its own, is told
+/// who writes it.
+fn held(path: &Path, access: Access, error: &duckdb::Error, waited: Duration) -> anyhow::Error {
+    let text = error.to_string();
+    let holder = lock_holder(&text);
+    match (access, holder) {
+        (Access::Read, Some((program, pid))) => anyhow::anyhow!(
+            "duckdb {} is in use by {program} (PID {pid}): wait for it to finish",
+            path.display()
+        ),
+        (Access::Read, None) => anyhow::anyhow!(
+            "duckdb {} is in use by another process: wait for it to finish",
+            path.display()
+        ),
+        // The holder named, DuckDB's long message adds nothing.
+        (_, Some((program, pid))) => anyhow::anyhow!(super::held_by_another_load(
+            &format!("duckdb {}, in use by {program} (PID {pid})", path.display()),
+            waited,
+        )),
+        (_, None) => anyhow::anyhow!(text).context(super::held_by_another_load(
+            &format!("duckdb {}", path.display()),
+            waited,
+        )),
     }
 }
 
@@ -133,12 +181,16 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {
+        crate::interrupt::check(sql)?;
+        super::log_statement("duckdb", sql);
         self.conn
             .execute_batch(sql)
             .with_context(|| format!("DuckDB failed on: {}", first_line(sql)))
     }
 
     fn query(&mut self, sql: &str) -> Result<QueryResult> {
+        crate::interrupt::check(sql)?;
+        super::log_statement("duckdb", sql);
         let context = || format!("DuckDB failed on: {}", first_line(sql));
         let mut stmt = self.conn.prepare(sql).with_context(context)?;
         let mut rows = stmt.query([]).with_context(context)?;
@@ -162,6 +214,7 @@ impl Warehouse for DuckDbWarehouse {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        crate::interrupt::check(table.name)?;
         let mut appender = self.conn.appender(table.name).with_context(context)?;
         appender
             .append_record_batch(batch.clone())

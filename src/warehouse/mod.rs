@@ -16,15 +16,17 @@ use arrow_array::RecordBatch;
 
 use crate::config::{Config, EngineChoice};
 use crate::progress::Progress;
+use crate::record::Row;
 use crate::schema::Table;
 use crate::sql::Dialect;
 use crate::stats::SourceStats;
 
-pub use self::duckdb::DuckDbWarehouse;
+pub use self::duckdb::{Access as DuckDbAccess, DuckDbWarehouse};
 pub use self::postgres::{sslmode_for as postgres_sslmode, PostgresWarehouse};
 pub use self::print::SqlPrinter;
 pub use self::redshift::RedshiftWarehouse;
 pub use self::redshift_data::{Polling, RedshiftDataWarehouse, Target};
+pub use self::s3_copy::S3Load;
 
 /// One value of a query result, independent of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,11 +107,11 @@ pub trait Warehouse {
         false
     }
     /// For a warehouse that [stages from S3](Warehouse::stages_from_s3): fills the emptied
-    /// staging tables and `load_errors` from `[S3]`, inside the caller's transaction.
+    /// tables `load` names and `load_errors` from `[S3]`, inside the caller's transaction.
     fn stage_from_s3(
         &mut self,
         _config: &Config,
-        _max_errors: u64,
+        _load: &S3Load,
         _progress: &Progress,
     ) -> Result<Vec<SourceStats>> {
         bail!(
@@ -117,11 +119,31 @@ pub trait Warehouse {
             self.describe()
         )
     }
+    /// Whether this warehouse only prints the statements (`--print-sql`): it holds no ledger
+    /// and nothing is listed for it.
+    fn prints_only(&self) -> bool {
+        false
+    }
     /// A comment among the statements: shown by a warehouse that only prints them
     /// (`--print-sql`), ignored by the others.
     fn note(&mut self, _comment: &str) {}
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
+    /// Adds a few rows the tool made (the ledger's, say): appended in batches, or on Redshift,
+    /// which takes no rows from the tool in bulk, as `INSERT` statements (see
+    /// [`crate::sql::insert_rows_redshift`]).
+    fn insert_rows(&mut self, table: &Table, rows: &[Row]) -> Result<()> {
+        if self.dialect() == Dialect::Redshift {
+            for statement in crate::sql::insert_rows_redshift(table, rows) {
+                self.execute(&statement)?;
+            }
+            return Ok(());
+        }
+        for rows in rows.chunks(crate::load::BATCH_ROWS) {
+            self.append(table, &crate::batch::record_batch(table, rows)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// The refusal of an engine whose staging is loaded by the warehouse's own COPY.
@@ -130,6 +152,22 @@ fn not_appendable(table: &Table) -> Result<()> {
         "{} is loaded by Redshift's COPY from S3, not by the tool",
         table.name
     )
+}
+
+/// Logs a statement an engine sends, at -vv (`debug`): the SQL the toolkit builds holds no
+/// password or key (a COPY names the role's ARN, which is not a secret). Long statements (the
+/// rejects' INSERTs) are cut.
+fn log_statement(engine: &str, sql: &str) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        const SHOWN: usize = 2000;
+        let end = sql
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|i| *i >= SHOWN)
+            .unwrap_or(sql.len());
+        let cut = if end < sql.len() { " [...]" } else { "" };
+        tracing::debug!("{engine}: {}{cut}", &sql[..end]);
+    }
 }
 
 /// The first line of a statement, to name it in errors without flooding them.
@@ -147,24 +185,51 @@ pub fn held_by_another_load(warehouse: &str, waited: std::time::Duration) -> Str
 }
 
 /// Opens the warehouse `dwh.cfg` selects for a load: as [`open`], except that a DuckDB file
-/// another process holds is waited for, at most `lock_timeout`.
+/// must exist already and another process holding it is waited for, at most `lock_timeout`.
 pub fn open_for_load(
     config: &Config,
     lock_timeout: std::time::Duration,
 ) -> Result<Box<dyn Warehouse>> {
     match config.engine() {
-        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open_waiting(
+        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open_with(
             &config.warehouse.duckdb_path,
             &config.warehouse.duckdb_memory_limit,
+            DuckDbAccess::Write,
             lock_timeout,
         )?)),
         _ => open(config),
     }
 }
 
-/// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]).
-pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
+/// Opens the warehouse `dwh.cfg` selects to read it (`analysis`, `check`): a DuckDB file must
+/// exist, and is opened read-only, so that any number of readers may share it.
+pub fn open_read_only(config: &Config) -> Result<Box<dyn Warehouse>> {
     match config.engine() {
+        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open_with(
+            &config.warehouse.duckdb_path,
+            &config.warehouse.duckdb_memory_limit,
+            DuckDbAccess::Read,
+            std::time::Duration::ZERO,
+        )?)),
+        _ => open(config),
+    }
+}
+
+/// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]); a DuckDB file is made if
+/// absent (`create_tables`).
+pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
+    let engine = config.engine();
+    if matches!(engine, EngineChoice::Postgres | EngineChoice::Redshift)
+        && config.cluster.host.trim().is_empty()
+    {
+        bail!(
+            "{}: [CLUSTER] HOST is empty, and the {} engine connects to it: set HOST to the \
+             server's name or address (iac_create writes Redshift's), or use the duckdb engine",
+            config.path.display(),
+            engine.name()
+        );
+    }
+    match engine {
         EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open(
             &config.warehouse.duckdb_path,
             &config.warehouse.duckdb_memory_limit,

@@ -83,16 +83,32 @@ impl PostgresWarehouse {
             .enable_all()
             .build()
             .context("cannot start the PostgreSQL client runtime")?;
+        // The whole of connecting (TCP, TLS, the server's greeting and authentication) within
+        // CONNECT_TIMEOUT: tokio-postgres's own connect_timeout covers the TCP connect alone,
+        // so a listener that never answers would hold the run forever.
+        let deadline = tokio::time::Instant::now() + cluster.connect_timeout;
+        let no_answer = || {
+            anyhow!(
+                "no {server} answer at {}:{} within {} s: check [CLUSTER] HOST and DB_PORT (is \
+                 it the server's port?), or raise [CLUSTER] CONNECT_TIMEOUT",
+                crate::record::escape_controls(&cluster.host),
+                cluster.db_port,
+                cluster.connect_timeout.as_secs()
+            )
+        };
         let connected = match sslmode {
             SslMode::Disable => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                runtime
-                    .block_on(config.connect(NoTls))
-                    .map(|(client, connection)| {
+                let attempt =
+                    async { tokio::time::timeout_at(deadline, config.connect(NoTls)).await };
+                match runtime.block_on(attempt) {
+                    Ok(Ok((client, connection))) => {
                         runtime.spawn(watch(connection));
-                        client
-                    })
-                    .map_err(|e| anyhow!(e))
+                        Ok(client)
+                    }
+                    Ok(Err(e)) => Err(anyhow!(e)),
+                    Err(_) => return Err(no_answer()),
+                }
             }
             mode => {
                 config.ssl_mode(if mode == SslMode::Prefer {
@@ -103,10 +119,14 @@ impl PostgresWarehouse {
                 let tls_config = tls::client_config(mode, cluster.sslrootcert.as_deref())?;
                 let connect = |config: &tokio_postgres::Config, tls: tls::ScramAware| {
                     runtime
-                        .block_on(config.connect(tls))
-                        .map(|(client, connection)| {
-                            runtime.spawn(watch(connection));
-                            client
+                        .block_on(async {
+                            tokio::time::timeout_at(deadline, config.connect(tls)).await
+                        })
+                        .map(|connected| {
+                            connected.map(|(client, connection)| {
+                                runtime.spawn(watch(connection));
+                                client
+                            })
                         })
                 };
                 if binding == Binding::RequiredWithScram && !cluster.db_password.is_empty() {
@@ -118,7 +138,10 @@ impl PostgresWarehouse {
                     // (prefer, when the server has no TLS) is tried again without it.
                     config.channel_binding(tokio_postgres::config::ChannelBinding::Require);
                     let tls = tls::ScramAware::new(tls_config.clone());
-                    match connect(&config, tls.clone()) {
+                    let Ok(connected) = connect(&config, tls.clone()) else {
+                        return Err(no_answer());
+                    };
+                    match connected {
                         Err(e) if is_channel_binding_refusal(&e) && tls.scram_asked() => {
                             Err(anyhow!(e).context(
                                 "the server asked for SCRAM authentication over TLS without \
@@ -130,16 +153,19 @@ impl PostgresWarehouse {
                         Err(e) if is_channel_binding_refusal(&e) => {
                             config.channel_binding(tokio_postgres::config::ChannelBinding::Prefer);
                             connect(&config, tls::ScramAware::new(tls_config))
+                                .map_err(|_| no_answer())?
                                 .map_err(|e| anyhow!(e))
                         }
                         other => other.map_err(|e| anyhow!(e)),
                     }
                 } else {
-                    connect(&config, tls::ScramAware::new(tls_config)).map_err(|e| anyhow!(e))
+                    connect(&config, tls::ScramAware::new(tls_config))
+                        .map_err(|_| no_answer())?
+                        .map_err(|e| anyhow!(e))
                 }
             }
         };
-        let client = connected.map_err(|e| {
+        let client: Client = connected.map_err(|e| {
             let hint = if format!("{e:#}").contains("certificate") {
                 "the server's TLS certificate was not accepted: set [CLUSTER] SSLROOTCERT to the \
                  PEM file of the CA that signed it, or check that HOST is the name in it"
@@ -151,6 +177,7 @@ impl PostgresWarehouse {
                 sslmode.name()
             ))
         })?;
+        register_cancel(&client, sslmode, cluster)?;
         Ok(PostgresWarehouse {
             runtime,
             client,
@@ -172,6 +199,39 @@ impl PostgresWarehouse {
     pub(super) fn sslmode(&self) -> SslMode {
         self.sslmode
     }
+}
+
+/// On Ctrl-C, asks the server to cancel the statement this connection runs: PostgreSQL's
+/// cancel request, on a connection of its own, as libpq's PQcancel sends it
+/// (https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.9). The canceled
+/// statement fails, and the run rolls back. Redshift speaks the same protocol; whatever it does
+/// with the request, the session ends when the binary exits, and Redshift rolls back the
+/// transaction of a session that ends and releases its locks
+/// (https://docs.aws.amazon.com/redshift/latest/dg/PG_TERMINATE_BACKEND.html).
+fn register_cancel(client: &Client, sslmode: SslMode, cluster: &ClusterConfig) -> Result<()> {
+    let token = client.cancel_token();
+    let tls = match sslmode {
+        SslMode::Disable => None,
+        mode => Some(tls::client_config(mode, cluster.sslrootcert.as_deref())?),
+    };
+    crate::interrupt::on_interrupt(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let sent = match &tls {
+            None => runtime.block_on(token.cancel_query(NoTls)),
+            Some(config) => {
+                runtime.block_on(token.cancel_query(tls::ScramAware::new(config.clone())))
+            }
+        };
+        if let Err(e) = sent {
+            eprintln!("could not ask the server to cancel the running statement: {e}");
+        }
+    });
+    Ok(())
 }
 
 /// Whether a connection insists on SCRAM channel binding over TLS.
@@ -326,12 +386,16 @@ impl Warehouse for PostgresWarehouse {
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {
+        crate::interrupt::check(sql)?;
+        super::log_statement("postgres", sql);
         self.runtime
             .block_on(self.client.batch_execute(sql))
             .with_context(|| format!("PostgreSQL failed on: {}", first_line(sql)))
     }
 
     fn query(&mut self, sql: &str) -> Result<QueryResult> {
+        crate::interrupt::check(sql)?;
+        super::log_statement("postgres", sql);
         let context = || format!("PostgreSQL failed on: {}", first_line(sql));
         let statement = self
             .runtime
@@ -359,6 +423,7 @@ impl Warehouse for PostgresWarehouse {
             return Ok(());
         }
         let copy = sql::copy_from_stdin(table);
+        crate::interrupt::check(&copy)?;
         let client = &self.client;
         self.runtime
             .block_on(async {

@@ -8,7 +8,7 @@
 use anyhow::Result;
 use arrow_array::RecordBatch;
 
-use super::s3_copy::{copy_staging_from_s3, Listing};
+use super::s3_copy::{copy_staging_from_s3, Listing, S3Load};
 use super::{Cell, QueryResult, Target, Warehouse};
 use crate::config::{Config, EngineChoice};
 use crate::parse::SourceKind;
@@ -125,6 +125,10 @@ impl Warehouse for SqlPrinter {
         self.statements.push(comment.to_string());
     }
 
+    fn prints_only(&self) -> bool {
+        true
+    }
+
     /// Every engine is shown staging without reading anything: the Redshift engines by their
     /// COPY, the local ones by how the tool sends the rows it reads.
     fn stages_from_s3(&self) -> bool {
@@ -134,7 +138,7 @@ impl Warehouse for SqlPrinter {
     fn stage_from_s3(
         &mut self,
         config: &Config,
-        max_errors: u64,
+        load: &S3Load,
         progress: &Progress,
     ) -> Result<Vec<SourceStats>> {
         if self.dialect() == Dialect::Redshift {
@@ -142,7 +146,7 @@ impl Warehouse for SqlPrinter {
             return copy_staging_from_s3(
                 self,
                 config,
-                max_errors,
+                load,
                 provisioned,
                 Listing::Offline,
                 progress,

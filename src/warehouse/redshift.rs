@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use arrow_array::RecordBatch;
 
 use super::postgres::Binding;
-use super::s3_copy::copy_staging_listed_now;
+use super::s3_copy::{copy_staging_listed_now, S3Load};
 use super::{not_appendable, PostgresWarehouse, QueryResult, Warehouse};
 use crate::config::{ClusterConfig, Config, SslMode};
 use crate::progress::Progress;
@@ -72,11 +72,11 @@ impl Warehouse for RedshiftWarehouse {
     fn stage_from_s3(
         &mut self,
         config: &Config,
-        max_errors: u64,
+        load: &S3Load,
         progress: &Progress,
     ) -> Result<Vec<SourceStats>> {
         let provisioned = self.provisioned_host;
-        copy_staging_listed_now(self, config, max_errors, provisioned, progress)
+        copy_staging_listed_now(self, config, load, provisioned, progress)
     }
 
     fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {

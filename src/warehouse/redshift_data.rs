@@ -12,6 +12,7 @@ use aws_sdk_redshiftdata::types::{Field, StatusString};
 use aws_sdk_redshiftdata::Client;
 use tokio::runtime::Runtime;
 
+use super::s3_copy::S3Load;
 use super::{first_line, not_appendable, Cell, QueryResult, Warehouse};
 use crate::aws::explain;
 use crate::config::Config;
@@ -128,6 +129,8 @@ impl RedshiftDataWarehouse {
 
     /// Submits `sql` and waits until it ends; returns the statement id and whether it has rows.
     fn run(&mut self, sql: &str) -> Result<(String, bool)> {
+        crate::interrupt::check(sql)?;
+        super::log_statement("redshift-data", sql);
         let client = self.client.clone();
         let mut request = client.execute_statement().sql(sql);
         request = match &self.session {
@@ -191,6 +194,14 @@ impl RedshiftDataWarehouse {
                         first_line(sql)
                     ),
                     _ => {}
+                }
+                if crate::interrupt::requested() {
+                    // Ctrl-C: the statement is cancelled, and the run rolls back
+                    // (https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_CancelStatement.html).
+                    if let Err(e) = client.cancel_statement().id(id).send().await {
+                        eprintln!("could not cancel the running statement: {}", explain(&e));
+                    }
+                    return Err(crate::interrupt::Interrupted.into());
                 }
                 if start.elapsed() > polling.timeout {
                     bail!("the statement ran longer than {:?}", polling.timeout);
@@ -291,11 +302,11 @@ impl Warehouse for RedshiftDataWarehouse {
     fn stage_from_s3(
         &mut self,
         config: &Config,
-        max_errors: u64,
+        load: &S3Load,
         progress: &Progress,
     ) -> Result<Vec<SourceStats>> {
         let provisioned = self.target.keeps_stl_tables();
-        super::s3_copy::copy_staging_listed_now(self, config, max_errors, provisioned, progress)
+        super::s3_copy::copy_staging_listed_now(self, config, load, provisioned, progress)
     }
 
     fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {

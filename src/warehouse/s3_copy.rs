@@ -15,9 +15,9 @@ use crate::progress::Progress;
 use crate::record::Reject;
 use crate::s3::{ensure_found, Object, S3Store};
 use crate::schema::Table;
-use crate::source::is_json_name;
+use crate::source::{is_json_name, SourceFile};
 use crate::sql::{self, S3Copy};
-use crate::stats::{SourceStats, REJECTS_SHOWN};
+use crate::stats::{FileYield, SourceStats, REJECTS_SHOWN};
 
 /// How the objects under each source prefix are known.
 #[derive(Clone, Copy)]
@@ -26,6 +26,32 @@ pub enum Listing<'a> {
     Live(&'a S3Store),
     /// Not listed: `--print-sql` shows the COPY by prefix and says what listing would change.
     Offline,
+}
+
+/// What one load of staging by Redshift's COPY reads, and into which tables.
+#[derive(Debug, Clone, Copy)]
+pub struct S3Load<'a> {
+    /// Rejected records tolerated (`[WAREHOUSE] MAX_ERRORS`).
+    pub max_errors: u64,
+    /// The tables the COPYs fill: songs, then events (the staging tables, or the incoming
+    /// ones of an incremental load).
+    pub targets: [&'static Table; 2],
+    /// Exactly the files to COPY, songs then logs, as the ledger's plan chose them (see
+    /// [`crate::ledger::plan`]), through a manifest under `[S3] MANIFEST_PREFIX`; a source with
+    /// none is not copied. `None`: every `.json` object under the source prefixes, as listed
+    /// now.
+    pub files: Option<[&'a [SourceFile]; 2]>,
+}
+
+impl S3Load<'_> {
+    /// Every `.json` object under the prefixes into the staging tables.
+    pub fn everything(max_errors: u64) -> S3Load<'static> {
+        S3Load {
+            max_errors,
+            targets: [SourceKind::Song.table(), SourceKind::Log.table()],
+            files: None,
+        }
+    }
 }
 
 /// A manifest COPY reads instead of a prefix: the exact objects to load
@@ -51,9 +77,11 @@ impl Manifest {
 }
 
 /// The COPY of one source, as planned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PlannedCopy {
     pub kind: SourceKind,
+    /// The table it fills.
+    pub table: &'static Table,
     /// The `[S3]` key of the source, for messages.
     pub setting: &'static str,
     /// The source prefix (ending in `/`).
@@ -72,9 +100,15 @@ pub struct PlannedCopy {
 
 impl PlannedCopy {
     /// The COPY of `source` by its prefix, with nothing more to do before it.
-    fn new(kind: SourceKind, setting: &'static str, source: Location) -> PlannedCopy {
+    fn new(
+        kind: SourceKind,
+        table: &'static Table,
+        setting: &'static str,
+        source: Location,
+    ) -> PlannedCopy {
         PlannedCopy {
             kind,
+            table,
             setting,
             source,
             manifest: None,
@@ -110,7 +144,11 @@ fn manifest_location(prefix: &Location, table: &Table) -> Location {
 /// parts its small objects are coalesced into (see [`super::coalesce`]), which needs
 /// `MANIFEST_PREFIX` outside both source prefixes (a part under a source prefix would be read
 /// as a source by the next run).
-pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>> {
+///
+/// Where `load` names the files (a load the ledger planned), nothing is listed: each source's
+/// COPY reads exactly those through a manifest (coalesced first with `COALESCE`), and a source
+/// with no file is not copied at all.
+pub fn plan_copies(config: &Config, listing: Listing, load: &S3Load) -> Result<Vec<PlannedCopy>> {
     let s3 = config.s3_sources()?;
     let manifest_prefix = config.manifest_prefix()?;
     let jsonpaths = s3.log_jsonpath.clone();
@@ -122,27 +160,39 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
         )?;
     }
     let mut planned = Vec::new();
-    for (kind, setting, source) in [
-        (SourceKind::Song, "SONG_DATA", s3.song_data),
-        (SourceKind::Log, "LOG_DATA", s3.log_data),
+    for (index, kind, setting, source) in [
+        (0, SourceKind::Song, "SONG_DATA", s3.song_data),
+        (1, SourceKind::Log, "LOG_DATA", s3.log_data),
     ] {
+        let table = load.targets[index];
         let Location::S3 { bucket, key } = &source else {
             unreachable!("s3_sources holds only S3 locations");
         };
+        if let Some(files) = load.files {
+            if let Some(copy) = plan_chosen(
+                config,
+                manifest_prefix.as_ref(),
+                PlannedCopy::new(kind, table, setting, source.clone()),
+                files[index],
+            )? {
+                planned.push(copy);
+            }
+            continue;
+        }
         let store = match (listing, &manifest_prefix) {
             (Listing::Offline, Some(prefix)) if config.s3.coalesce => {
-                let location = manifest_location(prefix, kind.table());
+                let location = manifest_location(prefix, table);
                 let note = format!(
                     "-- --coalesce: etl first fetches the .json objects under {source} smaller \
                      than 1 MiB and writes them back to back into a few parts \
                      {prefix}sparkify-{}-part-NNNNN.json; this COPY reads the parts (and any \
                      larger or malformed object as itself) through the manifest {location}",
-                    kind.table().name
+                    table.name
                 );
                 planned.push(PlannedCopy {
                     note: Some(note),
                     manifest: Some(Manifest::to_fill(location)),
-                    ..PlannedCopy::new(kind, setting, source)
+                    ..PlannedCopy::new(kind, table, setting, source)
                 });
                 continue;
             }
@@ -150,7 +200,7 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
                 let fallback = match &manifest_prefix {
                     Some(prefix) => format!(
                         "a manifest of exactly those, {}",
-                        manifest_location(prefix, kind.table())
+                        manifest_location(prefix, table)
                     ),
                     None => "a manifest, which needs [S3] MANIFEST_PREFIX".into(),
                 };
@@ -160,7 +210,7 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
                 );
                 planned.push(PlannedCopy {
                     note: Some(note),
-                    ..PlannedCopy::new(kind, setting, source)
+                    ..PlannedCopy::new(kind, table, setting, source)
                 });
                 continue;
             }
@@ -176,9 +226,9 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
         ensure_found(data.len(), &name, bucket, key)?;
         if let (true, Some(prefix)) = (config.s3.coalesce, &manifest_prefix) {
             planned.push(PlannedCopy {
-                manifest: Some(Manifest::to_fill(manifest_location(prefix, kind.table()))),
+                manifest: Some(Manifest::to_fill(manifest_location(prefix, table))),
                 to_coalesce: Some(data.into_iter().cloned().collect()),
-                ..PlannedCopy::new(kind, setting, source)
+                ..PlannedCopy::new(kind, table, setting, source)
             });
             continue;
         }
@@ -202,17 +252,71 @@ pub fn plan_copies(config: &Config, listing: Listing) -> Result<Vec<PlannedCopy>
                 );
             };
             Some(Manifest {
-                location: manifest_location(prefix, kind.table()),
+                location: manifest_location(prefix, table),
                 body: manifest_body(data.iter().map(|o| format!("s3://{bucket}/{}", o.key))),
                 entries: data.len(),
             })
         };
         planned.push(PlannedCopy {
             manifest,
-            ..PlannedCopy::new(kind, setting, source)
+            ..PlannedCopy::new(kind, table, setting, source)
         });
     }
     Ok(planned)
+}
+
+/// The COPY of exactly `files` (none: no COPY), through a manifest under `prefix`, of the
+/// files themselves or, with `[S3] COALESCE`, of the parts they are coalesced into. A manifest
+/// lists objects by URL, each in its bucket, so files of the ledger's plan need no listing
+/// (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html).
+fn plan_chosen(
+    config: &Config,
+    prefix: Option<&Location>,
+    copy: PlannedCopy,
+    files: &[SourceFile],
+) -> Result<Option<PlannedCopy>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let Some(prefix) = prefix else {
+        bail!(
+            "{}: COPY of chosen files needs [S3] MANIFEST_PREFIX, which is empty",
+            config.path.display()
+        );
+    };
+    let location = manifest_location(prefix, copy.table);
+    let objects: Vec<Object> = files
+        .iter()
+        .filter_map(|file| match &file.location {
+            Location::S3 { key, .. } => Some(Object {
+                key: key.clone(),
+                size: file.size,
+                etag: file.version.clone(),
+            }),
+            Location::File(_) => None,
+        })
+        .collect();
+    ensure!(
+        objects.len() == files.len(),
+        "{}: the files to COPY must all be in S3",
+        config.path.display()
+    );
+    if config.s3.coalesce {
+        return Ok(Some(PlannedCopy {
+            manifest: Some(Manifest::to_fill(location)),
+            to_coalesce: Some(objects),
+            ..copy
+        }));
+    }
+    let urls = files.iter().map(|file| file.location.to_string());
+    Ok(Some(PlannedCopy {
+        manifest: Some(Manifest {
+            location,
+            body: manifest_body(urls),
+            entries: files.len(),
+        }),
+        ..copy
+    }))
 }
 
 /// A COPY manifest listing `urls`, each mandatory: COPY fails if one is missing
@@ -269,7 +373,7 @@ pub fn coalesce_sources(
             unreachable!("s3_sources holds only S3 locations");
         };
         let bar = progress.items(&format!("coalesce {}", copy.kind.name()), 0);
-        let coalesced = coalesce(store, bucket, &objects, &prefix, copy.kind.table(), &bar)?;
+        let coalesced = coalesce(store, bucket, &objects, &prefix, copy.table, &bar)?;
         bar.finish_and_clear();
         let urls = coalesced.manifest_urls();
         tracing::info!(
@@ -313,12 +417,27 @@ pub fn write_manifests(store: &S3Store, planned: &[PlannedCopy]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, before anything is listed or sent, the settings no COPY can run with: no role,
+/// or more rejects tolerated than MAXERROR can express.
+pub fn check_copy_settings(config: &Config, max_errors: u64) -> Result<()> {
+    if config.iam_role_arn.is_empty() {
+        bail!(
+            "{}: [IAM_ROLE] ARN is empty: Redshift's COPY needs a role it can assume to read \
+             the [S3] bucket: run iac_create, or set ARN to such a role",
+            config.path.display()
+        );
+    }
+    sql::redshift_maxerror(max_errors)
+        .map_err(|e| anyhow!("{}: [WAREHOUSE] MAX_ERRORS: {e}", config.path.display()))?;
+    Ok(())
+}
+
 /// [`copy_staging_from_s3`] for a real run: the sources are listed in S3 now, with the `[S3]`
 /// settings.
 pub fn copy_staging_listed_now(
     warehouse: &mut dyn Warehouse,
     config: &Config,
-    max_errors: u64,
+    load: &S3Load,
     raw_lines: bool,
     progress: &Progress,
 ) -> Result<Vec<SourceStats>> {
@@ -326,7 +445,7 @@ pub fn copy_staging_listed_now(
     copy_staging_from_s3(
         warehouse,
         config,
-        max_errors,
+        load,
         raw_lines,
         Listing::Live(&store),
         progress,
@@ -334,34 +453,30 @@ pub fn copy_staging_listed_now(
 }
 
 /// Redshift's own COPY of both sources from `[S3]` with the role of `[IAM_ROLE]`, into the
-/// emptied staging tables, inside the caller's transaction. The records each COPY skipped
+/// emptied tables `load` names, inside the caller's transaction. The records each COPY skipped
 /// (fewer than its MAXERROR) are read back into `load_errors`; a COPY that fails shows them.
 /// `raw_lines` says whether the target keeps `stl_load_errors` (a provisioned cluster), which
-/// adds the raw text of each skipped record.
+/// adds the raw text of each skipped record. Returns what each source yielded, songs then
+/// logs; where `load` named the files, with a yield for each file (its records skipped; the
+/// records staged are counted per COPY, not per file).
 pub fn copy_staging_from_s3(
     warehouse: &mut dyn Warehouse,
     config: &Config,
-    max_errors: u64,
+    load: &S3Load,
     raw_lines: bool,
     listing: Listing,
     progress: &Progress,
 ) -> Result<Vec<SourceStats>> {
-    let mut role = config.iam_role_arn.as_str();
-    if role.is_empty() && matches!(listing, Listing::Offline) {
+    let max_errors = load.max_errors;
+    let role = if config.iam_role_arn.is_empty() && matches!(listing, Listing::Offline) {
         // --print-sql before iac_create: the statements, with the role still to be named.
-        role = "<[IAM_ROLE] ARN, written by iac_create>";
-    } else if role.is_empty() {
-        bail!(
-            "{}: [IAM_ROLE] ARN is empty: Redshift's COPY needs a role it can assume to read \
-             the [S3] bucket: run iac_create, or set ARN to such a role",
-            config.path.display()
-        );
-    }
+        "<[IAM_ROLE] ARN, written by iac_create>"
+    } else {
+        check_copy_settings(config, max_errors)?;
+        config.iam_role_arn.as_str()
+    };
     let jsonpaths = config.s3_sources()?.log_jsonpath.to_string();
-    // Refused before anything is listed or sent.
-    sql::redshift_maxerror(max_errors)
-        .map_err(|e| anyhow!("{}: [WAREHOUSE] MAX_ERRORS: {e}", config.path.display()))?;
-    let mut planned = plan_copies(config, listing)?;
+    let mut planned = plan_copies(config, listing, load)?;
     if let Listing::Live(store) = listing {
         coalesce_sources(store, config, &mut planned, progress)?;
         write_manifests(store, &planned)?;
@@ -369,7 +484,7 @@ pub fn copy_staging_from_s3(
     let bar = progress.items("copy", planned.len() as u64);
     let mut all = Vec::new();
     for copy in &planned {
-        let table = copy.kind.table();
+        let table = copy.table;
         let json = match copy.kind {
             SourceKind::Song => "auto ignorecase",
             SourceKind::Log => jsonpaths.as_str(),
@@ -424,7 +539,7 @@ pub fn copy_staging_from_s3(
             )));
         }
         let out_of_range = match copy.kind {
-            SourceKind::Log => reject_event_times(warehouse, &from)?,
+            SourceKind::Log => reject_event_times(warehouse, table, &from)?,
             SourceKind::Song => 0,
         };
         if let Listing::Offline = listing {
@@ -466,6 +581,24 @@ pub fn copy_staging_from_s3(
             warehouse.execute(&statement)?;
         }
         let rejected = rejects.len() as u64 + out_of_range;
+        let source_index = match copy.kind {
+            SourceKind::Song => 0,
+            SourceKind::Log => 1,
+        };
+        let chosen = load.files.map_or(&[][..], |files| files[source_index]);
+        // Each file COPY read, with the records it skipped there (times out of range are
+        // known per COPY only: their load_errors rows name the manifest).
+        let yields = chosen
+            .iter()
+            .map(|file| {
+                let name = file.location.to_string();
+                FileYield {
+                    rejected: rejects.iter().filter(|r| r.file == name).count() as u64,
+                    file: name,
+                    staged: None,
+                }
+            })
+            .collect();
         all.push(SourceStats {
             source: copy.kind.name(),
             files: match (&copy.coalesced, &copy.manifest) {
@@ -473,25 +606,39 @@ pub fn copy_staging_from_s3(
                 (None, Some(manifest)) => manifest.entries as u64,
                 (None, None) => 0,
             },
-            bytes: copy.coalesced.as_ref().map_or(0, |c| c.bytes),
+            bytes: match &copy.coalesced {
+                Some(coalesced) => coalesced.bytes,
+                None => chosen.iter().map(|file| file.size).sum(),
+            },
             records: outcome.loaded_rows + rejects.len() as u64,
             staged: outcome.loaded_rows - out_of_range,
             rejected,
             first_rejects: rejects.into_iter().take(REJECTS_SHOWN).collect(),
             unreadable: Vec::new(),
             read_by_warehouse: true,
-            yields: Vec::new(),
+            yields,
         });
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // A source with nothing to copy staged nothing.
+    for kind in [SourceKind::Song, SourceKind::Log] {
+        if !all.iter().any(|stats| stats.source == kind.name()) {
+            all.push(SourceStats {
+                source: kind.name(),
+                read_by_warehouse: true,
+                ..SourceStats::default()
+            });
+        }
+    }
+    all.sort_by_key(|stats| stats.source != SourceKind::Song.name());
     Ok(all)
 }
 
 /// Moves the staged events whose time no engine can convert into `load_errors` (see
 /// [`sql::redshift_reject_event_times`]); returns how many.
-fn reject_event_times(warehouse: &mut dyn Warehouse, from: &str) -> Result<u64> {
-    let [count, insert, delete] = sql::redshift_reject_event_times(from)
+fn reject_event_times(warehouse: &mut dyn Warehouse, table: &Table, from: &str) -> Result<u64> {
+    let [count, insert, delete] = sql::redshift_reject_event_times(table, from)
         .map_err(|e| anyhow!("the COPY source {from} cannot be named in SQL: {e}"))?;
     let found = warehouse
         .query(&count)?

@@ -463,6 +463,61 @@ pub fn kill_etl_at(config: &Path, extra: &[&str], marker: &str) -> bool {
     killed && !status.success()
 }
 
+/// What an interrupted `etl` did: its exit code, everything it wrote on stderr, and how long
+/// it took to exit after the signal.
+pub struct Interrupted {
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub exit_after_signal: std::time::Duration,
+}
+
+/// Starts `etl -v` on `config` and sends it `signal` (`INT` as Ctrl-C does, or `TERM`) as soon
+/// as its log on stderr shows `marker`; `None` when it ended before showing it.
+pub fn interrupt_etl_at(
+    config: &Path,
+    extra: &[&str],
+    marker: &str,
+    signal: &str,
+) -> Option<Interrupted> {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etl"))
+        .arg("--config")
+        .arg(config)
+        .arg("-v")
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = String::new();
+    let mut signalled = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.contains(marker) {
+            let sent = std::process::Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            signalled = Some(std::time::Instant::now());
+            break;
+        }
+    }
+    for line in lines {
+        stderr.push_str(&line.unwrap());
+        stderr.push('\n');
+    }
+    let status = child.wait().unwrap();
+    Some(Interrupted {
+        code: status.code(),
+        stderr,
+        exit_after_signal: signalled?.elapsed(),
+    })
+}
+
 /// A temporary directory holding a `gen_data` dataset of `songs` song files and `events`
 /// events over 30 days.
 pub fn generated(songs: usize, events: usize, seed: u64) -> TempDir {

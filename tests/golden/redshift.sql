@@ -95,8 +95,8 @@ CREATE TABLE loaded_files (
     file VARCHAR(2048) COLLATE CASE_SENSITIVE NOT NULL,
     bytes BIGINT NOT NULL,
     version VARCHAR(256) COLLATE CASE_SENSITIVE NOT NULL,
-    records BIGINT NOT NULL,
-    staged BIGINT NOT NULL,
+    records BIGINT,
+    staged BIGINT,
     rejected BIGINT NOT NULL,
     loaded_at VARCHAR(32) COLLATE CASE_SENSITIVE NOT NULL,
     PRIMARY KEY (source, file)
@@ -248,6 +248,166 @@ INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data'
 
 -- event times out of range
 DELETE FROM staging_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+
+-- copy incoming_events through a manifest
+COPY incoming_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
+FROM 's3://my-bucket/sparkify-manifests/sparkify-incoming_events.manifest'
+IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-redshift-s3-read'
+FORMAT AS JSON 's3://udacity-dend/log_json_path.json'
+MANIFEST
+REGION 'us-west-2'
+STATUPDATE ON
+MAXERROR 0;
+
+-- incoming event times out of range
+SELECT COUNT(*) FROM incoming_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+
+-- incoming event times out of range
+INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data', 's3://my-bucket/sparkify-manifests/sparkify-incoming_events.manifest', NULL, 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside years 1900 to 9999 as milliseconds since 1970-01-01', NULL FROM incoming_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+
+-- incoming event times out of range
+DELETE FROM incoming_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+
+-- ledger entries
+SELECT source, file, bytes, version FROM loaded_files;
+
+-- forget unreadable files
+DELETE FROM load_errors WHERE line IS NULL AND reason LIKE 'unreadable file%';
+
+-- insert ledger entries
+INSERT INTO loaded_files (source, file, bytes, version, records, staged, rejected, loaded_at) VALUES
+('log_data', 's3://udacity-dend/log_data/2018/11/2018-11-30-events.json', 31507, '"9a0364b9e99bb480dd25e1f0284c8555"', NULL, NULL, 0, '2026-11-28T18:00:00Z');
+
+-- append incoming_songs
+INSERT INTO staging_songs SELECT * FROM incoming_songs;
+
+-- append incoming_events
+INSERT INTO staging_events SELECT * FROM incoming_events;
+
+-- merge bookkeeping
+CREATE TEMP TABLE merge_from AS
+SELECT MIN(start_time) AS start_time
+FROM (
+    SELECT start_time FROM songplays p WHERE EXISTS (SELECT 1 FROM incoming_events i WHERE i.user_id = p.user_id AND i.session_id = p.session_id AND i.item_in_session = p.item_in_session)
+    UNION ALL
+    SELECT TIMESTAMP 'epoch' + ts * INTERVAL '1 millisecond' FROM incoming_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL
+) touched;
+
+-- merge users
+DELETE FROM users WHERE user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL);
+
+-- merge users
+INSERT INTO users (user_id, first_name, last_name, gender, level)
+SELECT user_id, first_name, last_name, gender, level
+FROM (
+    SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
+           ROW_NUMBER() OVER (
+               PARTITION BY e.user_id
+               ORDER BY e.item_in_session DESC NULLS LAST, e.session_id DESC NULLS LAST,
+                        e.level NULLS LAST, LENGTH(e.level), e.first_name NULLS LAST, LENGTH(e.first_name), e.last_name NULLS LAST, LENGTH(e.last_name), e.gender NULLS LAST, LENGTH(e.gender)
+           ) AS pick
+    FROM staging_events e
+    JOIN (
+        SELECT user_id, MAX(ts) AS ts
+        FROM staging_events
+        WHERE user_id IS NOT NULL
+          AND user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)
+        GROUP BY user_id
+    ) latest
+      ON e.user_id = latest.user_id AND e.ts = latest.ts
+) ranked
+WHERE pick = 1;
+
+-- merge songplays
+DELETE FROM songplays USING incoming_events WHERE songplays.user_id = incoming_events.user_id AND songplays.session_id = incoming_events.session_id AND songplays.item_in_session = incoming_events.item_in_session;
+
+-- merge songplays
+INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id, session_id,
+                       item_in_session, location, user_agent)
+WITH plays AS (
+    SELECT ts, user_id, level, song, artist, length, session_id, item_in_session, location,
+           user_agent
+    FROM (
+        SELECT e.*,
+               ROW_NUMBER() OVER (
+                   PARTITION BY user_id, session_id, item_in_session
+                   ORDER BY ts NULLS LAST, level NULLS LAST, LENGTH(level), song NULLS LAST, LENGTH(song),
+                            artist NULLS LAST, LENGTH(artist), length NULLS LAST, location NULLS LAST, LENGTH(location),
+                            user_agent NULLS LAST, LENGTH(user_agent)
+               ) AS pick
+        FROM staging_events e
+        WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM incoming_events i WHERE i.user_id = e.user_id AND i.session_id = e.session_id AND i.item_in_session = e.item_in_session)
+    ) ranked
+    WHERE pick = 1
+),
+catalogue AS (
+SELECT song_id, title, artist_id, artist_name, year, duration
+FROM (
+    SELECT song_id, title, artist_id, artist_name, year, duration,
+           ROW_NUMBER() OVER (
+               PARTITION BY song_id
+               ORDER BY artist_id NULLS LAST, LENGTH(artist_id), title NULLS LAST, LENGTH(title), year NULLS LAST, duration NULLS LAST,
+                        artist_name NULLS LAST, LENGTH(artist_name)
+           ) AS pick
+    FROM staging_songs
+) ranked
+WHERE pick = 1
+),
+candidates AS (
+    SELECT p.ts, p.user_id, p.level, p.session_id, p.item_in_session, p.location,
+           p.user_agent, c.song_id, c.artist_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY p.user_id, p.session_id, p.item_in_session
+               ORDER BY ABS(c.duration - p.length) NULLS LAST, c.song_id NULLS LAST, LENGTH(c.song_id)
+           ) AS pick
+    FROM plays p
+    LEFT JOIN catalogue c
+      ON (c.title = p.song AND LENGTH(c.title) = LENGTH(p.song))
+     AND (c.artist_name = p.artist AND LENGTH(c.artist_name) = LENGTH(p.artist))
+     AND ABS(c.duration - p.length) <= 0.010000001
+)
+SELECT -ROW_NUMBER() OVER (ORDER BY ts, user_id, session_id, item_in_session),
+       TIMESTAMP 'epoch' + ts * INTERVAL '1 millisecond', user_id, level, song_id, artist_id, session_id,
+       item_in_session, location, user_agent
+FROM candidates
+WHERE pick = 1;
+
+-- merge songplays
+UPDATE songplays SET songplay_id = renumbered.songplay_id
+FROM (
+    SELECT user_id, session_id, item_in_session,
+           ROW_NUMBER() OVER (ORDER BY start_time, user_id, session_id, item_in_session)
+           + (SELECT COUNT(*) FROM songplays
+              WHERE start_time < (SELECT start_time FROM merge_from)) AS songplay_id
+    FROM songplays
+    WHERE start_time >= (SELECT start_time FROM merge_from)
+) renumbered
+WHERE songplays.start_time >= (SELECT start_time FROM merge_from)
+  AND songplays.user_id = renumbered.user_id
+  AND songplays.session_id = renumbered.session_id
+  AND songplays.item_in_session = renumbered.item_in_session
+  AND songplays.songplay_id <> renumbered.songplay_id;
+
+-- merge time
+DELETE FROM time WHERE start_time >= (SELECT start_time FROM merge_from);
+
+-- merge time
+INSERT INTO time (start_time, hour, day, week, month, year, weekday)
+SELECT start_time,
+       CAST(DATE_PART('hour', start_time) AS INTEGER),
+       CAST(DATE_PART('day', start_time) AS INTEGER),
+       CAST(DATE_PART('week', start_time) AS INTEGER),
+       CAST(DATE_PART('month', start_time) AS INTEGER),
+       CAST(DATE_PART('year', start_time) AS INTEGER),
+       CAST(DATE_PART('dow', start_time) AS INTEGER)
+FROM (SELECT DISTINCT start_time FROM songplays WHERE start_time >= (SELECT start_time FROM merge_from)) plays;
+
+-- merge bookkeeping
+DROP TABLE merge_from;
+
+-- merge plays moved
+SELECT COUNT(*) FROM songplays WHERE start_time >= (SELECT start_time FROM merge_from) AND songplay_id > 0;
 
 -- load history staging_events
 SELECT query_id, loaded_rows, error_count, TRIM(status) AS status FROM sys_load_history WHERE session_id = pg_backend_pid() AND (TRIM(table_name) = 'staging_events' OR TRIM(table_name) LIKE '%.staging_events') ORDER BY start_time DESC LIMIT 1;

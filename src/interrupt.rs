@@ -1,0 +1,90 @@
+//! Ctrl-C and SIGTERM in the middle of a run. A killed client leaves its statement running on
+//! the server, holding its locks, until the server notices it is gone; so on the first signal
+//! the engines ask the server to stop what it runs (PostgreSQL's cancel request, DuckDB's
+//! interrupt, the Data API's CancelStatement), the run fails at its next step and rolls back,
+//! and the binary exits 130 saying that nothing was committed. A second signal exits at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// Set by the first SIGINT or SIGTERM.
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// What stops the statement each open warehouse runs, called on the signal's thread.
+type Canceller = Box<dyn Fn() + Send>;
+static CANCELLERS: Mutex<Vec<Canceller>> = Mutex::new(Vec::new());
+
+/// The error a run fails with once interrupted; [`crate::cli::exit_code`] turns it into exit
+/// 130 and the message that nothing was committed.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Starts listening for SIGINT and SIGTERM (once per process; a binary calls it at start).
+pub fn listen() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::warn!("cannot listen for Ctrl-C: {e}");
+                return;
+            }
+        };
+        std::thread::spawn(move || loop {
+            let signalled = runtime.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut interrupt = signal(SignalKind::interrupt())?;
+                let mut terminate = signal(SignalKind::terminate())?;
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                Ok::<(), std::io::Error>(())
+            });
+            if signalled.is_err() {
+                return;
+            }
+            if REQUESTED.swap(true, Ordering::SeqCst) {
+                eprintln!("interrupted again: exiting at once");
+                std::process::exit(130);
+            }
+            eprintln!("interrupting: asking the warehouse to stop and rolling back (Ctrl-C again to exit at once)");
+            for cancel in CANCELLERS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                cancel();
+            }
+        });
+    });
+}
+
+/// Whether the run was interrupted.
+pub fn requested() -> bool {
+    REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Fails with [`Interrupted`] once the run was interrupted: called before each statement and
+/// batch, so that the run stops at its next step. A rollback always goes through.
+pub fn check(sql: &str) -> anyhow::Result<()> {
+    if requested() && sql != crate::sql::ROLLBACK {
+        return Err(Interrupted.into());
+    }
+    Ok(())
+}
+
+/// Registers what stops the statement a warehouse runs, should the run be interrupted.
+pub fn on_interrupt(cancel: impl Fn() + Send + 'static) {
+    CANCELLERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Box::new(cancel));
+}

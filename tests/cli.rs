@@ -1,0 +1,624 @@
+//! The command line as scripts and people lean on it, through the real binaries: a server that
+//! never answers, a reader that closes the pipe or a full disk, many readers of one DuckDB file,
+//! a mistyped warehouse path, a file another process writes, an empty warehouse.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{sources_with_log_lines, Workspace};
+use predicates::prelude::*;
+
+/// A workspace over a small source tree, created and loaded.
+fn loaded() -> (tempfile::TempDir, Workspace) {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+    ws.create_and_load();
+    (sources, ws)
+}
+
+/// The binary `name` with the workspace's config, as a plain process (for pipes and files).
+fn process(ws: &Workspace, name: &str) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin(name));
+    cmd.arg("--config").arg(ws.config()).env_remove("RUST_LOG");
+    cmd
+}
+
+#[test]
+fn a_server_that_accepts_but_never_answers_times_out_naming_host_and_port() {
+    // Accepts every connection and holds it, saying nothing, as a wrong port can.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::with_cluster(
+        sources.path(),
+        &format!(
+            "HOST=127.0.0.1\nDB_PORT={port}\nDB_NAME=test\nDB_USER=root\nSSLMODE=disable\n\
+             CONNECT_TIMEOUT=1"
+        ),
+        "",
+    );
+    let started = Instant::now();
+    ws.cmd("create_tables")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "no PostgreSQL answer at 127.0.0.1:{port} within 1 s"
+        )))
+        .stderr(predicate::str::contains("CONNECT_TIMEOUT"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+
+    // The TLS handshake is held to the same limit.
+    ws.write_config_with_cluster(
+        sources.path(),
+        &format!(
+            "HOST=127.0.0.1\nDB_PORT={port}\nDB_NAME=test\nDB_USER=root\nSSLMODE=require\n\
+             CONNECT_TIMEOUT=1"
+        ),
+        "",
+    );
+    ws.cmd("create_tables")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no PostgreSQL answer"));
+
+    // Zero would never connect: refused, naming the key.
+    ws.write_config_with_cluster(
+        sources.path(),
+        &format!("HOST=127.0.0.1\nDB_PORT={port}\nCONNECT_TIMEOUT=0"),
+        "",
+    );
+    ws.cmd("create_tables")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "[CLUSTER] CONNECT_TIMEOUT = \"0\" is not valid",
+        ));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_and_a_full_disk_is_an_error() {
+    let (_sources, ws) = loaded();
+    for args in [
+        &["analysis", "--format", "json"][..],
+        &["analysis"][..],
+        &["check"][..],
+        &["etl", "--dry-run"][..],
+    ] {
+        // The reader goes away before the binary writes: as `| head -c 0` does.
+        let mut child = process(&ws, args[0])
+            .args(&args[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+    if std::path::Path::new("/dev/full").exists() {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = process(&ws, "analysis").stdout(full).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with("error: cannot write the results to standard output"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn any_number_of_readers_share_a_duckdb_file() {
+    let (_sources, ws) = loaded();
+    let readers: Vec<_> = (0..4)
+        .map(|n| {
+            let binary = if n % 2 == 0 { "analysis" } else { "check" };
+            process(&ws, binary)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for reader in readers {
+        let out = reader.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn readers_never_create_a_warehouse_and_name_the_setting() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+    for binary in ["analysis", "check", "etl"] {
+        ws.cmd(binary)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!(
+                "no warehouse at {}: check [WAREHOUSE] DUCKDB_PATH, or run create_tables",
+                ws.duckdb().display()
+            )));
+        assert!(!ws.duckdb().exists(), "{binary} made the file");
+    }
+}
+
+#[test]
+fn a_reader_is_told_who_writes_the_file() {
+    let (_sources, ws) = loaded();
+    // This process writes the file, as a running etl would.
+    let writer = duckdb::Connection::open(ws.duckdb()).unwrap();
+    let out = ws.cmd("analysis").assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains(&format!("duckdb {} is in use by ", ws.duckdb().display()))
+            && stderr.contains(&format!(
+                "(PID {}): wait for it to finish",
+                std::process::id()
+            )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("writable"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    drop(writer);
+    ws.cmd("analysis").assert().success();
+}
+
+#[test]
+fn an_empty_warehouse_says_etl_fills_it() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+    ws.cmd("create_tables").assert().success();
+    ws.cmd("analysis")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "holds no plays yet: run etl to fill it",
+        ));
+    ws.cmd("etl").assert().success();
+    ws.cmd("analysis")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no plays").not());
+}
+
+#[test]
+fn typos_in_the_config_are_named_with_the_key_meant_and_strict_makes_them_errors() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let typos = "ENGIN = postgres\nDUCKDB_PTH = elsewhere.duckdb\n[WAREHOUS]\nMAX_ERRORS = 3\n\
+                 [LOCLA]\nLOG_DATA = x\n[SPARKIFY]\nA = b";
+    let ws = Workspace::new(sources.path(), typos);
+    let expected = [
+        "unknown key ENGIN in [WAREHOUSE], ignored: did you mean ENGINE?",
+        "unknown key DUCKDB_PTH in [WAREHOUSE], ignored: did you mean DUCKDB_PATH?",
+        "unknown section [WAREHOUS], ignored: did you mean [WAREHOUSE]?",
+        "unknown section [LOCLA], ignored: did you mean [LOCAL]?",
+        "unknown section [SPARKIFY], ignored: the sections are [CLUSTER], [IAM_ROLE]",
+    ];
+    let out = ws.cmd("create_tables").assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    for line in expected {
+        assert!(stderr.contains(line), "{line:?} not in {stderr}");
+    }
+    // Quiet: no warnings.
+    ws.cmd("create_tables")
+        .arg("-q")
+        .assert()
+        .success()
+        .stderr(predicate::str::is_empty());
+    // --strict: one error naming them all, and nothing done.
+    std::fs::remove_file(ws.duckdb()).unwrap();
+    let out = ws.cmd("create_tables").arg("--strict").assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    for line in expected {
+        assert!(stderr.contains(line), "{line:?} not in {stderr}");
+    }
+    assert!(!ws.duckdb().exists());
+    // The same from the file.
+    ws.write_config(sources.path(), &format!("STRICT = true\n{typos}"));
+    ws.cmd("create_tables")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("did you mean DUCKDB_PATH?"));
+    // A file without typos says nothing.
+    ws.write_config(sources.path(), "STRICT = true");
+    ws.cmd("create_tables")
+        .assert()
+        .success()
+        .stderr(predicate::str::is_empty());
+}
+
+#[test]
+fn numbers_out_of_range_are_usage_errors_that_name_the_range() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+    for (binary, args, range) in [
+        ("analysis", &["--limit", "-1"][..], "from 1 to 4294967295"),
+        ("analysis", &["--limit", "0"][..], "from 1 to 4294967295"),
+        ("analysis", &["--limit", "ten"][..], "from 1 to 4294967295"),
+        (
+            "etl",
+            &["--max-errors", "-1"][..],
+            "from 0 to 18446744073709551615",
+        ),
+        ("etl", &["--lock-timeout", "-5"][..], "from 0 to 31536000"),
+        (
+            "gen_data",
+            &["--out", "x", "--songs", "0"][..],
+            "from 1 to 4294967295",
+        ),
+        (
+            "gen_data",
+            &["--out", "x", "--days", "-2"][..],
+            "from 1 to 3650",
+        ),
+    ] {
+        let mut cmd = if binary == "gen_data" {
+            assert_cmd::Command::cargo_bin(binary).unwrap()
+        } else {
+            ws.cmd(binary)
+        };
+        cmd.current_dir(ws.path())
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "invalid value '{}' for '{}",
+                args[args.len() - 1],
+                args[args.len() - 2]
+            )))
+            .stderr(predicate::str::contains(range));
+    }
+    assert!(!ws.path().join("x").exists());
+}
+
+#[test]
+fn a_question_asked_twice_is_answered_once() {
+    let (_sources, ws) = loaded();
+    let out = ws
+        .cmd("analysis")
+        .args([
+            "--query",
+            "song_count",
+            "--query",
+            "song_count",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let answers = doc["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 1, "{doc}");
+    assert_eq!(answers[0]["name"], "song_count");
+}
+
+#[test]
+fn every_binary_says_its_own_name_and_shows_examples() {
+    for binary in [
+        "analysis",
+        "check",
+        "create_tables",
+        "etl",
+        "gen_data",
+        "iac_create",
+        "iac_delete",
+    ] {
+        let out = Command::new(assert_cmd::cargo::cargo_bin(binary))
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{binary} {}", env!("CARGO_PKG_VERSION"))
+        );
+        let out = Command::new(assert_cmd::cargo::cargo_bin(binary))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Examples:"), "{binary} --help: {help}");
+        assert!(help.contains(&format!("Usage: {binary}")), "{help}");
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_duckdb_load_stops_it_commits_nothing_and_exits_130() {
+    let (small, ws) = loaded();
+    let before: Vec<_> = common::STAR_AND_STAGING
+        .iter()
+        .map(|t| ws.dump(t))
+        .collect();
+    let big = common::generated(3000, 100_000, 7);
+    ws.write_config(big.path(), "");
+    for (signal, marker) in [("INT", "transforming"), ("TERM", "loading")] {
+        let run = common::interrupt_etl_at(&ws.config(), &["--full-refresh"], marker, signal)
+            .unwrap_or_else(|| panic!("etl ended before it reached {marker}"));
+        assert_eq!(run.code, Some(130), "SIG{signal}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("interrupted: nothing of this run was committed"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        let after: Vec<_> = common::STAR_AND_STAGING
+            .iter()
+            .map(|t| ws.dump(t))
+            .collect();
+        assert!(
+            before == after,
+            "SIG{signal} at {marker} changed the warehouse"
+        );
+    }
+    drop(small);
+}
+
+#[test]
+fn config_errors_say_what_is_missing_in_the_words_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dwh.cfg");
+    let run = |binary: &str, args: &[&str]| {
+        let out = Command::new(assert_cmd::cargo::cargo_bin(binary))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{binary} {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        stderr
+    };
+    // No file: the cause first, then what to do.
+    let stderr = run("etl", &["--dry-run"]);
+    assert!(
+        stderr.contains(&format!(
+            "cannot read config file {}: No such file or directory",
+            config.display()
+        )) && stderr
+            .trim_end()
+            .ends_with("pass --config PATH to use another file"),
+        "{stderr}"
+    );
+    // An empty file: no sources.
+    std::fs::write(&config, "").unwrap();
+    let stderr = run("etl", &["--dry-run"]);
+    assert!(
+        stderr.contains("no sources: there is no [LOCAL] section and [S3] has no LOG_DATA"),
+        "{stderr}"
+    );
+    // A header left open.
+    std::fs::write(&config, "[CLUSTER]\nHOST =\n\n[WAREHOUSE\nENGINE = auto\n").unwrap();
+    let stderr = run("analysis", &[]);
+    assert!(
+        stderr.contains("line 4: section header not closed: write it as [NAME]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Some("), "{stderr}");
+    // A server engine without a server.
+    std::fs::write(&config, "[CLUSTER]\nHOST =\n").unwrap();
+    let stderr = run("create_tables", &["--engine", "postgres"]);
+    assert!(
+        stderr.contains("[CLUSTER] HOST is empty, and the postgres engine connects to it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("lookup"), "{stderr}");
+}
+
+#[test]
+fn each_v_adds_detail_and_no_color_is_honoured_on_a_terminal() {
+    let (_sources, ws) = loaded();
+    let stderr = |args: &[&str]| {
+        let out = ws.cmd("etl").args(args).assert().success();
+        String::from_utf8_lossy(&out.get_output().stderr).to_string()
+    };
+    let v = stderr(&["--full-refresh", "-v"]);
+    assert!(v.contains("transforming"), "{v}");
+    assert!(!v.contains("INSERT INTO songplays"), "{v}");
+    let vv = stderr(&["--full-refresh", "-vv"]);
+    assert!(vv.contains("duckdb: INSERT INTO songplays"), "{vv}");
+    assert!(vv.contains("parsed"), "{vv}");
+    assert!(!vv.contains("sentinel-password-123"), "{vv}");
+    let vvv = stderr(&["--full-refresh", "-vvv"]);
+    assert!(vvv.len() >= vv.len(), "-vvv shows less than -vv");
+
+    // On a terminal (util-linux's `script` gives one): colours, unless NO_COLOR is set.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("NOTICE: skipping the terminal half: no `script` here");
+        return;
+    }
+    let on_terminal = |no_color: bool| {
+        let line = format!(
+            "{} --config {} -v --full-refresh",
+            assert_cmd::cargo::cargo_bin("etl").display(),
+            ws.config().display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("RUST_LOG");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(on_terminal(false).contains('\u{1b}'), "no colour at all");
+    let plain = on_terminal(true);
+    assert!(plain.contains("transforming"), "{plain}");
+    // indicatif's bars may still move the cursor; no colour code (ESC[...m) is left.
+    assert!(
+        !plain.contains("\u{1b}[2m") && !plain.contains("\u{1b}[32m"),
+        "{plain:?}"
+    );
+}
+
+#[test]
+fn an_unreachable_s3_is_one_line_saying_what_failed_and_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dwh.cfg");
+    // Nothing listens on port 1 of loopback; `.invalid` never resolves (RFC 2606).
+    for (endpoint, what) in [
+        ("http://127.0.0.1:1", "the connection was refused"),
+        ("http://sparkify.invalid", "could not be resolved (DNS)"),
+    ] {
+        std::fs::write(
+            &config,
+            format!(
+                "[S3]\nLOG_DATA = s3://bucket/log_data\nSONG_DATA = s3://bucket/song_data\n\
+                 LOG_JSONPATH = s3://bucket/log_json_path.json\nREGION = us-west-2\n\
+                 ENDPOINT = {endpoint}\nATTEMPT_TIMEOUT = 2\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new(assert_cmd::cargo::cargo_bin("etl"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--dry-run")
+            .env_remove("RUST_LOG")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("[S3] LOG_JSONPATH = s3://bucket/log_json_path.json"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(what), "{what:?} not in {stderr}");
+        for dump in [
+            "DispatchFailure",
+            "ConnectorError",
+            "point it at the JSONPaths",
+        ] {
+            assert!(!stderr.contains(dump), "{stderr}");
+        }
+    }
+}
+
+/// The flags the README gives each binary, from every command line in it (`etl --full-refresh`,
+/// `analysis --format json > answers.json`, ...): a flag is a word starting with `-` after the
+/// binary's name, up to the end of that command (a backtick, `|`, `;`, `&&`, `>` or the line's
+/// end).
+fn readme_flags() -> Vec<(String, String)> {
+    const BINARIES: [&str; 7] = [
+        "analysis",
+        "check",
+        "create_tables",
+        "etl",
+        "gen_data",
+        "iac_create",
+        "iac_delete",
+    ];
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let mut found = Vec::new();
+    for line in readme.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (at, word) in words.iter().enumerate() {
+            let name = word.trim_start_matches(['`', '(', '$']);
+            let Some(binary) = BINARIES.iter().find(|b| **b == name) else {
+                continue;
+            };
+            for next in &words[at + 1..] {
+                if next.starts_with(['|', ';', '>', '&']) || *next == "&&" {
+                    break;
+                }
+                let ends = next.contains('`');
+                let flag = next
+                    .trim_matches(['`', ',', '.', ':', ')', '(', '"', '\'', '*'])
+                    .split('=')
+                    .next()
+                    .unwrap_or_default();
+                let is_flag = flag.starts_with('-')
+                    && flag.len() > 1
+                    && !flag[1..].starts_with(|c: char| c.is_ascii_digit());
+                if is_flag {
+                    found.push((binary.to_string(), flag.to_string()));
+                }
+                if ends {
+                    break;
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn every_flag_the_readme_gives_a_binary_is_one_it_takes() {
+    let flags = readme_flags();
+    assert!(
+        flags
+            .iter()
+            .any(|(b, f)| b == "etl" && f == "--full-refresh"),
+        "the README scan found too little: {flags:?}"
+    );
+    let mut missing = Vec::new();
+    for (binary, flag) in &flags {
+        let help = Command::new(assert_cmd::cargo::cargo_bin(binary))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        // -vv is -v given twice; a long flag is shown as itself, a short one as `-x,`.
+        let wanted = if flag.starts_with("--") {
+            flag.clone()
+        } else {
+            format!("{},", &flag[..2])
+        };
+        if !help.contains(&wanted) {
+            missing.push(format!("{binary} {flag}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the README names flags the binaries do not take: {missing:?}"
+    );
+}
