@@ -622,3 +622,26 @@ fn every_flag_the_readme_gives_a_binary_is_one_it_takes() {
         "the README names flags the binaries do not take: {missing:?}"
     );
 }
+
+#[test]
+fn the_readmes_etl_sample_is_what_etl_prints_on_the_bundled_data() {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let sample: Vec<&str> = readme
+        .split("`etl` prints what it did")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n").nth(1))
+        .expect("the README shows etl's output")
+        .lines()
+        .collect();
+    let ws = Workspace::new(&common::repo().join("data"), "");
+    let printed = ws.create_and_load();
+    let printed: Vec<&str> = printed.lines().collect();
+    // The header names the warehouse (a path of the run's own); the load line and the sources
+    // table are exact; the tables that follow are summarised in the README.
+    assert!(sample[0].starts_with("etl into duckdb ") && printed[0].starts_with("etl into duckdb "));
+    assert_eq!(sample[1..8], printed[1..8], "README:\n{sample:#?}\netl:\n{printed:#?}");
+    for start in ["time: discover ", "peak memory: "] {
+        assert!(sample.iter().any(|l| l.starts_with(start)), "{start}");
+        assert!(printed.iter().any(|l| l.starts_with(start)), "{start}");
+    }
+}
