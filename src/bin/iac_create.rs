@@ -135,29 +135,18 @@ fn main() -> ExitCode {
             plan.adopt = args.adopt;
             plan
         });
-        let region = region.unwrap_or_else(|| "(no region)".into());
         if args.dry_run {
-            sparkify::cli::println(&format!("iac_create would, in region {region}:"))?;
             // Without [S3] sources there is no policy to show: the problems say why.
             let steps = plan.as_ref().map(CreatePlan::describe).unwrap_or_default();
-            for (index, step) in steps.iter().enumerate() {
-                sparkify::cli::println(&format!("  {}. {step}", index + 1))?;
-            }
-            if !problems.is_empty() {
-                sparkify::cli::println(&format!(
-                    "Before a real run, fix:\n  - {}",
-                    problems.join("\n  - ")
-                ))?;
-            }
-            sparkify::cli::println("Nothing was changed (--dry-run).")?;
-            if !problems.is_empty() {
-                bail!(
-                    "{} problem(s) to fix before a real run (listed above)",
-                    problems.len()
-                );
-            }
-            return Ok(());
+            return iac::print_dry_run(
+                "iac_create",
+                region.as_deref(),
+                &steps,
+                &problems,
+                "Nothing was changed (--dry-run).",
+            );
         }
+        let region = region.unwrap_or_else(|| "(no region)".into());
         let plan = plan?;
         sparkify::cli::println(&format!("iac_create in region {region}"))?;
         let clients = Clients::new(&sdk);

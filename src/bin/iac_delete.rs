@@ -82,27 +82,13 @@ fn main() -> ExitCode {
             problems.push(problem);
         }
         if args.dry_run {
-            sparkify::cli::println(&format!(
-                "iac_delete would, in region {}:",
-                region.as_deref().unwrap_or("(no region)")
-            ))?;
-            for (index, step) in plan.describe().iter().enumerate() {
-                sparkify::cli::println(&format!("  {}. {step}", index + 1))?;
-            }
-            if !problems.is_empty() {
-                sparkify::cli::println(&format!(
-                    "Before a real run, fix:\n  - {}",
-                    problems.join("\n  - ")
-                ))?;
-            }
-            sparkify::cli::println("Nothing was deleted (--dry-run).")?;
-            if !problems.is_empty() {
-                anyhow::bail!(
-                    "{} problem(s) to fix before a real run (listed above)",
-                    problems.len()
-                );
-            }
-            return Ok(());
+            return iac::print_dry_run(
+                "iac_delete",
+                region.as_deref(),
+                &plan.describe(),
+                &problems,
+                "Nothing was deleted (--dry-run).",
+            );
         }
         if !problems.is_empty() {
             anyhow::bail!(

@@ -36,7 +36,7 @@ pub use self::namespace::role_arns;
 pub use self::owner::{CONFIG_TAG_KEY, OWNER_TAG_KEY, OWNER_TAG_VALUE};
 pub use self::plan::{create_problems, password_problems, region_problem, CreatePlan, DeletePlan};
 pub use self::policy::s3_read_policy;
-pub use self::report::{Change, Collect, ConsoleReporter, Reporter, Step};
+pub use self::report::{print_dry_run, Change, Collect, ConsoleReporter, Reporter, Step};
 
 /// The AWS clients the IaC steps use.
 #[derive(Debug, Clone)]

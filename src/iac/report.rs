@@ -102,3 +102,34 @@ impl Reporter for ConsoleReporter {
         tracing::info!("{state} after {} s", elapsed.as_secs());
     }
 }
+
+/// Prints a dry run: what the binary would do in `region`, step by step, then the problems a
+/// real run would meet and `nothing_done`; fails (exit 1) when there are problems, so that a
+/// script can trust a dry run that passes.
+pub fn print_dry_run(
+    what: &str,
+    region: Option<&str>,
+    steps: &[String],
+    problems: &[String],
+    nothing_done: &str,
+) -> anyhow::Result<()> {
+    let region = region.unwrap_or("(no region)");
+    crate::cli::println(&format!("{what} would, in region {region}:"))?;
+    for (index, step) in steps.iter().enumerate() {
+        crate::cli::println(&format!("  {}. {step}", index + 1))?;
+    }
+    if !problems.is_empty() {
+        crate::cli::println(&format!(
+            "Before a real run, fix:\n  - {}",
+            problems.join("\n  - ")
+        ))?;
+    }
+    crate::cli::println(nothing_done)?;
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{} problem(s) to fix before a real run (listed above)",
+            problems.len()
+        );
+    }
+    Ok(())
+}

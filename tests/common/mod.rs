@@ -439,28 +439,7 @@ pub const HOSTILE_REJECTS: [(&str, Option<i64>, &str); 5] = [
 /// Starts `etl -v` on `config` and kills it (SIGKILL) as soon as its log on stderr shows
 /// `marker`; returns whether it was killed before it ended by itself.
 pub fn kill_etl_at(config: &Path, extra: &[&str], marker: &str) -> bool {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etl"))
-        .arg("--config")
-        .arg(config)
-        .arg("-v")
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut killed = false;
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        if line.contains(marker) {
-            child.kill().unwrap();
-            killed = true;
-            break;
-        }
-    }
-    let status = child.wait().unwrap();
-    killed && !status.success()
+    interrupt_etl_at(config, extra, marker, "KILL").is_some_and(|run| run.code != Some(0))
 }
 
 /// What an interrupted `etl` did: its exit code, everything it wrote on stderr, and how long
@@ -469,6 +448,24 @@ pub struct Interrupted {
     pub code: Option<i32>,
     pub stderr: String,
     pub exit_after_signal: std::time::Duration,
+}
+
+/// Asserts that `run` stopped as an interrupted run must: exit 130, the message that nothing
+/// was committed, no panic, and soon after the signal.
+pub fn assert_interrupted(run: &Interrupted, what: &str) {
+    assert_eq!(run.code, Some(130), "{what}: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("interrupted: nothing of this run was committed"),
+        "{what}: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+    assert!(
+        run.exit_after_signal < std::time::Duration::from_secs(10),
+        "{what}: took {:?} to stop",
+        run.exit_after_signal
+    );
 }
 
 /// Starts `etl -v` on `config` and sends it `signal` (`INT` as Ctrl-C does, or `TERM`) as soon
