@@ -2,7 +2,8 @@
 //! the server, holding its locks, until the server notices it is gone; so on the first signal
 //! the engines ask the server to stop what it runs (PostgreSQL's cancel request, DuckDB's
 //! interrupt, the Data API's CancelStatement), the run fails at its next step and rolls back,
-//! and the binary exits 130 saying that nothing was committed. A second signal exits at once.
+//! and the binary exits 130 saying that nothing was committed. A second signal exits at once,
+//! and so does the first while no warehouse is open (iac_create's AWS calls, say).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -31,40 +32,65 @@ impl std::error::Error for Interrupted {}
 pub fn listen() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
+        use tokio::signal::unix::{signal, SignalKind};
+        let listening = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        {
-            Ok(runtime) => runtime,
+            .and_then(|runtime| {
+                let streams = {
+                    let _context = runtime.enter();
+                    (
+                        signal(SignalKind::interrupt())?,
+                        signal(SignalKind::terminate())?,
+                    )
+                };
+                Ok((runtime, streams))
+            });
+        let (runtime, (mut interrupt, mut terminate)) = match listening {
+            Ok(listening) => listening,
             Err(e) => {
                 tracing::warn!("cannot listen for Ctrl-C: {e}");
                 return;
             }
         };
         std::thread::spawn(move || loop {
-            let signalled = runtime.block_on(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut interrupt = signal(SignalKind::interrupt())?;
-                let mut terminate = signal(SignalKind::terminate())?;
+            runtime.block_on(async {
                 tokio::select! {
                     _ = interrupt.recv() => {}
                     _ = terminate.recv() => {}
                 }
-                Ok::<(), std::io::Error>(())
             });
-            if signalled.is_err() {
-                return;
-            }
-            if REQUESTED.swap(true, Ordering::SeqCst) {
-                eprintln!("interrupted again: exiting at once");
+            // The cancellers run their own runtimes: outside this one's block_on.
+            if !request() {
+                // No warehouse is open yet (or the binary opens none, as iac_create): nothing
+                // runs on a server to cancel, so the process ends as the signal would end it.
+                eprintln!("interrupted");
                 std::process::exit(130);
-            }
-            eprintln!("interrupting: asking the warehouse to stop and rolling back (Ctrl-C again to exit at once)");
-            for cancel in CANCELLERS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                cancel();
             }
         });
     });
+}
+
+/// What a signal does: the first asks every open warehouse to stop what it runs and marks the
+/// run interrupted (true); a second, or one while no warehouse is open, exits at once (false
+/// for the latter, for the caller to exit). Tests call it to interrupt a run without a signal.
+pub fn request() -> bool {
+    let cancellers = CANCELLERS.lock().unwrap_or_else(|e| e.into_inner());
+    if cancellers.is_empty() {
+        return false;
+    }
+    if REQUESTED.swap(true, Ordering::SeqCst) {
+        eprintln!("interrupted again: exiting at once");
+        std::process::exit(130);
+    }
+    eprintln!(
+        "interrupting: asking the warehouse to stop and rolling back (Ctrl-C again to exit at \
+         once)"
+    );
+    for cancel in cancellers.iter() {
+        cancel();
+    }
+    true
 }
 
 /// Whether the run was interrupted.

@@ -42,7 +42,7 @@ use aws_sdk_redshiftserverless::types::error::{
 use aws_sdk_redshiftserverless::types::{
     Endpoint, Namespace, NamespaceStatus, Workgroup, WorkgroupStatus,
 };
-use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_mocks::{mock, Rule};
 use sparkify::config::Config;
 use sparkify::iac::{self, Change, Clients, Collect, CreatePlan, DeletePlan, Timing};
 use sparkify::warehouse::{Polling, RedshiftDataWarehouse, Target, Warehouse};
@@ -50,35 +50,9 @@ use sparkify::warehouse::{Polling, RedshiftDataWarehouse, Target, Warehouse};
 #[path = "common/s3_server.rs"]
 mod s3_server;
 
-/// A client of `$service` whose requests are answered by `$rules` (any matching rule), with
-/// fixed test credentials and region and no SDK retries, so each test sees every call. (The
-/// service crates' `test-util` feature would give the same through aws-smithy-mocks'
-/// `mock_client!`, but it would make the test build's AWS crates differ from the binaries' and
-/// compile them twice.)
-macro_rules! mock_client {
-    ($service:ident, $rules:expr) => {{
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for rule in $rules.iter() {
-            interceptor = interceptor.with_rule(rule);
-        }
-        $service::Client::from_conf(
-            $service::Config::builder()
-                .behavior_version($service::config::BehaviorVersion::latest())
-                .region($service::config::Region::new("us-west-2"))
-                .credentials_provider($service::config::Credentials::new(
-                    "AKIDTEST",
-                    "test-secret",
-                    None,
-                    None,
-                    "tests",
-                ))
-                .retry_config($service::config::retry::RetryConfig::disabled())
-                .http_client(create_mock_http_client())
-                .interceptor(interceptor)
-                .build(),
-        )
-    }};
-}
+#[macro_use]
+#[path = "common/mock_client.rs"]
+mod mock_client;
 
 const PASSWORD: &str = "Sentinel-Passw0rd-987";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read";

@@ -64,6 +64,7 @@ impl DuckDbWarehouse {
             match opened {
                 Ok(conn) => break conn,
                 Err(e) if is_lock_conflict(&e) => {
+                    crate::interrupt::check("")?;
                     if started.elapsed() >= timeout {
                         return Err(held(path, access, &e, started.elapsed()));
                     }

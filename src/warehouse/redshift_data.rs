@@ -117,6 +117,9 @@ impl RedshiftDataWarehouse {
         database: String,
         polling: Polling,
     ) -> Self {
+        // Ctrl-C: the statement being polled is cancelled by the poll loop itself (see `wait`);
+        // registering says a warehouse is open, so the run is interrupted, not killed.
+        crate::interrupt::on_interrupt(|| {});
         RedshiftDataWarehouse {
             runtime,
             client,
