@@ -27,6 +27,7 @@ pub mod config_edit;
 pub mod create_tables;
 pub mod etl;
 pub mod gen_data;
+pub mod html_report;
 pub mod iac;
 pub mod interrupt;
 pub mod jsonpaths;

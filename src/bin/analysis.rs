@@ -21,7 +21,7 @@ use sparkify::report::Format;
 #[command(
     name = "analysis",
     version,
-    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts"
+    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts\n  analysis --html report.html               every answer charted, in one file"
 )]
 struct Args {
     #[command(flatten)]
@@ -35,6 +35,11 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 10, allow_negative_numbers = true,
           value_parser = sparkify::cli::whole_number(1, u32::MAX.into()))]
     limit: u64,
+
+    /// Also write every answer into FILE, one self-contained HTML page (charts drawn inline,
+    /// nothing fetched when it is opened), and print only where it went.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 
     /// Run only this question; repeat for several. Default: all thirteen.
     #[arg(long = "query", value_name = "NAME",
@@ -51,6 +56,18 @@ fn main() -> ExitCode {
         sparkify::analysis::say_if_empty(warehouse.as_mut())?;
         let answers =
             sparkify::analysis::run(warehouse.as_mut(), &args.queries, args.limit as u32)?;
+        if let Some(path) = &args.html {
+            let built_at = chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string();
+            let page = sparkify::html_report::render(&warehouse.describe(), &built_at, &answers)?;
+            sparkify::html_report::write(path, &page)?;
+            return sparkify::cli::println(&format!(
+                "wrote the report of {} answer(s) to {}",
+                answers.len(),
+                path.display()
+            ));
+        }
         sparkify::cli::print(&sparkify::report::render_answers(
             &warehouse.describe(),
             &answers,
