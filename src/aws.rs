@@ -62,6 +62,20 @@ pub async fn sdk_config(config: &Config, region_flag: Option<&str>) -> SdkConfig
     loader.load().await
 }
 
+/// Where AWS credentials come from, for the messages that find none.
+const FIND_CREDENTIALS: &str = "run `aws configure` or `aws sso login`, set AWS_PROFILE or \
+     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or fill [AWS] KEY and SECRET";
+
+/// The innermost non-empty cause of a chain, on one line.
+fn innermost(causes: &[String]) -> String {
+    causes
+        .iter()
+        .rev()
+        .find(|c| !c.trim().is_empty())
+        .map(|c| crate::record::escape_controls(c.lines().next().unwrap_or_default()))
+        .unwrap_or_default()
+}
+
 /// Whether AWS credentials can be found (the default chain, or `[AWS] KEY/SECRET`): `None`
 /// when they can, else what to do, in one line.
 pub async fn credentials_problem(sdk: &SdkConfig) -> Option<String> {
@@ -74,8 +88,7 @@ pub async fn credentials_problem(sdk: &SdkConfig) -> Option<String> {
         },
     };
     Some(format!(
-        "no AWS credentials were found ({why}): run `aws configure` or `aws sso login`, set \
-         AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or fill [AWS] KEY and SECRET"
+        "no AWS credentials were found ({why}): {FIND_CREDENTIALS}"
     ))
 }
 
@@ -109,16 +122,12 @@ pub fn unanswered(error: &dyn std::error::Error) -> String {
     } else if all.contains("timeout") || all.contains("timed out") {
         "no answer in time: check the network (a proxy or firewall may drop AWS traffic)"
     } else if all.contains("credential") {
-        "no AWS credentials were found: run `aws configure` or `aws sso login`, set AWS_PROFILE \
-         or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or fill [AWS] KEY and SECRET"
+        return format!(
+            "no AWS credentials were found: {FIND_CREDENTIALS} ({})",
+            innermost(&causes)
+        );
     } else {
         "the request failed: check the AWS credentials, region and network"
     };
-    let innermost = causes
-        .iter()
-        .rev()
-        .find(|c| !c.trim().is_empty())
-        .map(|c| crate::record::escape_controls(c.lines().next().unwrap_or_default()))
-        .unwrap_or_default();
-    format!("{what} ({innermost})")
+    format!("{what} ({})", innermost(&causes))
 }

@@ -64,7 +64,9 @@ impl DuckDbWarehouse {
             match opened {
                 Ok(conn) => break conn,
                 Err(e) if is_lock_conflict(&e) => {
-                    crate::interrupt::check("")?;
+                    if crate::interrupt::requested() {
+                        return Err(crate::interrupt::Interrupted.into());
+                    }
                     if started.elapsed() >= timeout {
                         return Err(held(path, access, &e, started.elapsed()));
                     }

@@ -129,21 +129,24 @@ pub trait Warehouse {
     fn note(&mut self, _comment: &str) {}
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
-    /// Adds a few rows the tool made (the ledger's, say): appended in batches, or on Redshift,
-    /// which takes no rows from the tool in bulk, as `INSERT` statements (see
-    /// [`crate::sql::insert_rows_redshift`]).
+    /// Adds a few rows the tool made (the ledger's, say), appended in batches. The Redshift
+    /// engines, which take no rows from the tool in bulk, send them as statements instead
+    /// (see [`insert_as_statements`]).
     fn insert_rows(&mut self, table: &Table, rows: &[Row]) -> Result<()> {
-        if self.dialect() == Dialect::Redshift {
-            for statement in crate::sql::insert_rows_redshift(table, rows) {
-                self.execute(&statement)?;
-            }
-            return Ok(());
-        }
         for rows in rows.chunks(crate::load::BATCH_ROWS) {
             self.append(table, &crate::batch::record_batch(table, rows)?)?;
         }
         Ok(())
     }
+}
+
+/// [`Warehouse::insert_rows`] for an engine that takes no bulk rows from the tool (Redshift):
+/// `INSERT` statements of at most 64 KiB (see [`crate::sql::insert_rows_redshift`]).
+fn insert_as_statements(warehouse: &mut dyn Warehouse, table: &Table, rows: &[Row]) -> Result<()> {
+    for statement in crate::sql::insert_rows_redshift(table, rows) {
+        warehouse.execute(&statement)?;
+    }
+    Ok(())
 }
 
 /// The refusal of an engine whose staging is loaded by the warehouse's own COPY.

@@ -82,4 +82,8 @@ impl Warehouse for RedshiftWarehouse {
     fn append(&mut self, table: &Table, _batch: &RecordBatch) -> Result<()> {
         not_appendable(table)
     }
+
+    fn insert_rows(&mut self, table: &Table, rows: &[crate::record::Row]) -> Result<()> {
+        super::insert_as_statements(self, table, rows)
+    }
 }
