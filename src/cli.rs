@@ -181,6 +181,29 @@ pub fn println(text: &str) -> Result<()> {
     print(&format!("{text}\n"))
 }
 
+/// A new file beside `path`, to be written and then renamed over it (`persist`), so a reader
+/// never sees half of it and an error leaves the old one. It ends in `path`'s extension (for
+/// writers that choose a format by it) and gets the permissions of any new file (0666 less the
+/// umask), not the owner-only ones of a temporary file.
+pub fn file_beside(path: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let suffix = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".sparkify-").suffix(&suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
 /// Runs a binary's body: prints an error as one `error: ...` message with its causes and
 /// exits 1; exits 0 on success, and when its output's reader went away ([`OutputClosed`]).
 pub fn exit_code(outcome: Result<()>) -> ExitCode {

@@ -1,170 +1,16 @@
 //! `analysis --html FILE`: every answer in one self-contained HTML file, readable offline and
-//! mailable. The volume questions and the rankings are bar charts (SVG drawn by plotters,
-//! inline), each beside its table; the counts are shown as numbers; an empty warehouse says it
+//! mailable. The volume questions and the rankings are bar charts (inline SVG from `charts`),
+//! each beside its table; the counts are shown as numbers; an empty warehouse says it
 //! holds no plays yet instead of drawing empty charts. Nothing is fetched when the file is
 //! opened: no script, stylesheet, font or image comes from elsewhere.
 
 use std::fmt::Write;
 
 use anyhow::{anyhow, Result};
-use plotters::prelude::*;
 
+use crate::charts;
 use crate::report::Answer;
 use crate::warehouse::Cell;
-
-/// How an answer is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chart {
-    /// Volume over a sequence (hours, weekdays, days...) or the levels: vertical bars in order.
-    Columns,
-    /// A ranking: horizontal bars, the first on top.
-    Ranking,
-    /// One number (the counts): no chart.
-    Number,
-}
-
-fn chart_of(name: &str) -> Chart {
-    match name {
-        "song_count" | "artist_count" => Chart::Number,
-        "top_users" | "top_artists" | "top_songs" | "both_levels" => Chart::Ranking,
-        _ => Chart::Columns,
-    }
-}
-
-/// The label of one row of `answer` on its chart: the names a reader knows the row by.
-fn label(name: &str, row: &[Cell]) -> String {
-    let text = |i: usize| row.get(i).map(Cell::to_string).unwrap_or_default();
-    let label = match name {
-        "plays_by_weekday" => text(1),
-        "plays_by_week" => format!("{}-W{:0>2}", text(0), text(1)),
-        "top_users" | "both_levels" => format!("{} {}", text(1), text(2)),
-        "top_artists" => text(1),
-        "top_songs" => format!("{} ({})", text(1), text(2)),
-        _ => text(0),
-    };
-    // Data, shown in an SVG: no markup, no control character, not too long.
-    let clean: String = label
-        .chars()
-        .map(|c| match c {
-            '<' => '‹',
-            '>' => '›',
-            '&' => '+',
-            '"' => '”',
-            '\'' => '’',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect();
-    let clean = clean.trim();
-    if clean.chars().count() > 32 {
-        format!("{}…", clean.chars().take(31).collect::<String>())
-    } else {
-        clean.to_string()
-    }
-}
-
-/// The bar of one row: its last column (plays, or users for the levels).
-fn value(row: &[Cell]) -> u64 {
-    match row.last() {
-        Some(Cell::Int(n)) => u64::try_from(*n).unwrap_or(0),
-        Some(Cell::Float(x)) if *x > 0.0 => *x as u64,
-        _ => 0,
-    }
-}
-
-/// The answer's chart as an SVG element, or `None` for an answer drawn as a number.
-fn chart_svg(answer: &Answer) -> Result<Option<String>> {
-    let kind = chart_of(answer.name);
-    if kind == Chart::Number {
-        return Ok(None);
-    }
-    let bars: Vec<(String, u64)> = answer
-        .result
-        .rows
-        .iter()
-        .map(|row| (label(answer.name, row), value(row)))
-        .collect();
-    let top = bars.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
-    let top = top + top / 10 + 1;
-    let count = bars.len() as u32;
-    let (width, height) = match kind {
-        Chart::Ranking => (640, 60 + 26 * count.max(1)),
-        _ => (640, 320),
-    };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let bar_colour = RGBColor(0x2b, 0x6c, 0xb0);
-        let name_of = |segment: &SegmentValue<u32>| match segment {
-            SegmentValue::CenterOf(i) => bars
-                .get(*i as usize)
-                .map(|(label, _)| label.clone())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        match kind {
-            Chart::Ranking => {
-                let mut chart = ChartBuilder::on(&root)
-                    .margin(12)
-                    .x_label_area_size(28)
-                    .y_label_area_size(230)
-                    .build_cartesian_2d(0..top, (0..count.saturating_sub(1)).into_segmented())
-                    .map_err(|e| anyhow!("{e}"))?;
-                chart
-                    .configure_mesh()
-                    .disable_y_mesh()
-                    .y_labels(count as usize)
-                    // The first of the ranking on top.
-                    .y_label_formatter(&|segment| match segment {
-                        SegmentValue::CenterOf(i) => name_of(&SegmentValue::CenterOf(
-                            count.saturating_sub(1).saturating_sub(*i),
-                        )),
-                        _ => String::new(),
-                    })
-                    .x_desc("plays")
-                    .draw()
-                    .map_err(|e| anyhow!("{e}"))?;
-                chart
-                    .draw_series(
-                        Histogram::horizontal(&chart)
-                            .style(bar_colour.filled())
-                            .margin(4)
-                            .data(bars.iter().enumerate().map(|(i, (_, v))| {
-                                (count.saturating_sub(1).saturating_sub(i as u32), *v)
-                            })),
-                    )
-                    .map_err(|e| anyhow!("{e}"))?;
-            }
-            _ => {
-                let mut chart = ChartBuilder::on(&root)
-                    .margin(12)
-                    .x_label_area_size(40)
-                    .y_label_area_size(60)
-                    .build_cartesian_2d((0..count.saturating_sub(1)).into_segmented(), 0..top)
-                    .map_err(|e| anyhow!("{e}"))?;
-                chart
-                    .configure_mesh()
-                    .disable_x_mesh()
-                    .x_labels(count.min(31) as usize)
-                    .x_label_formatter(&name_of)
-                    .y_desc(answer.result.columns.last().map_or("", String::as_str))
-                    .draw()
-                    .map_err(|e| anyhow!("{e}"))?;
-                chart
-                    .draw_series(
-                        Histogram::vertical(&chart)
-                            .style(bar_colour.filled())
-                            .margin(2)
-                            .data(bars.iter().enumerate().map(|(i, (_, v))| (i as u32, *v))),
-                    )
-                    .map_err(|e| anyhow!("{e}"))?;
-            }
-        }
-        root.present().map_err(|e| anyhow!("{e}"))?;
-    }
-    Ok(Some(svg))
-}
 
 /// Text for HTML: the five characters that could open markup are escaped.
 fn escape(text: &str) -> String {
@@ -233,14 +79,9 @@ pub fn render(warehouse: &str, built_at: &str, answers: &[Answer]) -> Result<Str
             escape(answer.name),
             escape(answer.title)
         );
-        if answer.result.rows.is_empty()
-            || (chart_of(answer.name) != Chart::Number
-                && answer.result.rows.iter().all(|row| value(row) == 0))
-        {
-            out.push_str(
-                "<p class=\"empty\">No plays yet: the warehouse is empty (run etl to fill it).</p>",
-            );
-        } else if let Some(svg) = chart_svg(answer)? {
+        if charts::has_no_plays(answer) {
+            let _ = write!(out, "<p class=\"empty\">{}</p>", escape(charts::NO_PLAYS));
+        } else if let Some(svg) = charts::svg(answer)? {
             let _ = write!(
                 out,
                 "<div class=\"pair\"><div class=\"chart\">{svg}</div>{}</div>",
@@ -262,14 +103,10 @@ pub fn render(warehouse: &str, built_at: &str, answers: &[Answer]) -> Result<Str
     Ok(out)
 }
 
-/// Writes the page to `path` whole or not at all: a temporary file beside it, then renamed.
+/// Writes the page to `path` whole or not at all (see [`crate::cli::file_beside`]).
 pub fn write(path: &std::path::Path, page: &str) -> Result<()> {
     use std::io::Write as _;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let written = tempfile::NamedTempFile::new_in(dir).and_then(|mut file| {
+    let written = crate::cli::file_beside(path).and_then(|mut file| {
         file.write_all(page.as_bytes())?;
         file.persist(path).map_err(|e| e.error)?;
         Ok(())

@@ -20,6 +20,7 @@
 pub mod analysis;
 pub mod aws;
 pub mod batch;
+pub mod charts;
 pub mod checks;
 pub mod cli;
 pub mod config;

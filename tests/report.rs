@@ -1,6 +1,7 @@
-//! `analysis --html`: the report of every answer, through the real binary, and loaded in a real
-//! browser (headless Chromium, Debian's `chromium`): every chart renders and the page is not
-//! blank. Without Chromium the browser half skips with a notice, except under `CI=true`, where
+//! `analysis --html` and `--png`: the report of every answer, through the real binary, and
+//! loaded in a real browser (headless Chromium, Debian's `chromium`): every chart renders and
+//! the page is not blank; each PNG decodes and its pixels hold the bars the answer has, in the
+//! answer's order, with its title and labels drawn. Without Chromium the browser half skips with a notice, except under `CI=true`, where
 //! `.ci/run` installs it and the test requires it.
 
 mod common;
@@ -113,4 +114,233 @@ fn an_empty_warehouse_reports_no_plays_yet_instead_of_broken_charts() {
         let dom = headless(browser, &["--dump-dom"], &ws.path().join("report.html"));
         assert!(String::from_utf8_lossy(&dom.stdout).contains("No plays yet"));
     }
+}
+
+/// A decoded PNG, 8-bit RGB.
+struct Picture {
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Picture {
+    fn open(path: &Path) -> Picture {
+        let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+        let mut reader = decoder.read_info().unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut rgb).unwrap();
+        assert_eq!(
+            (frame.color_type, frame.bit_depth),
+            (png::ColorType::Rgb, png::BitDepth::Eight),
+            "{}",
+            path.display()
+        );
+        rgb.truncate(frame.buffer_size());
+        Picture {
+            width: frame.width as usize,
+            height: frame.height as usize,
+            rgb,
+        }
+    }
+
+    fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = 3 * (y * self.width + x);
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// Pixels of the bars' colour in each of `lines` (rows when `across`, else columns).
+    fn bar_pixels(&self, across: bool) -> Vec<usize> {
+        let (lines, along) = if across {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        };
+        (0..lines)
+            .map(|line| {
+                (0..along)
+                    .filter(|&i| {
+                        let (x, y) = if across { (i, line) } else { (line, i) };
+                        self.at(x, y) == BAR
+                    })
+                    .count()
+            })
+            .collect()
+    }
+
+    /// Dark pixels (text, axes) inside the rectangle.
+    fn ink(&self, xs: std::ops::Range<usize>, ys: std::ops::Range<usize>) -> usize {
+        ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
+            .filter(|&(x, y)| self.at(x, y).iter().all(|&c| c < 100))
+            .count()
+    }
+}
+
+/// The bars' colour (a filled rectangle is drawn without anti-aliasing).
+const BAR: [u8; 3] = [0x2b, 0x6c, 0xb0];
+
+/// The bars in a picture: runs of lines holding bar pixels, each as its largest extent.
+fn bars(lines: &[usize]) -> Vec<usize> {
+    let mut bars = Vec::new();
+    let mut current = 0;
+    for &n in lines.iter().chain([&0]) {
+        if n > 0 {
+            current = current.max(n);
+        } else if current > 0 {
+            bars.push(current);
+            current = 0;
+        }
+    }
+    bars
+}
+
+const CHARTED: [&str; 11] = [
+    "both_levels",
+    "users_by_level",
+    "top_users",
+    "plays_by_year",
+    "plays_by_day",
+    "plays_by_week",
+    "plays_by_month",
+    "plays_by_hour",
+    "plays_by_weekday",
+    "top_artists",
+    "top_songs",
+];
+
+fn pngs(ws: &Workspace, dir: &Path) -> Vec<String> {
+    ws.cmd("analysis")
+        .arg("--png")
+        .arg(dir)
+        .assert()
+        .success()
+        .stdout(format!("wrote 11 chart(s) to {}\n", dir.display()));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn each_chart_is_a_png_with_the_answers_bars_in_order_title_and_labels() {
+    let ws = loaded();
+    let dir = ws.path().join("slides").join("charts");
+    let mut expected: Vec<String> = CHARTED.iter().map(|n| format!("{n}.png")).collect();
+    expected.sort();
+    assert_eq!(pngs(&ws, &dir), expected, "one PNG per chart, nothing else");
+
+    // Made to be shared: the permissions of any new file here, not a temporary file's 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode();
+        std::fs::write(dir.join("..").join("plain"), "").unwrap();
+        assert_eq!(
+            mode(&dir.join("plays_by_hour.png")),
+            mode(&dir.join("..").join("plain"))
+        );
+    }
+
+    let json = ws
+        .cmd("analysis")
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    for answer in doc["answers"].as_array().unwrap() {
+        let name = answer["name"].as_str().unwrap();
+        if !CHARTED.contains(&name) {
+            continue;
+        }
+        let rows = answer["rows"].as_array().unwrap();
+        let last = answer["columns"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap();
+        let values: Vec<u64> = rows.iter().map(|row| row[last].as_u64().unwrap()).collect();
+        let picture = Picture::open(&dir.join(format!("{name}.png")));
+        assert_eq!(picture.width, 1280, "{name}: twice the page's width");
+        assert!(
+            picture.ink(0..picture.width, 0..40) > 200,
+            "{name}: no title drawn"
+        );
+        let ranking = name.starts_with("top_") || name == "both_levels";
+        // A ranking's bars are horizontal, the first on top; the volumes' are columns in order.
+        let drawn = bars(&picture.bar_pixels(ranking));
+        let nonzero: Vec<u64> = values.iter().copied().filter(|&v| v > 0).collect();
+        assert_eq!(
+            drawn.len(),
+            nonzero.len(),
+            "{name}: one bar per row with plays"
+        );
+        // Longer bar for more plays: the bars' lengths are ordered as the values are.
+        for (i, j) in (0..nonzero.len()).flat_map(|i| (0..nonzero.len()).map(move |j| (i, j))) {
+            if nonzero[i] > nonzero[j] {
+                assert!(
+                    drawn[i] > drawn[j],
+                    "{name}: bar {i} ({}) not longer than bar {j}",
+                    nonzero[i]
+                );
+            }
+        }
+        // The labels: text left of a ranking's bars, below the columns.
+        let labels = if ranking {
+            picture.ink(0..400, 40..picture.height)
+        } else {
+            // Just below the axis, the bars' bottom.
+            let axis = (0..picture.height)
+                .rev()
+                .find(|&y| (0..picture.width).any(|x| picture.at(x, y) == BAR))
+                .unwrap();
+            picture.ink(0..picture.width, axis + 4..(axis + 60).min(picture.height))
+        };
+        // A label of one or two characters takes about 50 dark pixels at this size.
+        let least = 40 * values.len().min(5);
+        assert!(
+            labels >= least,
+            "{name}: labels not drawn ({labels} dark pixels, {least} expected)"
+        );
+    }
+}
+
+#[test]
+fn an_empty_warehouse_draws_no_plays_yet_and_a_bad_directory_is_one_clear_error() {
+    let ws = Workspace::new(&common::repo().join("data"), "");
+    ws.cmd("create_tables").assert().success();
+    let dir = ws.path().join("charts");
+    assert_eq!(pngs(&ws, &dir).len(), 11);
+    for name in CHARTED {
+        let picture = Picture::open(&dir.join(format!("{name}.png")));
+        assert_eq!(
+            bars(&picture.bar_pixels(false)).len(),
+            0,
+            "{name}: a bar of nothing"
+        );
+        // The notice, in the amber of the page's: red well above blue.
+        let amber = (0..picture.height)
+            .flat_map(|y| (0..picture.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let [r, g, b] = picture.at(x, y);
+                r > 100 && r > g && g > b && r - b > 60
+            })
+            .count();
+        assert!(
+            amber > 300,
+            "{name}: 'no plays yet' not drawn ({amber} pixels)"
+        );
+    }
+
+    let file = ws.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    ws.cmd("analysis")
+        .arg("--png")
+        .arg(file.join("charts"))
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("cannot create"))
+        .stderr(predicates::str::contains("for the charts"));
 }

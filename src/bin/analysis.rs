@@ -21,7 +21,7 @@ use sparkify::report::Format;
 #[command(
     name = "analysis",
     version,
-    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts\n  analysis --html report.html               every answer charted, in one file"
+    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts\n  analysis --html report.html               every answer charted, in one file\n  analysis --png charts/                    each chart as a PNG, for slides and chat"
 )]
 struct Args {
     #[command(flatten)]
@@ -40,6 +40,11 @@ struct Args {
     /// nothing fetched when it is opened), and print only where it went.
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
+
+    /// Also write each chart into DIR as NAME.png (plays_by_hour.png, top_songs.png...; the two
+    /// counts have no chart), created when missing, and print only where they went.
+    #[arg(long, value_name = "DIR")]
+    png: Option<std::path::PathBuf>,
 
     /// Run only this question; repeat for several. Default: all thirteen.
     #[arg(long = "query", value_name = "NAME",
@@ -62,11 +67,23 @@ fn main() -> ExitCode {
                 .to_string();
             let page = sparkify::html_report::render(&warehouse.describe(), &built_at, &answers)?;
             sparkify::html_report::write(path, &page)?;
-            return sparkify::cli::println(&format!(
+            sparkify::cli::println(&format!(
                 "wrote the report of {} answer(s) to {}",
                 answers.len(),
                 path.display()
-            ));
+            ))?;
+        }
+        if let Some(dir) = &args.png {
+            let written = sparkify::charts::write_pngs(dir, &answers)?;
+            sparkify::cli::println(&if written.is_empty() {
+                "wrote no chart: the answers asked for are counts, shown as numbers (see --help)"
+                    .to_string()
+            } else {
+                format!("wrote {} chart(s) to {}", written.len(), dir.display())
+            })?;
+        }
+        if args.html.is_some() || args.png.is_some() {
+            return Ok(());
         }
         sparkify::cli::print(&sparkify::report::render_answers(
             &warehouse.describe(),
