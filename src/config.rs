@@ -366,7 +366,8 @@ pub struct DwhConfig {
     pub namespace: String,
     pub workgroup: String,
     pub iam_role_name: String,
-    /// Redshift Processing Units of the workgroup (`DWH_BASE_CAPACITY`, default 8, the least).
+    /// Redshift Processing Units of the workgroup (`DWH_BASE_CAPACITY`, default 8; which values
+    /// Redshift takes is checked by `iac::capacity_problem`).
     pub base_capacity: i32,
     /// A provisioned cluster for the redshift-data engine (`DWH_CLUSTER_IDENTIFIER`), instead of
     /// the workgroup.
@@ -708,7 +709,7 @@ impl Config {
                     "DWH",
                     "DWH_BASE_CAPACITY",
                     8,
-                    "Redshift Processing Units: 8 to 512, in steps of 8",
+                    "Redshift Processing Units: 4, or 8 to 512 in steps of 8",
                 )?,
                 cluster_identifier: file
                     .get("DWH", "DWH_CLUSTER_IDENTIFIER")

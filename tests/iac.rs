@@ -859,10 +859,12 @@ fn iac_create_lists_every_problem_before_any_change_and_the_dry_run_shows_them_w
         "{stderr}"
     );
 
-    // A weak password and a region that is not one: all listed at once, nothing called.
+    // A weak password, a base capacity Redshift does not offer and a region that is not one:
+    // all listed at once, nothing called.
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("DB_PASSWORD =\n", "DB_PASSWORD = weakpass\n");
+        .replace("DB_PASSWORD =\n", "DB_PASSWORD = weakpass\n")
+        .replace("DWH_BASE_CAPACITY = 8\n", "DWH_BASE_CAPACITY = 12\n");
     std::fs::write(&path, text).unwrap();
     let (code, stdout, stderr) = iac_offline(
         "iac_create",
@@ -877,6 +879,7 @@ fn iac_create_lists_every_problem_before_any_change_and_the_dry_run_shows_them_w
     for problem in [
         "DB_PASSWORD (not shown) has no upper-case letter, has no digit",
         "the region \"mars-north-1\" is not an AWS region the SDK knows",
+        "[DWH] DWH_BASE_CAPACITY is 12 RPUs: Redshift Serverless takes 4, 8 to 512 in steps of 8",
         "no AWS credentials were found",
     ] {
         assert!(stderr.contains(problem), "{problem:?} not in {stderr}");
@@ -935,6 +938,19 @@ fn password_rules_are_redshifts() {
     assert!(iac::region_problem(Some("us-west-2")).is_none());
     assert!(iac::region_problem(Some("mars-north-1")).is_some());
     assert!(iac::region_problem(None).is_some());
+    // Base capacity: 4, 8..=512 by 8, and 544..=1024 by 32 only where the guide allows it.
+    for ok in [4, 8, 16, 128, 512] {
+        assert_eq!(iac::capacity_problem(ok, Some("ap-south-1")), None, "{ok}");
+    }
+    for ok in [544, 1024] {
+        assert_eq!(iac::capacity_problem(ok, Some("us-west-2")), None, "{ok}");
+    }
+    for bad in [0, -8, 2, 6, 12, 520, 1056, 2048] {
+        let problem = iac::capacity_problem(bad, Some("us-west-2")).expect("refused");
+        assert!(problem.contains("steps of 8"), "{bad}: {problem}");
+    }
+    let problem = iac::capacity_problem(1024, Some("ap-south-1")).unwrap();
+    assert!(problem.contains("ap-south-1 does not offer"), "{problem}");
 }
 
 #[test]

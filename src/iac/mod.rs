@@ -34,7 +34,9 @@ use self::workgroup::get_workgroup;
 pub use self::ingress::{caller_cidr, check_cidr, check_ip_endpoint, ingress_description};
 pub use self::namespace::role_arns;
 pub use self::owner::{CONFIG_TAG_KEY, OWNER_TAG_KEY, OWNER_TAG_VALUE};
-pub use self::plan::{create_problems, password_problems, region_problem, CreatePlan, DeletePlan};
+pub use self::plan::{
+    capacity_problem, create_problems, password_problems, region_problem, CreatePlan, DeletePlan,
+};
 pub use self::policy::s3_read_policy;
 pub use self::report::{print_dry_run, Change, Collect, ConsoleReporter, Reporter, Step};
 

@@ -143,6 +143,9 @@ pub fn create_problems(
     if let Some(problem) = region_problem(region) {
         problems.push(problem);
     }
+    if let Some(problem) = capacity_problem(config.dwh.base_capacity, region) {
+        problems.push(format!("{file}: [DWH] DWH_BASE_CAPACITY {problem}"));
+    }
     if let Err(e) = s3_read_policy(config) {
         problems.push(format!("{e:#}"));
     }
@@ -249,6 +252,44 @@ pub fn region_problem(region: Option<&str>) -> Option<String> {
              eu-west-1): check --region, AWS_REGION and [DWH] DWH_REGION"
         )),
     }
+}
+
+/// The regions where a workgroup's base capacity may go above 512 RPUs (to 1024).
+const LARGE_CAPACITY_REGIONS: [&str; 5] = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+];
+
+/// How a workgroup's base capacity breaks Redshift Serverless's rules, checked before anything
+/// is created. "Compute capacity for Amazon Redshift Serverless"
+/// (https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-capacity.html): 4 RPUs, or 8 to
+/// 512 in units of 8; 512 to 1024 in units of 32, only in the five regions it lists. Earlier
+/// versions of that page gave 8 to 512 only; where a region refuses 4, CreateWorkgroup's own
+/// error says so.
+pub fn capacity_problem(capacity: i32, region: Option<&str>) -> Option<String> {
+    const RULE: &str = "4, 8 to 512 in steps of 8, or up to 1024 in steps of 32 in us-east-1, \
+                        us-east-2, us-west-2, eu-west-1 and eu-central-1";
+    let large = region.is_some_and(|r| LARGE_CAPACITY_REGIONS.contains(&r));
+    let valid = capacity == 4
+        || ((8..=512).contains(&capacity) && capacity % 8 == 0)
+        || ((544..=1024).contains(&capacity) && capacity % 32 == 0 && large);
+    if valid {
+        return None;
+    }
+    if (544..=1024).contains(&capacity) && capacity % 32 == 0 {
+        return Some(format!(
+            "is {capacity} RPUs, above 512, which {} does not offer: use 512 or less, or one of \
+             the regions that allow up to 1024 (us-east-1, us-east-2, us-west-2, eu-west-1, \
+             eu-central-1)",
+            region.unwrap_or("this region")
+        ));
+    }
+    Some(format!(
+        "is {capacity} RPUs: Redshift Serverless takes {RULE} (8 is the default here)"
+    ))
 }
 
 /// What `iac_delete` removes.

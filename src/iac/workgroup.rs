@@ -50,6 +50,9 @@ pub(super) async fn ensure_workgroup(clients: &Clients, plan: &CreatePlan) -> Re
             .namespace_name(&plan.namespace)
             .base_capacity(plan.base_capacity)
             .publicly_accessible(plan.ingress_cidr.is_some())
+            // require_ssl is one of the parameters CreateWorkgroup documents for
+            // configParameters, and the port is left to its documented default, 5439
+            // (https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_CreateWorkgroup.html).
             .config_parameters(
                 ConfigParameter::builder()
                     .parameter_key("require_ssl")
