@@ -39,6 +39,11 @@ where
     }
 }
 
+/// "The submitted action has conflicts": what Redshift Serverless answers while a resource is
+/// busy with another change: one of the errors CreateWorkgroup documents
+/// (https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_CreateWorkgroup.html#API_CreateWorkgroup_Errors),
+/// a variant of the SDK's error for every call retried here (`CreateWorkgroupError`,
+/// `UpdateNamespaceError`, `DeleteNamespaceError`, `DeleteWorkgroupError`...).
 pub(super) fn is_conflict<E: ProvideErrorMetadata>(error: &E) -> bool {
     code(error) == "ConflictException"
 }

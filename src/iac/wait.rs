@@ -35,6 +35,11 @@ pub(super) async fn wait_available(
             .unwrap_or_else(|| "MISSING".into());
         let state = format!("namespace {namespace_state}, workgroup {workgroup_state}");
         report.waiting(&state, start.elapsed());
+        // The documented states: a namespace is AVAILABLE, MODIFYING or DELETING
+        // (https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_Namespace.html),
+        // a workgroup CREATING, AVAILABLE, MODIFYING or DELETING
+        // (https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_Workgroup.html).
+        // FAILED is not among them but would end the wait at once rather than at the timeout.
         if namespace_state == "FAILED"
             || workgroup_state == "FAILED"
             || workgroup_state == "MISSING"
