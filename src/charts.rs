@@ -276,7 +276,8 @@ pub fn write_pngs(dir: &Path, answers: &[Answer]) -> Result<Vec<PathBuf>> {
             )
         };
         // plotters picks the encoder from the extension: the temporary file ends in .png too.
-        let temporary = crate::cli::file_beside(&path).map_err(|e| cannot(&e))?;
+        let temporary =
+            crate::cli::file_beside(&path, crate::cli::SHARED_FILE).map_err(|e| cannot(&e))?;
         {
             let size = size_of(answer, 2);
             let root = BitMapBackend::new(temporary.path(), size).into_drawing_area();

@@ -181,15 +181,15 @@ pub fn println(text: &str) -> Result<()> {
     print(&format!("{text}\n"))
 }
 
+/// Permissions for a file made to be shared (a report, a chart): those of any new file, 0666
+/// less the umask, rather than a temporary file's owner-only 0600.
+pub const SHARED_FILE: u32 = 0o666;
+
 /// A new file beside `path`, to be written and then renamed over it (`persist`), so a reader
 /// never sees half of it and an error leaves the old one. It ends in `path`'s extension (for
-/// writers that choose a format by it) and gets the permissions of any new file (0666 less the
-/// umask), not the owner-only ones of a temporary file.
-pub fn file_beside(path: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+/// writers that choose a format by it) and is created with `mode` (less the umask) before
+/// anything is written to it: [`SHARED_FILE`], or 0o600 for a file that may hold a secret.
+pub fn file_beside(path: &std::path::Path, mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
     let suffix = path
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
@@ -199,9 +199,18 @@ pub fn file_beside(path: &std::path::Path) -> std::io::Result<tempfile::NamedTem
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+        builder.permissions(std::fs::Permissions::from_mode(mode));
     }
-    builder.tempfile_in(dir)
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder.tempfile_in(directory_of(path))
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+pub fn directory_of(path: &std::path::Path) -> &std::path::Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
 }
 
 /// Runs a binary's body: prints an error as one `error: ...` message with its causes and

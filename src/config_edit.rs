@@ -137,14 +137,10 @@ pub fn update_with(
         updated = apply(&updated, *setting)
             .with_context(|| format!("{} was left as it was", path.display()))?;
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::cli::directory_of(path);
     let write = || -> io::Result<()> {
-        let mut temporary = tempfile::Builder::new()
-            .prefix(".dwh.cfg.")
-            .tempfile_in(dir)?;
+        // Owner-only from the start: the file may hold a password.
+        let mut temporary = crate::cli::file_beside(path, 0o600)?;
         temporary.write_all(updated.as_bytes())?;
         temporary.as_file().sync_all()?;
         #[cfg(unix)]

@@ -334,19 +334,18 @@ fn stage_and_transform(
         0
     };
     let stats = match (inputs, &plan) {
-        (Some(inputs), Some(plan)) if warehouse.stages_from_s3() => {
-            let load = S3Load {
-                max_errors: options.max_errors,
-                targets: [song_target, log_target],
-                files: Some([plan.songs.as_slice(), plan.logs.as_slice()]),
-            };
-            let stats = warehouse.stage_from_s3(config, &load, progress)?;
-            record_ledger(warehouse, inputs, plan, &stats, &started)?;
-            stats
-        }
         (Some(inputs), Some(plan)) => {
             let targets = [song_target, log_target];
-            let stats = stage_files(warehouse, inputs, plan, targets, options, progress)?;
+            let stats = if warehouse.stages_from_s3() {
+                let load = S3Load {
+                    max_errors: options.max_errors,
+                    targets,
+                    files: Some([plan.songs.as_slice(), plan.logs.as_slice()]),
+                };
+                warehouse.stage_from_s3(config, &load, progress)?
+            } else {
+                stage_files(warehouse, inputs, plan, targets, options, progress)?
+            };
             record_ledger(warehouse, inputs, plan, &stats, &started)?;
             stats
         }

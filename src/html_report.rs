@@ -106,7 +106,7 @@ pub fn render(warehouse: &str, built_at: &str, answers: &[Answer]) -> Result<Str
 /// Writes the page to `path` whole or not at all (see [`crate::cli::file_beside`]).
 pub fn write(path: &std::path::Path, page: &str) -> Result<()> {
     use std::io::Write as _;
-    let written = crate::cli::file_beside(path).and_then(|mut file| {
+    let written = crate::cli::file_beside(path, crate::cli::SHARED_FILE).and_then(|mut file| {
         file.write_all(page.as_bytes())?;
         file.persist(path).map_err(|e| e.error)?;
         Ok(())

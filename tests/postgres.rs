@@ -222,7 +222,7 @@ fn postgres_records_rejects_and_rolls_back_a_failed_load() {
     assert!(errors
         .iter()
         .any(|e| e.contains("a JSON array, not an object")));
-    let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+    let before = ws.tables();
 
     // Unchanged files are not read again unless asked.
     ws.cmd("etl")
@@ -230,7 +230,7 @@ fn postgres_records_rejects_and_rolls_back_a_failed_load() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("nothing was committed"));
-    let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+    let after = ws.tables();
     assert_eq!(
         before, after,
         "a failed load changed the PostgreSQL warehouse"
@@ -581,18 +581,29 @@ fn one_load_at_a_time_on_postgres() {
     release.join().unwrap();
 }
 
+/// A warehouse on `db` loaded with a small sample, its tables, and its config then pointed at
+/// 100k generated events (from `seed`), so that the next etl runs long enough to be stopped
+/// while loading or transforming. The sources are returned to live as long as the test.
+fn loaded_then_pointed_at_a_large_load(
+    db: &TestDatabase,
+    seed: u64,
+) -> (Workspace, Vec<Vec<String>>, [tempfile::TempDir; 2]) {
+    let small = tempfile::tempdir().unwrap();
+    sources_with_log_lines(small.path(), "");
+    let big = common::generated(3000, 100_000, seed);
+    let ws = Workspace::with_cluster(small.path(), &db.cluster, "");
+    ws.create_and_load();
+    let before = ws.tables();
+    ws.write_config_with_cluster(big.path(), &format!("{}\n", db.cluster), "");
+    (ws, before, [small, big])
+}
+
 #[test]
 fn an_interrupted_postgres_run_cancels_its_statement_and_exits_130_having_committed_nothing() {
     let Some(db) = TestDatabase::create("interrupted") else {
         return;
     };
-    let small = tempfile::tempdir().unwrap();
-    sources_with_log_lines(small.path(), "");
-    let big = common::generated(3000, 100_000, 5);
-    let ws = Workspace::with_cluster(small.path(), &db.cluster, "");
-    ws.create_and_load();
-    let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
-    ws.write_config_with_cluster(big.path(), &format!("{}\n", db.cluster), "");
+    let (ws, before, _sources) = loaded_then_pointed_at_a_large_load(&db, 5);
     for (signal, marker) in [("INT", "transforming"), ("TERM", "loading")] {
         let run = common::interrupt_etl_at(&ws.config(), &["--full-refresh"], marker, signal)
             .unwrap_or_else(|| panic!("etl ended before it reached {marker}"));
@@ -623,7 +634,7 @@ fn an_interrupted_postgres_run_cancels_its_statement_and_exits_130_having_commit
         let started = Instant::now();
         ws.cmd("check").assert().success();
         assert!(started.elapsed() < Duration::from_secs(5));
-        let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+        let after = ws.tables();
         assert!(
             before == after,
             "SIG{signal} at {marker} changed the warehouse"
@@ -643,14 +654,7 @@ fn a_killed_postgres_run_leaves_the_warehouse_as_it_was() {
     let Some(db) = TestDatabase::create("killed") else {
         return;
     };
-    let small = tempfile::tempdir().unwrap();
-    sources_with_log_lines(small.path(), "");
-    let big = common::generated(3000, 100_000, 3);
-    let ws = Workspace::with_cluster(small.path(), &db.cluster, "");
-    ws.create_and_load();
-    let before: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
-    let config = format!("{}\n", db.cluster);
-    ws.write_config_with_cluster(big.path(), &config, "");
+    let (ws, before, _sources) = loaded_then_pointed_at_a_large_load(&db, 3);
     for marker in ["loading", "transforming"] {
         // The server drops a killed client's transaction (at once when it is idle, within
         // about a second of its query otherwise): the next run waits for that.
@@ -658,7 +662,7 @@ fn a_killed_postgres_run_leaves_the_warehouse_as_it_was() {
             kill_etl_at(&ws.config(), &["--lock-timeout", "30"], marker),
             "etl ended before it could be killed at {marker}"
         );
-        let after: Vec<_> = STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect();
+        let after = ws.tables();
         assert!(
             before == after,
             "a run killed at {marker} changed the warehouse"

@@ -194,12 +194,7 @@ pub fn open_for_load(
     lock_timeout: std::time::Duration,
 ) -> Result<Box<dyn Warehouse>> {
     match config.engine() {
-        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open_with(
-            &config.warehouse.duckdb_path,
-            &config.warehouse.duckdb_memory_limit,
-            DuckDbAccess::Write,
-            lock_timeout,
-        )?)),
+        EngineChoice::DuckDb => open_duckdb(config, DuckDbAccess::Write, lock_timeout),
         _ => open(config),
     }
 }
@@ -208,14 +203,23 @@ pub fn open_for_load(
 /// exist, and is opened read-only, so that any number of readers may share it.
 pub fn open_read_only(config: &Config) -> Result<Box<dyn Warehouse>> {
     match config.engine() {
-        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open_with(
-            &config.warehouse.duckdb_path,
-            &config.warehouse.duckdb_memory_limit,
-            DuckDbAccess::Read,
-            std::time::Duration::ZERO,
-        )?)),
+        EngineChoice::DuckDb => open_duckdb(config, DuckDbAccess::Read, std::time::Duration::ZERO),
         _ => open(config),
     }
+}
+
+/// The DuckDB file `[WAREHOUSE]` names, opened as `access` says (see [`DuckDbWarehouse::open_with`]).
+fn open_duckdb(
+    config: &Config,
+    access: DuckDbAccess,
+    lock_timeout: std::time::Duration,
+) -> Result<Box<dyn Warehouse>> {
+    Ok(Box::new(DuckDbWarehouse::open_with(
+        &config.warehouse.duckdb_path,
+        &config.warehouse.duckdb_memory_limit,
+        access,
+        lock_timeout,
+    )?))
 }
 
 /// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]); a DuckDB file is made if
@@ -233,10 +237,9 @@ pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
         );
     }
     match engine {
-        EngineChoice::DuckDb => Ok(Box::new(DuckDbWarehouse::open(
-            &config.warehouse.duckdb_path,
-            &config.warehouse.duckdb_memory_limit,
-        )?)),
+        EngineChoice::DuckDb => {
+            open_duckdb(config, DuckDbAccess::Create, std::time::Duration::ZERO)
+        }
         EngineChoice::Postgres => Ok(Box::new(PostgresWarehouse::connect(&config.cluster)?)),
         EngineChoice::Redshift => Ok(Box::new(RedshiftWarehouse::connect(&config.cluster)?)),
         EngineChoice::RedshiftData => Ok(Box::new(RedshiftDataWarehouse::connect(config)?)),

@@ -96,8 +96,13 @@ impl PostgresWarehouse {
                 cluster.connect_timeout.as_secs()
             )
         };
-        let connected = match sslmode {
-            SslMode::Disable => {
+        // One TLS configuration (reading SSLROOTCERT once) for the connection and its cancels.
+        let tls_config = match sslmode {
+            SslMode::Disable => None,
+            mode => Some(tls::client_config(mode, cluster.sslrootcert.as_deref())?),
+        };
+        let connected = match &tls_config {
+            None => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Disable);
                 let attempt =
                     async { tokio::time::timeout_at(deadline, config.connect(NoTls)).await };
@@ -110,13 +115,12 @@ impl PostgresWarehouse {
                     Err(_) => return Err(no_answer()),
                 }
             }
-            mode => {
-                config.ssl_mode(if mode == SslMode::Prefer {
+            Some(tls_config) => {
+                config.ssl_mode(if sslmode == SslMode::Prefer {
                     tokio_postgres::config::SslMode::Prefer
                 } else {
                     tokio_postgres::config::SslMode::Require
                 });
-                let tls_config = tls::client_config(mode, cluster.sslrootcert.as_deref())?;
                 let connect = |config: &tokio_postgres::Config, tls: tls::ScramAware| {
                     runtime
                         .block_on(async {
@@ -152,14 +156,14 @@ impl PostgresWarehouse {
                         }
                         Err(e) if is_channel_binding_refusal(&e) => {
                             config.channel_binding(tokio_postgres::config::ChannelBinding::Prefer);
-                            connect(&config, tls::ScramAware::new(tls_config))
+                            connect(&config, tls::ScramAware::new(tls_config.clone()))
                                 .map_err(|_| no_answer())?
                                 .map_err(|e| anyhow!(e))
                         }
                         other => other.map_err(|e| anyhow!(e)),
                     }
                 } else {
-                    connect(&config, tls::ScramAware::new(tls_config))
+                    connect(&config, tls::ScramAware::new(tls_config.clone()))
                         .map_err(|_| no_answer())?
                         .map_err(|e| anyhow!(e))
                 }
@@ -177,7 +181,7 @@ impl PostgresWarehouse {
                 sslmode.name()
             ))
         })?;
-        register_cancel(&client, sslmode, cluster)?;
+        register_cancel(&client, tls_config);
         Ok(PostgresWarehouse {
             runtime,
             client,
@@ -208,12 +212,9 @@ impl PostgresWarehouse {
 /// with the request, the session ends when the binary exits, and Redshift rolls back the
 /// transaction of a session that ends and releases its locks
 /// (https://docs.aws.amazon.com/redshift/latest/dg/PG_TERMINATE_BACKEND.html).
-fn register_cancel(client: &Client, sslmode: SslMode, cluster: &ClusterConfig) -> Result<()> {
+/// `tls` is the connection's own TLS configuration (`None` without TLS).
+fn register_cancel(client: &Client, tls: Option<rustls::ClientConfig>) {
     let token = client.cancel_token();
-    let tls = match sslmode {
-        SslMode::Disable => None,
-        mode => Some(tls::client_config(mode, cluster.sslrootcert.as_deref())?),
-    };
     crate::interrupt::on_interrupt(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -231,7 +232,6 @@ fn register_cancel(client: &Client, sslmode: SslMode, cluster: &ClusterConfig) -
             eprintln!("could not ask the server to cancel the running statement: {e}");
         }
     });
-    Ok(())
 }
 
 /// Whether a connection insists on SCRAM channel binding over TLS.

@@ -93,6 +93,14 @@ impl Workspace {
         rows
     }
 
+    /// The sorted rows of every compared table (star and staging) of this warehouse.
+    pub fn tables(&self) -> Vec<Vec<String>> {
+        STAR_AND_STAGING
+            .iter()
+            .map(|t| self.rows(None, t))
+            .collect()
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -666,11 +674,6 @@ pub fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
 /// A workspace of the engine under test over `sources`, with whatever keeps its database alive.
 pub type NewWorkspace<'a> = &'a dyn Fn(&Path) -> (Workspace, Box<dyn std::any::Any>);
 
-/// The sorted rows of every compared table of `ws`'s warehouse.
-fn tables(ws: &Workspace) -> Vec<Vec<String>> {
-    STAR_AND_STAGING.iter().map(|t| ws.rows(None, t)).collect()
-}
-
 /// Loads `sources` at once into a fresh warehouse and asserts that `ws` holds the same rows in
 /// every compared table (songplay_id included).
 fn assert_same_as_full_load(
@@ -683,7 +686,7 @@ fn assert_same_as_full_load(
     full.create_and_load();
     for (table, (incremental, full)) in STAR_AND_STAGING
         .iter()
-        .zip(tables(ws).into_iter().zip(tables(&full)))
+        .zip(ws.tables().into_iter().zip(full.tables()))
     {
         assert_eq!(incremental.len(), full.len(), "{when}: rows of {table}");
         assert!(
@@ -786,11 +789,11 @@ pub fn assert_incremental_invariants(new_workspace: NewWorkspace) {
     );
     assert_same_as_full_load(&ws, src, new_workspace, "then the rest");
 
-    let before = tables(&ws);
+    let before = ws.tables();
     let third = etl_stdout(&ws, &[]);
     assert!(third.contains("load: nothing new"), "{third}");
     assert!(
-        tables(&ws) == before,
+        ws.tables() == before,
         "a run with nothing new changed the warehouse"
     );
 
