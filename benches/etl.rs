@@ -321,14 +321,15 @@ fn measure_engine(options: &Options, engine: &'static str, config: &str) -> Engi
     for _ in 0..options.runs.max(1) {
         let start = Instant::now();
         let status = Command::new(env!("CARGO_BIN_EXE_create_tables"))
-            .args(["-q", "--config"])
+            .args(["-q", "--yes", "--config"])
             .arg(&path)
             .stdout(std::process::Stdio::null())
             .status()
             .expect("run create_tables");
         assert!(status.success());
+        // Not -q: that prints no summary on success.
         let output = Command::new(env!("CARGO_BIN_EXE_etl"))
-            .args(["-q", "--config"])
+            .arg("--config")
             .arg(&path)
             .output();
         let seconds = seconds(start);
@@ -410,14 +411,14 @@ fn measure_incremental(
         .dir
         .join(format!("bench-incremental-{}.cfg", full.engine));
     std::fs::write(&path, config).expect("write config");
+    // create_tables starts over without asking; etl prints its summary (not -q).
     let run = |binary: &str| {
-        succeeded(
-            Command::new(binary)
-                .args(["-q", "--config"])
-                .arg(&path)
-                .output(),
-            binary,
-        )
+        let args: &[&str] = if binary.ends_with("create_tables") {
+            &["-q", "--yes", "--config"]
+        } else {
+            &["--config"]
+        };
+        succeeded(Command::new(binary).args(args).arg(&path).output(), binary)
     };
     let mut runs = Vec::new();
     for _ in 0..options.runs.max(1) {

@@ -115,10 +115,10 @@ pub fn unanswered(error: &dyn std::error::Error) -> String {
     let all = causes.join(": ").to_ascii_lowercase();
     let what = if all.contains("dns error") || all.contains("failed to lookup address") {
         "the AWS endpoint's name could not be resolved (DNS): check the network, the region \
-         and any endpoint override ([S3] ENDPOINT, AWS_ENDPOINT_URL)"
+         and any endpoint override (AWS_ENDPOINT_URL, or for S3 [S3] ENDPOINT)"
     } else if all.contains("connection refused") {
-        "the connection was refused: check any endpoint override ([S3] ENDPOINT, \
-         AWS_ENDPOINT_URL) and proxy settings"
+        "the connection was refused: check any endpoint override (AWS_ENDPOINT_URL, or for \
+         S3 [S3] ENDPOINT) and proxy settings"
     } else if all.contains("timeout") || all.contains("timed out") {
         "no answer in time: check the network (a proxy or firewall may drop AWS traffic)"
     } else if all.contains("credential") {

@@ -14,7 +14,8 @@ use crate::progress::Progress;
 /// The logging flags every binary takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
-    /// No progress bars and no warnings: only results and errors.
+    /// No progress bars, spinners or notes: only results, warnings and errors (a warning is
+    /// never hidden: a misspelt setting matters most in a scheduled run).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -29,7 +30,7 @@ impl LogArgs {
     /// and never when NO_COLOR is set (https://no-color.org).
     pub fn init_logging(&self) {
         let default = match (self.verbose, self.quiet) {
-            (_, true) => "sparkify=error",
+            (_, true) => "sparkify=warn",
             (0, false) => "sparkify=warn",
             (1, _) => "sparkify=info",
             (2, _) => "sparkify=debug",
@@ -112,6 +113,22 @@ impl CommonArgs {
     }
 }
 
+/// How long a step that only reads the warehouse (`analysis`, `check`) waits for a load.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadLockArgs {
+    /// Seconds to wait while a load holds the warehouse (DuckDB's file, or a PostgreSQL table
+    /// a load is rewriting), saying after a second who holds it; 0 fails at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, allow_negative_numbers = true,
+          value_parser = whole_number(0, 31_536_000))]
+    pub lock_timeout: u64,
+}
+
+impl ReadLockArgs {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lock_timeout)
+    }
+}
+
 /// Says what in the config file nothing reads: a warning each, or with `strict` (or
 /// `[WAREHOUSE] STRICT = true`) one error listing them all.
 fn check_unknown_settings(config: &Config, strict: bool) -> Result<()> {
@@ -120,7 +137,12 @@ fn check_unknown_settings(config: &Config, strict: bool) -> Result<()> {
     }
     let file = config.path.display();
     if strict || config.warehouse.strict {
-        let all: Vec<String> = config.unknown.iter().map(|u| u.to_string()).collect();
+        // Nothing is ignored here: the run stops.
+        let all: Vec<String> = config
+            .unknown
+            .iter()
+            .map(|u| u.to_string().replace(", ignored", ""))
+            .collect();
         anyhow::bail!(
             "{file}: {} (--strict or [WAREHOUSE] STRICT = true makes these errors)",
             all.join("; ")
@@ -222,7 +244,7 @@ pub fn exit_code(outcome: Result<()>) -> ExitCode {
         Err(error) if crate::interrupt::requested() => {
             tracing::debug!("the run ended with: {error:#}");
             eprintln!("interrupted: nothing of this run was committed");
-            ExitCode::from(130)
+            ExitCode::from(crate::interrupt::exit_status())
         }
         Err(error) => {
             // Messages may quote file names and config values: no control character in them

@@ -307,6 +307,24 @@ pub struct WarehouseConfig {
     pub duckdb_memory_limit: MemoryLimit,
     /// `STRICT`: an unknown section or key is an error, not a warning.
     pub strict: bool,
+    /// `SCHEMA`: on PostgreSQL and Redshift, the schema that holds the warehouse's tables (made
+    /// when absent), so it can share a database with other tables; `None` uses the server's
+    /// current schema (`public`, usually).
+    pub schema: Option<String>,
+}
+
+/// Whether `name` can be `[WAREHOUSE] SCHEMA`: a plain lower-case identifier, which both
+/// PostgreSQL and Redshift keep as written (an unquoted name is folded to lower case, and
+/// Redshift folds quoted ones too unless enable_case_sensitive_identifier is on), of at most
+/// 63 bytes, PostgreSQL's limit (Redshift allows 127).
+pub fn is_plain_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with("pg_")
 }
 
 /// A DuckDB `memory_limit` such as `512MB` or `4GiB`: a number and a unit DuckDB reads
@@ -431,6 +449,7 @@ pub const KNOWN_SETTINGS: &[(&str, &[&str])] = &[
             "DUCKDB_MEMORY_LIMIT",
             "MAX_ERRORS",
             "STRICT",
+            "SCHEMA",
         ],
     ),
     ("AWS", &["KEY", "SECRET"]),
@@ -629,6 +648,23 @@ impl Config {
             },
         };
 
+        let unknown = unknown_settings(&file);
+        if !file.has_section("LOCAL") {
+            // Without [LOCAL] the sources are [S3]'s (the public bucket, say): a misspelt
+            // [LOCAL] would switch the load there in silence.
+            if let Some(typo) = unknown
+                .iter()
+                .find(|u| u.key.is_none() && u.closest == Some("LOCAL"))
+            {
+                bail!(
+                    "{}: there is no [LOCAL] section but there is [{}]: did you mean [LOCAL]? \
+                     Without [LOCAL] the sources would be [S3]'s; rename the section, or remove \
+                     it to load from [S3]",
+                    path.display(),
+                    typo.section
+                );
+            }
+        }
         let local = if file.has_section("LOCAL") {
             Some(Sources {
                 section: "LOCAL",
@@ -666,6 +702,19 @@ impl Config {
                 "an amount of memory such as 512MB or 4GB",
             )?,
             strict: file.parse_or("WAREHOUSE", "STRICT", false, "true or false")?,
+            schema: match file.get("WAREHOUSE", "SCHEMA") {
+                None => None,
+                Some(name) if is_plain_schema_name(&name) => Some(name),
+                Some(name) => {
+                    return Err(file.key_error(
+                        "WAREHOUSE",
+                        "SCHEMA",
+                        &name,
+                        "a schema name of lower-case letters, digits and _ (not starting with a \
+                         digit or pg_), such as sparkify",
+                    ))
+                }
+            },
         };
 
         Ok(Config {
@@ -689,7 +738,7 @@ impl Config {
             },
             local,
             warehouse,
-            unknown: unknown_settings(&file),
+            unknown,
             aws: AwsKeys {
                 key: Secret::new(file.get("AWS", "KEY").unwrap_or_default()),
                 secret: Secret::new(file.get("AWS", "SECRET").unwrap_or_default()),
@@ -989,6 +1038,26 @@ fn unquote(value: &str) -> Result<&str, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schema_is_a_plain_lower_case_name() {
+        for good in ["sparkify", "_w", "dwh_2026"] {
+            assert!(is_plain_schema_name(good), "{good}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            "Sparkify",
+            "2dwh",
+            "a-b",
+            "a b",
+            "a\"b",
+            "pg_temp",
+            long.as_str(),
+        ] {
+            assert!(!is_plain_schema_name(bad), "{bad}");
+        }
+    }
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, Path::new("dwh.cfg"), Path::new("/base"))

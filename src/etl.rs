@@ -24,7 +24,7 @@ use crate::schema::{
 use crate::source::{discover, Discovered};
 use crate::sql;
 use crate::stats::SourceStats;
-use crate::warehouse::{S3Load, Warehouse};
+use crate::warehouse::{Cell, S3Load, Warehouse};
 
 /// What an `etl` run did, for the summary.
 #[derive(Debug, Clone)]
@@ -44,6 +44,10 @@ pub struct EtlReport {
     /// How the files found compared with the ledger (`None` where Redshift's COPY read every
     /// object under the prefixes, without a ledger plan).
     pub changes: Option<FileChanges>,
+    /// The tables this run created because they did not exist yet (a first load).
+    pub created: Vec<&'static str>,
+    /// The plays in songplays, and how many of them matched a song of the catalogue.
+    pub matched_plays: Option<(i64, i64)>,
 }
 
 impl EtlReport {
@@ -56,6 +60,10 @@ impl EtlReport {
         self.sources.iter().flat_map(|s| &s.unreadable)
     }
 }
+
+/// How long a step waits by default for another process that holds the warehouse: long enough
+/// for a dashboard's query or a short load to end, short enough for a scheduler to notice.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -77,7 +85,7 @@ impl Default for EtlOptions {
         EtlOptions {
             max_errors: 0,
             unreadable: Unreadable::Fail,
-            lock_timeout: Duration::ZERO,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
             checks: true,
             full_refresh: false,
         }
@@ -97,12 +105,83 @@ pub fn ensure_tables_exist(warehouse: &mut dyn Warehouse, tables: &[&Table]) -> 
         .collect();
     if !missing.is_empty() {
         bail!(
-            "{} lacks the table(s) {}: run create_tables first",
+            "{} lacks the table(s) {}: run etl first (its first run creates them)",
             warehouse.describe(),
             missing.join(", ")
         );
     }
     Ok(())
+}
+
+/// The line a run starts with, before any work: which sources go into which warehouse;
+/// `None` when the sources are not set right (the run then says what is wrong).
+pub fn start_line(config: &Config) -> Option<String> {
+    let sources = match config.engine() {
+        crate::config::EngineChoice::Redshift | crate::config::EngineChoice::RedshiftData => {
+            config.s3_sources().ok()?
+        }
+        _ => config.sources().ok()?,
+    };
+    let target = match config.engine() {
+        crate::config::EngineChoice::DuckDb => {
+            format!("duckdb {}", config.warehouse.duckdb_path.display())
+        }
+        engine => {
+            let schema = config
+                .warehouse
+                .schema
+                .as_ref()
+                .map_or(String::new(), |s| format!(", schema {s}"));
+            format!(
+                "{} {}:{}/{}{schema}",
+                engine.name(),
+                config.cluster.host,
+                config.cluster.db_port,
+                config.cluster.db_name
+            )
+        }
+    };
+    Some(crate::record::escape_controls(&format!(
+        "etl: [{}] SONG_DATA = {}, LOG_DATA = {} into {target}",
+        sources.section, sources.song_data, sources.log_data
+    )))
+}
+
+/// What a run would load, for `etl --dry-run`: the ledger's plan (see [`ledger::plan`]) read
+/// from the warehouse without changing it, or, when there is no warehouse or no ledger yet, the
+/// full refresh its first run is. Redshift without `[S3] MANIFEST_PREFIX` reads everything.
+pub fn dry_run_plan(config: &Config, inputs: &Inputs, full_refresh: bool) -> Result<String> {
+    let redshift = matches!(
+        config.engine(),
+        crate::config::EngineChoice::Redshift | crate::config::EngineChoice::RedshiftData
+    );
+    let first = |why: &str| {
+        crate::report::dry_run_plan(
+            &ledger::Plan {
+                mode: LoadMode::FullRefresh(why.to_string()),
+                ..ledger::Plan::default()
+            },
+            0,
+        )
+    };
+    if redshift && config.manifest_prefix()?.is_none() {
+        return Ok(first(
+            "Redshift reads only the new files through a manifest of them, which needs [S3] \
+             MANIFEST_PREFIX: set it for incremental loads",
+        ));
+    }
+    if config.engine() == crate::config::EngineChoice::DuckDb
+        && !config.warehouse.duckdb_path.exists()
+    {
+        return Ok(first("no warehouse yet: the first run creates it"));
+    }
+    let mut warehouse = crate::warehouse::open_read_only(config, DEFAULT_LOCK_TIMEOUT)?;
+    let states = crate::ownership::inspect(warehouse.as_mut(), &[&LOADED_FILES])?;
+    if states[0].ownership == crate::ownership::Ownership::Missing {
+        return Ok(first("no ledger yet: the first run creates the tables"));
+    }
+    let plan = ledger::plan(warehouse.as_mut(), inputs, full_refresh)?;
+    Ok(crate::report::dry_run_plan(&plan, 10))
 }
 
 /// Runs the whole job against `warehouse`.
@@ -114,7 +193,7 @@ pub fn run(
 ) -> Result<EtlReport> {
     let mut phases = Vec::new();
     let clock = Instant::now();
-    ensure_tables_exist(warehouse, &ALL_TABLES)?;
+    let created = crate::ownership::prepare_for_load(warehouse, &ALL_TABLES)?;
     if warehouse.stages_from_s3() && !warehouse.prints_only() {
         crate::warehouse::s3_copy::check_copy_settings(config, options.max_errors)?;
     }
@@ -158,6 +237,7 @@ pub fn run(
         .commit()
         .context("commit failed; nothing of this run was kept")?;
     report.phases.push(("commit", clock.elapsed()));
+    report.created = created;
     report.peak_memory = crate::stats::peak_memory_bytes();
     Ok(report)
 }
@@ -261,7 +341,14 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
         songs,
         logs,
         mapping,
-        mapping_file: sources.log_jsonpath.to_string(),
+        // Named the same from any working directory (the ledger keeps it).
+        mapping_file: match &sources.log_jsonpath {
+            Location::File(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+            location => location.to_string(),
+        },
     })
 }
 
@@ -286,6 +373,9 @@ fn stage_and_transform(
         |p| p.mode.clone(),
     );
     let changes = plan.as_ref().map(|p| p.changes.clone());
+    if let Some(plan) = &plan {
+        ledger::apply_renames(warehouse, plan)?;
+    }
     if mode == LoadMode::NothingNew {
         let tables = count_tables(warehouse)?;
         return Ok(EtlReport {
@@ -297,6 +387,8 @@ fn stage_and_transform(
             checks: Vec::new(),
             mode,
             changes,
+            created: Vec::new(),
+            matched_plays: matched_plays(warehouse)?,
         });
     }
     let incremental = mode == LoadMode::Incremental;
@@ -397,6 +489,17 @@ fn stage_and_transform(
         checks,
         mode,
         changes,
+        created: Vec::new(),
+        matched_plays: matched_plays(warehouse)?,
+    })
+}
+
+/// The plays in songplays and how many matched a song (see [`EtlReport::matched_plays`]).
+fn matched_plays(warehouse: &mut dyn Warehouse) -> Result<Option<(i64, i64)>> {
+    let result = warehouse.query(sql::MATCHED_PLAYS)?;
+    Ok(match result.rows.first().map(Vec::as_slice) {
+        Some([Cell::Int(plays), Cell::Int(matched)]) => Some((*plays, *matched)),
+        _ => None,
     })
 }
 
@@ -410,11 +513,28 @@ fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
         .flat_map(|s| &s.first_rejects)
         .map(|r| format!("  {}", crate::report::reject_line(r)))
         .collect();
+    // Every record of a source rejected, and all for a missing value: the classic mistake is
+    // SONG_DATA and LOG_DATA pointing at each other's files.
+    let swapped = stats.iter().find(|s| {
+        s.records > 0
+            && s.staged == 0
+            && !s.first_rejects.is_empty()
+            && s.first_rejects
+                .iter()
+                .all(|r| r.reason.contains("is missing"))
+    });
+    let hint = swapped.map_or(String::new(), |s| {
+        format!(
+            "\nEvery record of {} was rejected for a missing value: are SONG_DATA and LOG_DATA \
+             swapped, or does the source hold other files?",
+            s.source
+        )
+    });
     bail!(
         "{rejected} record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = {max_errors}; nothing \
-         was committed and the warehouse is as it was. First rejects:\n{}\nFix the input, or \
-         raise MAX_ERRORS (or pass --max-errors) to load the rest and keep the rejects in \
-         load_errors",
+         was committed and the warehouse is as it was. First rejects:\n{}{hint}\nFix the \
+         input, or raise MAX_ERRORS (or pass --max-errors) to load the rest and keep the \
+         rejects in load_errors",
         shown.join("\n")
     )
 }
@@ -494,8 +614,22 @@ fn record_ledger(
     stats: &[SourceStats],
     started: &str,
 ) -> Result<()> {
-    ledger::record(warehouse, &stats[0], &plan.songs, started)?;
-    ledger::record(warehouse, &stats[1], &plan.logs, started)?;
+    ledger::record(
+        warehouse,
+        &stats[0],
+        &plan.songs,
+        &inputs.songs,
+        plan,
+        started,
+    )?;
+    ledger::record(
+        warehouse,
+        &stats[1],
+        &plan.logs,
+        &inputs.logs,
+        plan,
+        started,
+    )?;
     if plan.mode != LoadMode::Incremental {
         ledger::record_mapping(warehouse, inputs, started)?;
     }

@@ -2,14 +2,34 @@
 //! the server, holding its locks, until the server notices it is gone; so on the first signal
 //! the engines ask the server to stop what it runs (PostgreSQL's cancel request, DuckDB's
 //! interrupt, the Data API's CancelStatement), the run fails at its next step and rolls back,
-//! and the binary exits 130 saying that nothing was committed. A second signal exits at once,
-//! and so does the first while no warehouse is open (iac_create's AWS calls, say).
+//! and the binary exits 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, as a shell
+//! reports a process the signal ended) saying that nothing was committed. A second signal exits
+//! at once, and so does the first while no warehouse is open (iac_create's AWS calls, say).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 /// Set by the first SIGINT or SIGTERM.
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// The number of the signal that interrupted the run: SIGINT (2) unless SIGTERM (15) came.
+static SIGNAL: AtomicU8 = AtomicU8::new(SIGINT);
+const SIGINT: u8 = 2;
+const SIGTERM: u8 = 15;
+
+/// The exit code of an interrupted run: 128 + the signal's number.
+pub fn exit_status() -> u8 {
+    128 + SIGNAL.load(Ordering::SeqCst)
+}
+
+/// How the user sends the signal again, for messages.
+fn again() -> &'static str {
+    if SIGNAL.load(Ordering::SeqCst) == SIGTERM {
+        "SIGTERM again"
+    } else {
+        "Ctrl-C again"
+    }
+}
 
 /// What stops the statement each open warehouse runs, called on the signal's thread.
 type Canceller = Box<dyn Fn() + Send>;
@@ -54,18 +74,21 @@ pub fn listen() {
             }
         };
         std::thread::spawn(move || loop {
-            runtime.block_on(async {
+            let signal = runtime.block_on(async {
                 tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => SIGINT,
+                    _ = terminate.recv() => SIGTERM,
                 }
             });
+            if !requested() {
+                SIGNAL.store(signal, Ordering::SeqCst);
+            }
             // The cancellers run their own runtimes: outside this one's block_on.
             if !request() {
                 // No warehouse is open yet (or the binary opens none, as iac_create): nothing
                 // runs on a server to cancel, so the process ends as the signal would end it.
                 eprintln!("interrupted");
-                std::process::exit(130);
+                std::process::exit(exit_status().into());
             }
         });
     });
@@ -81,11 +104,11 @@ pub fn request() -> bool {
     }
     if REQUESTED.swap(true, Ordering::SeqCst) {
         eprintln!("interrupted again: exiting at once");
-        std::process::exit(130);
+        std::process::exit(exit_status().into());
     }
     eprintln!(
-        "interrupting: asking the warehouse to stop and rolling back (Ctrl-C again to exit at \
-         once)"
+        "interrupting: asking the warehouse to stop and rolling back ({} to exit at once)",
+        again()
     );
     for cancel in cancellers.iter() {
         cancel();

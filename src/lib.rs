@@ -10,7 +10,8 @@
 //!   into typed rows or rejects, [`batch`] into Arrow batches, [`load`] streams them into
 //!   staging; [`stats`] is what a load of one source did, whoever loaded it.
 //! - [`create_tables`], [`etl`] and [`analysis`] are the pipeline's steps, [`checks`] the
-//!   quality checks every load ends with, [`ledger`] what decides which files a load reads;
+//!   quality checks every load ends with, [`ledger`] what decides which files a load reads,
+//!   [`ownership`] which tables are the toolkit's to drop or rewrite;
 //!   [`report`] renders their results and [`progress`]
 //!   shows how far they are.
 //! - [`gen_data`] writes synthetic source data in the original layout.
@@ -34,6 +35,7 @@ pub mod interrupt;
 pub mod jsonpaths;
 pub mod ledger;
 pub mod load;
+pub mod ownership;
 pub mod parse;
 pub mod progress;
 pub mod record;

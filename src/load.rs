@@ -6,7 +6,8 @@
 //! found. A file that cannot be read is not a record: it fails the load, or, when the caller
 //! allows it, is listed apart from the rejects.
 
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{Read, Seek};
 use std::sync::mpsc;
 
 use anyhow::{anyhow, Result};
@@ -46,6 +47,8 @@ struct Fetched<'a> {
     contents: Vec<Result<Bytes, String>>,
     /// Lines of the file before the first byte of `contents`: nonzero for a later piece.
     lines_before: u64,
+    /// Whether `contents` is one piece of a large log file (see [`read_in_pieces`]).
+    piece: bool,
 }
 
 /// One parsed chunk, ready to append.
@@ -104,22 +107,29 @@ fn chunks(files: &[SourceFile]) -> Vec<&[SourceFile]> {
     chunks
 }
 
-/// Reads the local file `path` in pieces of about `piece_bytes`, each ending at a line end (or
-/// the end of the file), handing each to `send` with the number of lines before it; stops when
-/// `send` returns false. A read error is handed on as the last piece.
+/// Reads the local file `path` from byte `offset` (after `lines_before` lines) in pieces of
+/// about `piece_bytes`, each ending at a line end (or the end of the file), handing each to
+/// `send` with the number of lines before it in the file; stops when `send` returns false. A
+/// read error is handed on as the last piece.
 fn read_in_pieces(
     path: &std::path::Path,
+    offset: u64,
+    lines_before: u64,
     piece_bytes: usize,
     mut send: impl FnMut(Result<Bytes, String>, u64) -> bool,
 ) {
-    let mut file = match std::fs::File::open(path) {
+    let opened = std::fs::File::open(path).and_then(|mut file| {
+        file.seek(std::io::SeekFrom::Start(offset))?;
+        Ok(file)
+    });
+    let mut file = match opened {
         Ok(file) => file,
         Err(e) => {
-            send(Err(e.to_string()), 0);
+            send(Err(e.to_string()), lines_before);
             return;
         }
     };
-    let mut lines_before = 0u64;
+    let mut lines_before = lines_before;
     let mut carry: Vec<u8> = Vec::new();
     loop {
         let mut buffer = std::mem::take(&mut carry);
@@ -168,6 +178,24 @@ fn read_in_pieces(
     }
 }
 
+/// Keeps the content hash of a local file read whole (see [`crate::source::content_digest`]);
+/// a file read from an offset has its whole hash from the plan already.
+fn record_digest(
+    digests: &std::sync::Mutex<HashMap<String, String>>,
+    file: &SourceFile,
+    contents: &Result<Bytes, String>,
+) {
+    if let (Location::File(_), Ok(bytes), 0, None) =
+        (&file.location, contents, file.offset, &file.digest)
+    {
+        let digest = crate::source::content_digest(bytes);
+        digests
+            .lock()
+            .expect("no reader panicked")
+            .insert(file.location.to_string(), digest);
+    }
+}
+
 /// How a load treats files it cannot read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unreadable {
@@ -196,13 +224,15 @@ pub fn load_source(
     let mut stats = SourceStats {
         source: kind.name(),
         files: files.len() as u64,
-        bytes: files.iter().map(|f| f.size).sum(),
+        bytes: files.iter().map(SourceFile::bytes_to_read).sum(),
         ..SourceStats::default()
     };
     let read_bar = progress.bytes(&format!("{} read", kind.name()), stats.bytes);
     let load_bar = progress.spinner(&format!("{} load", kind.name()));
     load_bar.set_message("records staged");
 
+    // Content hashes of the local files read, by name, for the ledger (see crate::ledger).
+    let digests = std::sync::Mutex::new(HashMap::<String, String>::new());
     let (fetched_sender, fetched) = mpsc::sync_channel::<Fetched>(1);
     let (sender, receiver) = mpsc::sync_channel::<Result<Chunk>>(CHUNKS_AHEAD);
     std::thread::scope(|scope| -> Result<()> {
@@ -212,7 +242,7 @@ pub fn load_source(
                 let large_log = match files {
                     [file]
                         if kind == SourceKind::Log
-                            && file.size as usize > piece_bytes
+                            && file.bytes_to_read() > piece_bytes as u64
                             && file.unreadable.is_none() =>
                     {
                         match &file.location {
@@ -224,16 +254,27 @@ pub fn load_source(
                 };
                 if let Some(path) = large_log {
                     let mut stopped = false;
-                    read_in_pieces(path, piece_bytes, |piece, lines_before| {
-                        stopped = fetched_sender
-                            .send(Fetched {
-                                files,
-                                contents: vec![piece],
-                                lines_before,
-                            })
-                            .is_err();
-                        !stopped
-                    });
+                    let [file] = files else {
+                        unreachable!("a large log is read alone")
+                    };
+                    let start = (file.offset, file.lines_before);
+                    read_in_pieces(
+                        path,
+                        start.0,
+                        start.1,
+                        piece_bytes,
+                        |piece, lines_before| {
+                            stopped = fetched_sender
+                                .send(Fetched {
+                                    files,
+                                    contents: vec![piece],
+                                    lines_before,
+                                    piece: true,
+                                })
+                                .is_err();
+                            !stopped
+                        },
+                    );
                     if stopped {
                         return;
                     }
@@ -244,6 +285,7 @@ pub fn load_source(
                     files,
                     contents,
                     lines_before: 0,
+                    piece: false,
                 };
                 if fetched_sender.send(fetched).is_err() {
                     return; // the parser stopped
@@ -251,7 +293,10 @@ pub fn load_source(
             }
         });
         let read_bar = read_bar.clone();
+        let digests = &digests;
         scope.spawn(move || {
+            // The hash of each large log read in pieces, fed piece by piece, in order.
+            let mut piece_hashes: HashMap<String, sha2::Sha256> = HashMap::new();
             for fetched in fetched {
                 let parsed: Vec<Result<ParsedFile, String>> = fetched
                     .files
@@ -259,6 +304,9 @@ pub fn load_source(
                     .zip(&fetched.contents)
                     .map(|(file, contents)| {
                         let clock = std::time::Instant::now();
+                        if !fetched.piece {
+                            record_digest(digests, file, contents);
+                        }
                         let parsed = parse_file(file, contents, kind, mapping);
                         // A piece of a large file counts its own bytes.
                         let bytes = contents.as_ref().map_or(file.size, |b| b.len() as u64);
@@ -273,6 +321,17 @@ pub fn load_source(
                         parsed
                     })
                     .collect();
+                if fetched.piece {
+                    if let ([file], [Ok(bytes)]) = (fetched.files, fetched.contents.as_slice()) {
+                        if matches!(file.location, Location::File(_)) && file.digest.is_none() {
+                            use sha2::Digest;
+                            piece_hashes
+                                .entry(file.location.to_string())
+                                .or_default()
+                                .update(bytes);
+                        }
+                    }
+                }
                 drop(fetched.contents);
                 let mut rows = Vec::new();
                 let mut yields = Vec::new();
@@ -287,8 +346,15 @@ pub fn load_source(
                                 rejected: parsed.rejects.len() as u64,
                             });
                             rows.extend(parsed.rows);
+                            // Pieces count the lines before them; a whole file (or what was
+                            // appended to it) starts after the lines loaded before.
+                            let before = if fetched.piece {
+                                fetched.lines_before
+                            } else {
+                                file.lines_before
+                            };
                             rejects.extend(parsed.rejects.into_iter().map(|mut reject| {
-                                reject.line = reject.line.map(|l| l + fetched.lines_before);
+                                reject.line = reject.line.map(|l| l + before);
                                 reject
                             }));
                         }
@@ -319,6 +385,11 @@ pub fn load_source(
                 if sender.send(chunk).is_err() {
                     return; // the appender failed and stopped listening
                 }
+            }
+            let mut digests = digests.lock().expect("no reader panicked");
+            for (file, hash) in piece_hashes {
+                use sha2::Digest;
+                digests.insert(file, crate::source::digest_text(&hash.finalize()));
             }
         });
         for chunk in receiver {
@@ -357,6 +428,14 @@ pub fn load_source(
         Ok(())
     })?;
     stats.records = stats.staged + stats.rejected;
+    stats.digests = digests.into_inner().expect("no reader panicked");
+    for file in files {
+        if let Some(digest) = &file.digest {
+            stats
+                .digests
+                .insert(file.location.to_string(), digest.clone());
+        }
+    }
     read_bar.finish_and_clear();
     load_bar.finish_and_clear();
     Ok(stats)
@@ -368,12 +447,7 @@ mod tests {
     use crate::config::Location;
 
     fn file(size: u64) -> SourceFile {
-        SourceFile {
-            location: Location::File("f.json".into()),
-            size,
-            version: String::new(),
-            unreadable: None,
-        }
+        SourceFile::found(Location::File("f.json".into()), size, String::new())
     }
 
     #[test]
@@ -398,7 +472,7 @@ mod tests {
         let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&path, format!("{text}no newline at the end")).unwrap();
         let mut pieces = Vec::new();
-        read_in_pieces(&path, 100, |piece, before| {
+        read_in_pieces(&path, 0, 0, 100, |piece, before| {
             pieces.push((piece.unwrap(), before));
             true
         });
@@ -415,13 +489,13 @@ mod tests {
         let flat = dir.path().join("flat.json");
         std::fs::write(&flat, "x".repeat(10_000)).unwrap();
         let mut pieces = Vec::new();
-        read_in_pieces(&flat, 100, |piece, before| {
+        read_in_pieces(&flat, 0, 0, 100, |piece, before| {
             pieces.push((piece.unwrap().len(), before));
             true
         });
         assert_eq!(pieces, [(10_000, 0)]);
         let mut missing = Vec::new();
-        read_in_pieces(&dir.path().join("gone.json"), 100, |piece, _| {
+        read_in_pieces(&dir.path().join("gone.json"), 0, 0, 100, |piece, _| {
             missing.push(piece);
             true
         });

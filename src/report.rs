@@ -7,6 +7,7 @@ use prettytable::{format, Cell as TableCell, Row as TableRow, Table};
 use serde_json::{json, Map, Value};
 
 use crate::etl::{EtlReport, Inputs};
+use crate::ledger::LoadMode;
 use crate::record::escape_controls;
 use crate::warehouse::{Cell, QueryResult};
 
@@ -140,6 +141,40 @@ pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> St
 }
 
 /// What `etl --dry-run` prints: the files and bytes a load would read, per source.
+/// What `etl --dry-run` says a run would read: the `load:` line it would print and the files
+/// it would read (up to `shown` of them by name), or why it cannot plan.
+pub fn dry_run_plan(plan: &crate::ledger::Plan, shown: usize) -> String {
+    let mut out = plan_line(&plan.mode, Some(&plan.changes));
+    out = out.replacen("load: ", "load (would be): ", 1);
+    let files: Vec<String> = [("song_data", &plan.songs), ("log_data", &plan.logs)]
+        .iter()
+        .flat_map(|(source, files)| {
+            files.iter().map(move |f| {
+                let grown = if f.offset > 0 {
+                    format!(" (from byte {})", f.offset)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "  [{source}] {}{grown}",
+                    escape_controls(&f.location.to_string())
+                )
+            })
+        })
+        .collect();
+    if matches!(plan.mode, LoadMode::Incremental) {
+        let _ = write!(out, "\nfiles it would read ({}):", files.len());
+        for line in files.iter().take(shown) {
+            let _ = write!(out, "\n{line}");
+        }
+        if files.len() > shown {
+            let _ = write!(out, "\n  ... and {} more", files.len() - shown);
+        }
+    }
+    out.push('\n');
+    out
+}
+
 pub fn dry_run_summary(inputs: &Inputs) -> String {
     let sources = text_table(
         &["source", "root", "files", "bytes", "unreadable"],
@@ -168,23 +203,38 @@ pub fn dry_run_summary(inputs: &Inputs) -> String {
 
 /// What a run read, as one line: the mode and how the files compared with the ledger.
 pub fn load_mode_line(report: &EtlReport) -> String {
-    use crate::ledger::LoadMode;
-    let files = report.changes.as_ref().map(|c| {
-        let mut parts = vec![
-            format!("{} new", c.new),
-            format!("{} changed", c.changed),
-            format!("{} unchanged", c.unchanged),
-        ];
-        if c.gone > 0 {
+    plan_line(&report.mode, report.changes.as_ref())
+}
+
+/// How a run loads (`mode`), and how the files compared with the ledger (`changes`).
+pub fn plan_line(mode: &LoadMode, changes: Option<&crate::ledger::FileChanges>) -> String {
+    let files = changes.map(|c| {
+        let mut parts = vec![format!("{} new", c.new), format!("{} changed", c.changed)];
+        if c.appended > 0 {
             parts.push(format!(
-                "{} no longer found (their records stay until --full-refresh)",
-                c.gone
+                "{} grown (only what was appended read)",
+                c.appended
             ));
+        }
+        parts.push(format!("{} unchanged", c.unchanged));
+        if c.touched > 0 {
+            parts.push(format!(
+                "of which {} touched (new modification time, same contents)",
+                c.touched
+            ));
+        }
+        if c.gone > 0 {
+            let records = if matches!(mode, LoadMode::FullRefresh(_)) {
+                "their records are gone with this full refresh"
+            } else {
+                "their records stay until --full-refresh"
+            };
+            parts.push(format!("{} no longer found ({records})", c.gone));
         }
         format!("files: {}", parts.join(", "))
     });
     let files = files.map_or(String::new(), |f| format!("; {f}"));
-    match &report.mode {
+    match mode {
         LoadMode::FullRefresh(why) => format!("load: full refresh ({why}){files}"),
         LoadMode::Incremental => format!("load: incremental, only the new files read{files}"),
         LoadMode::NothingNew => {
@@ -193,73 +243,105 @@ pub fn load_mode_line(report: &EtlReport) -> String {
     }
 }
 
-/// The summary `etl` prints when it is done.
-pub fn etl_summary(report: &EtlReport) -> String {
-    let sources = text_table(
-        &[
-            "source",
-            "files",
-            "bytes",
-            "records read",
-            "staged",
-            "rejected",
-        ],
-        report.sources.iter().map(|s| {
-            let (files, bytes) = if s.read_by_warehouse && report.changes.is_some() {
-                // COPY read the files the ledger's plan listed in its manifest.
-                (
-                    format!("{} (by Redshift)", s.yields.len()),
-                    s.bytes.to_string(),
-                )
-            } else if s.read_by_warehouse {
-                ("(by Redshift)".to_string(), "-".to_string())
-            } else {
-                (s.files.to_string(), s.bytes.to_string())
-            };
-            vec![
-                s.source.to_string(),
-                files,
-                bytes,
-                s.records.to_string(),
-                s.staged.to_string(),
-                s.rejected.to_string(),
-            ]
-        }),
-    );
-    let tables = text_table(
-        &["table", "rows"],
-        report
-            .tables
-            .iter()
-            .map(|(name, rows)| vec![name.to_string(), rows.to_string()]),
-    );
-    let checks = (!report.checks.is_empty()).then(|| checks_table(&report.checks));
+/// A whole number with its thousands grouped by commas: `6,820`, `-1,602`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// The summary `etl` prints when it is done: a few lines (what was read, staged and rejected,
+/// the star schema and how many plays matched a song, the checks, the time), and with `detail`
+/// (`-v`) the tables of sources, rows and checks too.
+pub fn etl_summary(report: &EtlReport, detail: bool) -> String {
+    let mut out = format!("etl into {}\n", report.warehouse);
+    if !report.created.is_empty() {
+        let _ = writeln!(
+            out,
+            "created {} tables, which did not exist yet: {}",
+            report.created.len(),
+            report.created.join(", ")
+        );
+    }
+    let _ = writeln!(out, "{}", load_mode_line(report));
+    if !report.sources.is_empty() {
+        let sum = |f: fn(&crate::stats::SourceStats) -> u64| -> i64 {
+            report.sources.iter().map(|s| f(s) as i64).sum()
+        };
+        let by_warehouse = report.sources.iter().all(|s| s.read_by_warehouse);
+        let read = if by_warehouse && report.changes.is_none() {
+            "read by Redshift's COPY".to_string()
+        } else {
+            let files: i64 = report
+                .sources
+                .iter()
+                .map(|s| {
+                    if s.read_by_warehouse {
+                        s.yields.len() as i64
+                    } else {
+                        s.files as i64
+                    }
+                })
+                .sum();
+            format!(
+                "read: {} files, {} bytes",
+                thousands(files),
+                thousands(sum(|s| s.bytes))
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{read}: {} records, {} staged, {} rejected",
+            thousands(sum(|s| s.records)),
+            thousands(sum(|s| s.staged)),
+            thousands(sum(|s| s.rejected))
+        );
+    }
+    if let Some((plays, matched)) = report.matched_plays {
+        let share = if plays > 0 {
+            format!(" ({:.1}%)", matched as f64 * 100.0 / plays as f64)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "songplays: {} plays, {} of them{share} matched to a song of the catalogue",
+            thousands(plays),
+            thousands(matched)
+        );
+    }
+    let star: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|(name, _)| crate::schema::STAR_TABLES.iter().any(|t| t.name == *name))
+        .map(|(name, rows)| format!("{name} {}", thousands(*rows)))
+        .collect();
+    let _ = writeln!(out, "tables: {}", star.join(", "));
+    if !report.checks.is_empty() {
+        let passed = report.checks.iter().filter(|c| c.passed()).count();
+        let _ = writeln!(out, "checks: {passed} of {} passed", report.checks.len());
+    } else if report.mode != LoadMode::NothingNew {
+        let _ = writeln!(out, "quality checks skipped (--no-checks)");
+    }
+    if detail {
+        out.push_str(&etl_tables(report));
+    }
     let total: f64 = report.phases.iter().map(|(_, d)| d.as_secs_f64()).sum();
     let phases: Vec<String> = report
         .phases
         .iter()
         .map(|(name, d)| format!("{name} {:.2}s", d.as_secs_f64()))
         .collect();
-    // Nothing read: no table of sources.
-    let sources = if report.sources.is_empty() {
-        String::new()
-    } else {
-        format!("{sources}\n")
-    };
-    let mut out = format!(
-        "etl into {}\n{}\n{sources}{tables}\n",
-        report.warehouse,
-        load_mode_line(report)
-    );
-    match checks {
-        Some(checks) => {
-            let _ = writeln!(out, "{checks}");
-        }
-        None if report.mode == crate::ledger::LoadMode::NothingNew => {}
-        None => {
-            let _ = writeln!(out, "quality checks skipped (--no-checks)");
-        }
-    }
     let _ = writeln!(out, "time: {} (total {total:.2}s)", phases.join(", "));
     if let Some(bytes) = report.peak_memory {
         let _ = writeln!(out, "peak memory: {} MiB", bytes >> 20);
@@ -267,9 +349,13 @@ pub fn etl_summary(report: &EtlReport) -> String {
     if report.rejected() > 0 {
         let _ = writeln!(
             out,
-            "{} rejected record(s) are in load_errors (file, line, reason, raw_text)",
-            report.rejected()
+            "{} rejected record(s) are in load_errors (file, line, reason, raw_text; `check \
+             --rejects` lists them); the first:",
+            thousands(report.rejected() as i64)
         );
+        for reject in report.sources.iter().flat_map(|s| &s.first_rejects) {
+            let _ = writeln!(out, "  {}", reject_line(reject));
+        }
     }
     let unreadable: Vec<_> = report.unreadable().collect();
     if !unreadable.is_empty() {
@@ -285,6 +371,179 @@ pub fn etl_summary(report: &EtlReport) -> String {
         }
     }
     out
+}
+
+/// The tables `etl -v` adds to its summary: each source, each table's rows, each check.
+fn etl_tables(report: &EtlReport) -> String {
+    let mut out = String::new();
+    if !report.sources.is_empty() {
+        let sources = numbers_right(text_table(
+            &[
+                "source",
+                "files",
+                "bytes",
+                "records read",
+                "staged",
+                "rejected",
+            ],
+            report.sources.iter().map(|s| {
+                let (files, bytes) = if s.read_by_warehouse && report.changes.is_some() {
+                    // COPY read the files the ledger's plan listed in its manifest.
+                    (
+                        format!("{} (by Redshift)", thousands(s.yields.len() as i64)),
+                        thousands(s.bytes as i64),
+                    )
+                } else if s.read_by_warehouse {
+                    ("(by Redshift)".to_string(), "-".to_string())
+                } else {
+                    (thousands(s.files as i64), thousands(s.bytes as i64))
+                };
+                vec![
+                    s.source.to_string(),
+                    files,
+                    bytes,
+                    thousands(s.records as i64),
+                    thousands(s.staged as i64),
+                    thousands(s.rejected as i64),
+                ]
+            }),
+        ));
+        let _ = writeln!(out, "{sources}");
+    }
+    let tables = numbers_right(text_table(
+        &["table", "rows"],
+        report
+            .tables
+            .iter()
+            .map(|(name, rows)| vec![name.to_string(), thousands(*rows)]),
+    ));
+    let _ = writeln!(out, "{tables}");
+    if !report.checks.is_empty() {
+        let _ = writeln!(out, "{}", checks_table(&report.checks));
+    }
+    out
+}
+
+/// Right-aligns every cell of `table` that holds a number (`1,602`, `0.013`).
+fn numbers_right(mut table: Table) -> Table {
+    for row in table.row_iter_mut() {
+        for cell in row.iter_mut() {
+            let text = cell.get_content();
+            let numeric = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == '.' || c == '-');
+            if numeric {
+                cell.align(format::Alignment::RIGHT);
+            }
+        }
+    }
+    table
+}
+
+/// The summary of an `etl` run as one JSON document (`etl --format json`), with the figures
+/// of [`etl_summary`]: for schedulers.
+pub fn etl_json(report: &EtlReport) -> String {
+    let (mode, reason) = match &report.mode {
+        LoadMode::FullRefresh(why) => ("full_refresh", Some(why.as_str())),
+        LoadMode::Incremental => ("incremental", None),
+        LoadMode::NothingNew => ("nothing_new", None),
+    };
+    let sources: Vec<Value> = report
+        .sources
+        .iter()
+        .map(|s| {
+            json!({
+                "source": s.source,
+                "read_by_warehouse": s.read_by_warehouse,
+                "files": if s.read_by_warehouse { s.yields.len() as u64 } else { s.files },
+                "bytes": s.bytes,
+                "records": s.records,
+                "staged": s.staged,
+                "rejected": s.rejected,
+                "first_rejects": s.first_rejects.iter().map(|r| json!({
+                    "file": r.file, "line": r.line, "reason": r.reason,
+                })).collect::<Vec<_>>(),
+                "unreadable_files": s.unreadable.iter().map(|r| r.file.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let tables: Map<String, Value> = report
+        .tables
+        .iter()
+        .map(|(name, rows)| (name.to_string(), json!(rows)))
+        .collect();
+    let checks: Vec<Value> = report
+        .checks
+        .iter()
+        .map(|o| {
+            json!({
+                "name": o.name,
+                "passed": o.passed(),
+                "rows_examined": o.examined,
+                "failures": o.failures,
+                "seconds": o.elapsed.as_secs_f64(),
+            })
+        })
+        .collect();
+    let phases: Map<String, Value> = report
+        .phases
+        .iter()
+        .map(|(name, d)| (name.to_string(), json!(d.as_secs_f64())))
+        .collect();
+    let changes = report.changes.as_ref().map(|c| {
+        json!({
+            "new": c.new, "changed": c.changed, "grown": c.appended, "unchanged": c.unchanged,
+            "touched": c.touched, "no_longer_found": c.gone,
+        })
+    });
+    let document = json!({
+        "warehouse": report.warehouse,
+        "committed": true,
+        "load": { "mode": mode, "reason": reason, "files": changes },
+        "created_tables": report.created,
+        "sources": sources,
+        "rejected": report.rejected(),
+        "tables": tables,
+        "songplays_matched": report.matched_plays.map(|(_, matched)| matched),
+        "checks_passed": report.checks.iter().all(|c| c.passed()),
+        "checks": checks,
+        "seconds": phases,
+        "peak_memory_bytes": report.peak_memory,
+    });
+    format!("{document:#}\n")
+}
+
+/// The rejected records `load_errors` holds (see [`crate::sql::REJECTS`]), as a table: source,
+/// file, line, reason, raw text; `total` says how many there are in all.
+pub fn rejects_table(result: &QueryResult, total: i64) -> String {
+    if total == 0 {
+        return "load_errors holds no rejected record\n".to_string();
+    }
+    let table = text_table(
+        &["source", "file", "line", "reason", "raw text"],
+        result.rows.iter().map(|row| {
+            row.iter()
+                .map(|cell| {
+                    let text = escape_controls(&cell.to_string());
+                    match text.char_indices().nth(100) {
+                        Some((cut, _)) => format!("{}...", &text[..cut]),
+                        None => text,
+                    }
+                })
+                .collect()
+        }),
+    );
+    let shown = result.rows.len() as i64;
+    let more = if total > shown {
+        format!(" (the first {shown} shown)")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} rejected record(s) in load_errors{more}\n{table}",
+        thousands(total)
+    )
 }
 
 /// The quality checks as a table: name, rows examined, rows failing, seconds.
@@ -354,6 +613,21 @@ pub fn reject_line(reject: &crate::record::Reject) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (6820, "6,820"),
+            (-1602, "-1,602"),
+        ];
+        for (n, shown) in cases {
+            assert_eq!(thousands(n), shown);
+        }
+        assert_eq!(thousands(1_234_567_890), "1,234,567,890");
+    }
 
     fn answer() -> Answer {
         Answer {

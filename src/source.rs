@@ -25,6 +25,49 @@ pub struct SourceFile {
     pub version: String,
     /// Set when the file was found but cannot be read (e.g. a dangling link).
     pub unreadable: Option<String>,
+    /// Where reading starts: 0, or for a log file that only grew since it was loaded, the
+    /// size it had then (see [`crate::ledger::plan`]): only what was appended is read.
+    pub offset: u64,
+    /// The lines before `offset`, so rejects name their line in the whole file.
+    pub lines_before: u64,
+    /// The whole file's content hash where the plan computed it already (a grown file).
+    pub digest: Option<String>,
+}
+
+impl SourceFile {
+    /// A file found at `location`, to be read whole.
+    pub fn found(location: Location, size: u64, version: String) -> SourceFile {
+        SourceFile {
+            location,
+            size,
+            version,
+            unreadable: None,
+            offset: 0,
+            lines_before: 0,
+            digest: None,
+        }
+    }
+
+    /// The bytes a load reads of it.
+    pub fn bytes_to_read(&self) -> u64 {
+        self.size.saturating_sub(self.offset)
+    }
+}
+
+/// The content hash the ledger keeps of a local file: `sha256=` and 64 hex digits.
+pub fn content_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    digest_text(&sha2::Sha256::digest(bytes))
+}
+
+/// The text of a finished SHA-256 (see [`content_digest`]).
+pub fn digest_text(hash: &[u8]) -> String {
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256=");
+    for byte in hash {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
 }
 
 /// What a source root holds, and how to read it.
@@ -39,6 +82,56 @@ pub struct Discovered {
 impl Discovered {
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// What the ledger calls `file`: its path relative to this root, `/`-separated (for S3,
+    /// its key after the root's prefix), whatever the working directory or the spelling of
+    /// the config's path; a root that names one file gives that file's name.
+    pub fn relative_name(&self, file: &SourceFile) -> String {
+        let relative = match (&self.root, &file.location) {
+            (Location::File(root), Location::File(path)) => match path.strip_prefix(root) {
+                Ok(rest) => rest
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                Err(_) => path.to_string_lossy().into_owned(),
+            },
+            (Location::S3 { key: prefix, .. }, Location::S3 { key, .. }) => key
+                .strip_prefix(prefix.as_str())
+                .unwrap_or(key)
+                .trim_start_matches('/')
+                .to_string(),
+            (_, location) => location.to_string(),
+        };
+        if !relative.is_empty() {
+            return relative;
+        }
+        match &file.location {
+            Location::File(path) => path
+                .file_name()
+                .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
+                .into_owned(),
+            Location::S3 { key, .. } => key.rsplit('/').next().unwrap_or(key).to_string(),
+        }
+    }
+
+    /// The last component of the root's path or prefix (`song_data`), which an entry of the
+    /// ledger written by an earlier release names before the file's relative path.
+    pub fn root_name(&self) -> Option<String> {
+        match &self.root {
+            Location::File(root) => root
+                .components()
+                .next_back()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .filter(|n| n != "." && n != ".."),
+            Location::S3 { key, .. } => key
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+        }
     }
 
     /// The contents of `files` (some of this root's), in order: local files read in parallel,
@@ -58,9 +151,19 @@ impl Discovered {
             .par_iter()
             .map(|file| match (&file.unreadable, &file.location) {
                 (Some(error), _) => Err(error.clone()),
-                (None, Location::File(path)) => std::fs::read(path)
-                    .map(Bytes::from)
-                    .map_err(|e| e.to_string()),
+                (None, Location::File(path)) => {
+                    let bytes = std::fs::read(path)
+                        .map(Bytes::from)
+                        .map_err(|e| e.to_string())?;
+                    match usize::try_from(file.offset) {
+                        Ok(0) => Ok(bytes),
+                        Ok(offset) if offset <= bytes.len() => Ok(bytes.slice(offset..)),
+                        _ => Err(format!(
+                            "it shrank below the {} bytes loaded before while the run read it",
+                            file.offset
+                        )),
+                    }
+                }
                 (None, Location::S3 { .. }) => Err("an S3 object outside an S3 source".into()),
             })
             .collect()
@@ -98,14 +201,12 @@ pub fn discover(
                 root: root.clone(),
                 files: objects
                     .into_iter()
-                    .map(|o| SourceFile {
-                        location: Location::S3 {
+                    .map(|o| {
+                        let location = Location::S3 {
                             bucket: bucket.clone(),
                             key: o.key,
-                        },
-                        size: o.size,
-                        version: o.etag,
-                        unreadable: None,
+                        };
+                        SourceFile::found(location, o.size, o.etag)
                     })
                     .collect(),
                 store: Some(store.clone()),
@@ -134,20 +235,17 @@ pub fn discover_dir(root: &Path, setting: &str, found: &ProgressBar) -> Result<D
                     .map(|t| t.as_nanos().to_string())
                     .unwrap_or_default();
                 found.inc(1);
-                files.push(SourceFile {
-                    location: Location::File(entry.into_path()),
+                files.push(SourceFile::found(
+                    Location::File(entry.into_path()),
                     size,
                     version,
-                    unreadable: None,
-                });
+                ));
             }
             Ok(_) => {}
             Err(e) => match e.path() {
                 Some(path) if is_json(path) => files.push(SourceFile {
-                    location: Location::File(path.to_path_buf()),
-                    size: 0,
-                    version: String::new(),
                     unreadable: Some(e.to_string()),
+                    ..SourceFile::found(Location::File(path.to_path_buf()), 0, String::new())
                 }),
                 Some(path) => bail!(
                     "{setting} = {}: cannot read {}: {e}",
@@ -200,6 +298,49 @@ mod tests {
             vec![PathBuf::from("a/b/c/x.json"), PathBuf::from("top.JSON")]
         );
         assert_eq!(found.bytes(), 4);
+    }
+
+    #[test]
+    fn files_are_named_relative_to_their_root_however_the_root_is_spelt() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data/log_data/2018/11")).unwrap();
+        std::fs::write(dir.path().join("data/log_data/2018/11/a.json"), "{}").unwrap();
+        let spellings = [
+            dir.path().join("data/log_data"),
+            dir.path().join("./data/log_data/"),
+            dir.path().join("data/../data/log_data"),
+        ];
+        for root in spellings {
+            let found = discover_dir(&root, "[LOCAL] LOG_DATA", &ProgressBar::hidden()).unwrap();
+            assert_eq!(found.relative_name(&found.files[0]), "2018/11/a.json");
+            assert_eq!(found.root_name().as_deref(), Some("log_data"));
+        }
+        let s3 = Discovered {
+            root: Location::S3 {
+                bucket: "b".into(),
+                key: "log_data/".into(),
+            },
+            files: Vec::new(),
+            store: None,
+        };
+        let object = SourceFile::found(
+            Location::S3 {
+                bucket: "b".into(),
+                key: "log_data/2018/11/a.json".into(),
+            },
+            2,
+            "\"etag\"".into(),
+        );
+        assert_eq!(s3.relative_name(&object), "2018/11/a.json");
+        assert_eq!(s3.root_name().as_deref(), Some("log_data"));
+    }
+
+    #[test]
+    fn content_digests_are_sha256_in_hex() {
+        assert_eq!(
+            content_digest(b"abc"),
+            "sha256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

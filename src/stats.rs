@@ -26,6 +26,9 @@ pub struct SourceStats {
     /// What each file read yielded, in load order (empty where the warehouse read every object
     /// under the prefix, so the files are not known here).
     pub yields: Vec<FileYield>,
+    /// The content hash of each local file read (see [`crate::source::content_digest`]), by
+    /// the name its yield gives; none for S3 objects, which their ETag identifies.
+    pub digests: std::collections::HashMap<String, String>,
 }
 
 /// What one source file yielded: its records staged and rejected.

@@ -89,7 +89,7 @@ fn write_config(path: &Path, name: &str, region: &str, password: &str, engine_li
     .unwrap();
 }
 
-/// The rows per table `etl` printed in its summary, as `table count` pairs.
+/// The rows per table `etl -v` printed in its summary, as `table count` pairs.
 fn table_counts(summary: &str) -> Vec<(String, i64)> {
     summary
         .lines()
@@ -100,7 +100,7 @@ fn table_counts(summary: &str) -> Vec<(String, i64)> {
                 .filter(|c| !c.is_empty())
                 .collect();
             match cells.as_slice() {
-                [table, rows] => Some((table.to_string(), rows.parse().ok()?)),
+                [table, rows] => Some((table.to_string(), rows.replace(',', "").parse().ok()?)),
                 _ => None,
             }
         })
@@ -135,7 +135,7 @@ fn the_cloud_path_on_a_real_account() {
     };
     write_config(&local.config(), &name, &region, &password, "ENGINE=duckdb");
     local.step("create_tables", &[]);
-    let expected = table_counts(&local.step("etl", &[]));
+    let expected = table_counts(&local.step("etl", &["-v"]));
 
     let run = Run {
         dir: tempfile::tempdir().unwrap(),
@@ -151,7 +151,7 @@ fn the_cloud_path_on_a_real_account() {
     let _teardown = Teardown(&run);
     run.step("iac_create", &["--no-ingress"]);
     run.step("create_tables", &[]);
-    let loaded = table_counts(&run.step("etl", &[]));
+    let loaded = table_counts(&run.step("etl", &["-v"]));
     assert_eq!(loaded, expected, "Redshift and the local load disagree");
     assert!(
         loaded.iter().any(|(t, n)| t == "songplays" && *n > 0),

@@ -134,7 +134,7 @@ impl TestDatabase {
             client
                 .query_one(
                     "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 \
-                     AND application_name = 'sparkify' AND state <> 'idle'",
+                     AND application_name LIKE 'sparkify%' AND state <> 'idle'",
                     &[&self.name],
                 )
                 .await
@@ -392,6 +392,53 @@ fn redshift_engine_runs_its_shared_statements_on_postgres() {
     assert!(expected == again, "the Redshift transform differs");
     let answers = sparkify::analysis::run(&mut redshift, &[], 5).unwrap();
     assert_eq!(answers.len(), sql::ANALYSIS_QUERIES.len());
+    // What tells the toolkit's tables from others', as Redshift is sent it.
+    use sparkify::schema::{ALL_TABLES, LOADED_FILES};
+    for table in ALL_TABLES {
+        redshift.execute(&sql::mark_table(table)).unwrap();
+    }
+    let marks = redshift
+        .query(&sql::table_marks(Dialect::Redshift, &ALL_TABLES))
+        .unwrap();
+    assert_eq!(marks.rows.len(), ALL_TABLES.len());
+    assert!(marks
+        .rows
+        .iter()
+        .all(|row| row[1].to_string().starts_with(sql::TABLE_MARK_PREFIX)));
+    let columns = redshift
+        .query(&sql::table_columns(&[&LOADED_FILES]))
+        .unwrap();
+    let names: Vec<String> = columns.rows.iter().map(|r| r[1].to_string()).collect();
+    assert_eq!(names, LOADED_FILES.column_names().collect::<Vec<_>>());
+    let entries = count(&mut redshift, "loaded_files");
+    redshift.begin().unwrap();
+    let all: Vec<(String, String)> = redshift
+        .query("SELECT source, file FROM loaded_files WHERE source <> 'log_jsonpath'")
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| (r[0].to_string(), r[1].to_string()))
+        .collect();
+    for statement in sql::forget_ledger_entries(Dialect::Redshift, &all) {
+        redshift.execute(&statement).unwrap();
+    }
+    assert_eq!(
+        count(&mut redshift, "loaded_files"),
+        1,
+        "only the mapping's row is left"
+    );
+    redshift.rollback().unwrap();
+    assert_eq!(count(&mut redshift, "loaded_files"), entries);
+    let rejects = redshift.query(&sql::rejects(10)).unwrap();
+    assert_eq!(rejects.columns.len(), 5);
+    // A schema of its own: made, and the session's tables resolve there.
+    for statement in sql::use_schema("sparkify_apart", true) {
+        redshift.execute(&statement).unwrap();
+    }
+    assert_eq!(
+        redshift.query("SELECT current_schema()").unwrap().rows[0][0].to_string(),
+        "sparkify_apart"
+    );
     // Redshift's COPY cannot run here; what it needs is refused clearly.
     let err = RedshiftWarehouse::connect(&cluster_config(&db, "SSLMODE=require"))
         .err()
@@ -561,13 +608,23 @@ fn one_load_at_a_time_on_postgres() {
     let mut holder = PostgresWarehouse::connect(&config.cluster).unwrap();
     holder.begin().unwrap();
     holder.lock_for_load(std::time::Duration::ZERO).unwrap();
+    let started = std::time::Instant::now();
     ws.cmd("etl")
+        .args(["--lock-timeout", "2"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
             "another load holds the warehouse (postgres ",
         ))
-        .stderr(predicate::str::contains("wait for it to finish"));
+        .stderr(predicate::str::contains("wait for it to finish"))
+        // Said after a second, and named: this test's session, as the toolkit names its own.
+        .stderr(predicate::str::contains(
+            "waiting for a load of this toolkit (sparkify ",
+        ))
+        .stderr(predicate::str::contains(
+            "the load's lock is held by a load of this toolkit",
+        ));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         holder.rollback().unwrap();
@@ -609,7 +666,7 @@ fn an_interrupted_postgres_run_cancels_its_statement_and_exits_130_having_commit
             .unwrap_or_else(|| panic!("etl ended before it reached {marker}"));
         assert_eq!(
             run.code,
-            Some(130),
+            Some(common::interrupted_exit_code(signal)),
             "SIG{signal} at {marker}: {}",
             run.stderr
         );
@@ -641,7 +698,7 @@ fn an_interrupted_postgres_run_cancels_its_statement_and_exits_130_having_commit
         );
     }
     let started = Instant::now();
-    ws.cmd("create_tables").assert().success();
+    ws.cmd("create_tables").arg("--yes").assert().success();
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "create_tables waited {:?}",
@@ -933,4 +990,137 @@ fn incremental_loads_give_the_tables_of_a_full_load_on_postgres() {
         let ws = Workspace::with_cluster(sources, &db.cluster, "ENGINE=postgres");
         (ws, Box::new(db) as Box<dyn std::any::Any>)
     });
+}
+
+/// Holds `table` of `db` in ACCESS EXCLUSIVE mode, as a load's TRUNCATE does, from a session
+/// named `application`, for `held`; returns once the lock is taken.
+fn hold_table_lock(
+    db: &TestDatabase,
+    table: &str,
+    application: &str,
+    held: Duration,
+) -> std::thread::JoinHandle<()> {
+    let mut config = db.server.clone();
+    config.dbname(&db.name).application_name(application);
+    let lock = format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE");
+    let (taken, is_taken) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = config.connect(NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(&lock).await.unwrap();
+            taken.send(()).unwrap();
+            tokio::time::sleep(held).await;
+            client.batch_execute("ROLLBACK").await.unwrap();
+        });
+    });
+    is_taken.recv().unwrap();
+    holder
+}
+
+#[test]
+fn a_reader_waits_for_a_load_on_postgres_saying_whose_it_is() {
+    let Some(db) = TestDatabase::create("readers") else {
+        return;
+    };
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "");
+    ws.cmd("etl").assert().success();
+    // A load holds songplays: the reader gives up after its wait, naming the load.
+    let holder = hold_table_lock(&db, "songplays", "sparkify etl", Duration::from_secs(4));
+    let started = Instant::now();
+    ws.cmd("analysis")
+        .args(["--query", "top_songs", "--lock-timeout", "2"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "waiting for a load of this toolkit (sparkify etl, PID ",
+        ))
+        .stderr(predicate::str::contains("on songplays"))
+        .stderr(predicate::str::contains("--lock-timeout"));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2), "{waited:?}");
+    assert!(
+        waited < Duration::from_secs(4),
+        "it waited past its timeout: {waited:?}"
+    );
+    holder.join().unwrap();
+    // Another program's lock is named as that program's; the reader outlasts it.
+    let holder = hold_table_lock(&db, "songs", "nightly-report", Duration::from_millis(1500));
+    ws.cmd("check")
+        .args(["--lock-timeout", "30"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("session PID "))
+        .stderr(predicate::str::contains("nightly-report"));
+    holder.join().unwrap();
+}
+
+#[test]
+fn a_shared_postgres_database_keeps_its_own_tables_and_the_warehouse_takes_a_schema() {
+    let Some(db) = TestDatabase::create("shared") else {
+        return;
+    };
+    let mut server = db.server.clone();
+    server.dbname(&db.name);
+    admin(
+        &server,
+        &["CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT); \
+           INSERT INTO users VALUES (1, 'a@example.com'), (2, 'b@example.com')"],
+    )
+    .unwrap();
+    let app_users = || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = server.clone();
+        runtime.block_on(async move {
+            let (client, connection) = server.connect(NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let row = client
+                .query_one("SELECT COUNT(*) FROM public.users", &[])
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        })
+    };
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "");
+    for (binary, args) in [("create_tables", &["--yes"][..]), ("etl", &[][..])] {
+        ws.cmd(binary)
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("users"))
+            .stderr(predicate::str::contains("did not create"))
+            .stderr(predicate::str::contains("[WAREHOUSE] SCHEMA"));
+        assert_eq!(app_users(), 2, "{binary} touched the application's users");
+    }
+    // In a schema of its own, the warehouse lives beside the application's tables.
+    ws.write_config_with_cluster(sources.path(), &db.cluster, "SCHEMA = sparkify");
+    ws.cmd("etl").assert().success();
+    ws.cmd("analysis").assert().success();
+    ws.cmd("check").assert().success();
+    ws.cmd("create_tables")
+        .arg("--yes")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("dropped "));
+    ws.cmd("etl").assert().success();
+    assert_eq!(app_users(), 2);
+    let tables = ws.rows(None, "songplays");
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    // A schema name that is not a plain lower-case identifier is refused before any work.
+    ws.write_config_with_cluster(sources.path(), &db.cluster, "SCHEMA = Bad-Name");
+    ws.cmd("etl")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("[WAREHOUSE] SCHEMA"));
 }

@@ -27,6 +27,9 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
+    #[command(flatten)]
+    lock: sparkify::cli::ReadLockArgs,
+
     /// Output format: tables for people, csv or json (one document with every answer).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -56,7 +59,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     exit_code((|| {
         let config = args.common.init()?;
-        let mut warehouse = sparkify::warehouse::open_read_only(&config)?;
+        let mut warehouse = sparkify::warehouse::open_read_only(&config, args.lock.timeout())?;
         sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::schema::STAR_TABLES)?;
         sparkify::analysis::say_if_empty(warehouse.as_mut())?;
         let answers =

@@ -21,15 +21,24 @@ use sparkify::warehouse::SqlPrinter;
 #[command(
     name = "check",
     version,
-    after_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing\n  check --format json      one document for a scheduler (exit 1 still means a failure)"
+    after_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing\n  check --format json      one document for a scheduler (exit 1 still means a failure)\n  check --rejects          the records the loads rejected, with file, line and reason"
 )]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
+    #[command(flatten)]
+    lock: sparkify::cli::ReadLockArgs,
+
     /// Print every query the checks would send to the chosen engine, and send none.
     #[arg(long)]
     print_sql: bool,
+
+    /// List the rejected records in load_errors instead (source, file, line, reason, raw
+    /// text), the first N of them (default 100).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100",
+          allow_negative_numbers = true, value_parser = sparkify::cli::whole_number(1, 1_000_000))]
+    rejects: Option<u64>,
 
     /// Output format: a table for people, or json (one document: whether all passed, and each
     /// check with rows examined, failures, seconds and its offending rows) for schedulers.
@@ -52,7 +61,16 @@ fn main() -> ExitCode {
             sparkify::checks::run(&mut printer)?;
             return sparkify::cli::print(&printer.script());
         }
-        let mut warehouse = sparkify::warehouse::open_read_only(&config)?;
+        let mut warehouse = sparkify::warehouse::open_read_only(&config, args.lock.timeout())?;
+        if let Some(limit) = args.rejects {
+            let errors = &sparkify::schema::LOAD_ERRORS;
+            sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &[errors])?;
+            let total = warehouse
+                .query(&sparkify::sql::count_rows(errors))?
+                .expect_int("the count of load_errors")?;
+            let rows = warehouse.query(&sparkify::sql::rejects(limit))?;
+            return sparkify::cli::print(&sparkify::report::rejects_table(&rows, total));
+        }
         sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::checks::TABLES_READ)?;
         let outcomes = sparkify::checks::run(warehouse.as_mut())?;
         match args.format {

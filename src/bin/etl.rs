@@ -33,33 +33,39 @@ use sparkify::warehouse::SqlPrinter;
 /// A file that cannot be read (permissions, vanished, an S3 object that keeps failing) is not a
 /// record: the run fails naming it, unless --skip-unreadable-files is given.
 ///
-/// One load at a time: a second etl on the same warehouse fails at once saying another load
-/// holds it, or waits up to --lock-timeout seconds.
+/// One load at a time, and any number of readers: while another process holds the warehouse
+/// (another etl; on DuckDB also an analysis or check reading the file), etl waits up to
+/// --lock-timeout seconds (60 by default), saying after a second who holds it.
 ///
 /// After the transform, quality checks read the star schema (keys not null and unique, every
 /// reference found, level free or paid, hours, days, weeks, months and weekdays in range, as
 /// many songplays as distinct plays staged); if one fails, the run fails naming it with up to five
 /// offending rows, and nothing is committed. The summary lists every check.
 ///
-/// Loads are incremental: the ledger table loaded_files records each file loaded (size, and
-/// modification time or S3 ETag), and a run reads only the files that are new since, then merges
-/// what they change into the star schema: the same tables a full load of every file would give,
-/// songplay_id included. With nothing new it changes nothing and says so. A file that changed
-/// since it was loaded, a changed JSONPaths mapping, an empty ledger or --full-refresh make the
-/// run a full refresh: every file read again, staging and the star schema rebuilt. Files no
-/// longer found keep their records until a full refresh. On Redshift, loads are incremental
+/// Loads are incremental: the ledger table loaded_files records each file loaded, by its path
+/// relative to its source root (so a run from another directory, or with another spelling of
+/// --config, finds the same files), with its size and a SHA-256 of its contents (an S3 object's
+/// ETag). A run reads only the files that are new since, and of a log file that only grew, what
+/// was appended; then merges what they change into the star schema: the same tables a full load
+/// of every file would give, songplay_id included. A new modification time alone (touch, cp,
+/// git checkout) is no change. With nothing new it changes nothing and says so. A file whose
+/// contents changed (named in the summary), a changed JSONPaths mapping, an empty ledger or
+/// --full-refresh make the run a full refresh: every file read again, staging and the star
+/// schema rebuilt. Files no longer found keep their records until a full refresh. On Redshift, loads are incremental
 /// when [S3] MANIFEST_PREFIX is set: COPY reads exactly the new files through a manifest
 /// written there, and the merge follows in the same transaction; without it, every run reads
 /// everything.
 ///
-/// Run create_tables first. The warehouse is the one the config file selects: with [CLUSTER]
-/// HOST empty, the DuckDB file [WAREHOUSE] DUCKDB_PATH; otherwise PostgreSQL, or Redshift for a
-/// Redshift endpoint (see --engine).
+/// The first run creates the tables (create_tables is only for starting over); tables of the
+/// same names that the toolkit did not create make it refuse and change nothing. The warehouse
+/// is the one the config file selects: with [CLUSTER] HOST empty, the DuckDB file
+/// [WAREHOUSE] DUCKDB_PATH; otherwise PostgreSQL, or Redshift for a Redshift endpoint (see
+/// --engine), in [WAREHOUSE] SCHEMA when set.
 #[derive(Parser)]
 #[command(
     name = "etl",
     version,
-    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --full-refresh           read every file again and rebuild\n  etl --no-checks              commit even if a quality check would fail\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
+    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --full-refresh           read every file again and rebuild\n  etl --no-checks              commit even if a quality check would fail\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl -q --format json         one document for a scheduler, nothing else\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
 )]
 struct Args {
     #[command(flatten)]
@@ -76,8 +82,9 @@ struct Args {
     #[arg(long)]
     skip_unreadable_files: bool,
 
-    /// Seconds to wait while another load holds the warehouse; 0 (the default) fails at once.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0, allow_negative_numbers = true,
+    /// Seconds to wait while another process holds the warehouse (another load; on DuckDB also
+    /// a reader), saying after a second who holds it; 0 fails at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, allow_negative_numbers = true,
           value_parser = sparkify::cli::whole_number(0, 31_536_000))]
     lock_timeout: u64,
 
@@ -101,16 +108,30 @@ struct Args {
     #[arg(long)]
     coalesce: bool,
 
-    /// List what would be loaded (files and bytes per source) and check the JSONPaths file,
-    /// without touching the warehouse.
+    /// List what would be loaded (files and bytes per source), check the JSONPaths file, and
+    /// say what the run would do: the load line it would print (full refresh and why,
+    /// incremental, or nothing new) and the files it would read, from the warehouse's ledger,
+    /// read without changing anything.
     #[arg(long, conflicts_with = "print_sql")]
     dry_run: bool,
+
+    /// What the summary on standard output is: a few lines for people (text; -v adds the
+    /// tables of sources, rows and checks; -q prints nothing on success), or json: one
+    /// document with the same figures, for schedulers (printed with -q too).
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    format: SummaryFormat,
 
     /// Print every statement etl would send to the chosen engine, in order, and send none:
     /// no warehouse, S3 or Data API is reached. Where a statement depends on the run (what S3
     /// holds, a COPY's id), a comment says so.
     #[arg(long)]
     print_sql: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SummaryFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -142,7 +163,11 @@ fn main() -> ExitCode {
             };
             let inputs =
                 sparkify::etl::discover_inputs(&config, &sources, &args.common.progress())?;
-            return sparkify::cli::print(&sparkify::report::dry_run_summary(&inputs));
+            let plan = sparkify::etl::dry_run_plan(&config, &inputs, args.full_refresh)?;
+            return sparkify::cli::print(&format!(
+                "{}{plan}",
+                sparkify::report::dry_run_summary(&inputs)
+            ));
         }
         let options = EtlOptions {
             max_errors: args.max_errors.unwrap_or(config.warehouse.max_errors),
@@ -160,6 +185,11 @@ fn main() -> ExitCode {
             sparkify::etl::run(&config, &mut printer, &options, &Progress::hidden())?;
             return sparkify::cli::print(&printer.script());
         }
+        if let Some(line) = sparkify::etl::start_line(&config) {
+            if !args.common.base.log.quiet {
+                eprintln!("{line}");
+            }
+        }
         let mut warehouse = sparkify::warehouse::open_for_load(&config, options.lock_timeout)?;
         let report = sparkify::etl::run(
             &config,
@@ -167,6 +197,17 @@ fn main() -> ExitCode {
             &options,
             &args.common.progress(),
         )?;
-        sparkify::cli::print(&sparkify::report::etl_summary(&report))
+        let log = &args.common.base.log;
+        match args.format {
+            SummaryFormat::Json => sparkify::cli::print(&sparkify::report::etl_json(&report)),
+            SummaryFormat::Text if log.quiet => Ok(()),
+            SummaryFormat::Text => {
+                sparkify::cli::print(&sparkify::report::etl_summary(&report, log.verbose > 0))
+            }
+        }
+        .map_err(|error| {
+            // The load is committed: a summary that cannot be written does not undo it.
+            error.context("the load was committed, but its summary could not be written")
+        })
     })())
 }

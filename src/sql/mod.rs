@@ -209,13 +209,46 @@ pub fn keys_rebuilt_around_insert(dialect: Dialect, table: &Table) -> Option<Key
 /// The key of the PostgreSQL advisory lock every `etl` run takes: "SPKYETL" in ASCII.
 pub const LOAD_LOCK_KEY: i64 = 0x0053_504B_5945_544C;
 
+/// Takes the load's advisory lock if no other session holds it: true, or false at once.
+pub const TRY_LOAD_LOCK: &str = "SELECT pg_try_advisory_xact_lock(23450707617469516)";
+
+/// The session that holds the load's advisory lock: pid, application, user, when its
+/// transaction began. pg_locks shows a bigint key "with its high-order half in the classid
+/// column, its low-order half in the objid column, and objsubid equal to 1"
+/// (https://www.postgresql.org/docs/15/view-pg-locks.html).
+pub fn postgres_load_lock_holder() -> String {
+    format!(
+        "SELECT l.pid, COALESCE(a.application_name, ''), COALESCE(a.usename::text, ''), \
+         COALESCE(to_char(a.xact_start, 'HH24:MI:SS'), ''), '' \
+         FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND l.classid::bigint = {} AND l.objid::bigint = {} AND l.pid <> pg_backend_pid() \
+         AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+         LIMIT 1",
+        LOAD_LOCK_KEY >> 32,
+        LOAD_LOCK_KEY & 0xffff_ffff
+    )
+}
+
+/// The session that holds a table of the current schema in ACCESS EXCLUSIVE mode (a load's
+/// TRUNCATE, which readers wait for: https://www.postgresql.org/docs/15/explicit-locking.html):
+/// pid, application, user, when its transaction began, the table.
+pub const POSTGRES_TABLE_LOCK_HOLDER: &str = "SELECT l.pid, COALESCE(a.application_name, ''), \
+     COALESCE(a.usename::text, ''), COALESCE(to_char(a.xact_start, 'HH24:MI:SS'), ''), \
+     c.relname::text \
+     FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_class c ON c.oid = l.relation \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+     WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND n.nspname = current_schema() \
+     AND l.pid <> pg_backend_pid() ORDER BY a.xact_start LIMIT 1";
+
 /// The statements that make this transaction the only load of the warehouse, run right after
 /// BEGIN, waiting at most `timeout` for another load to end (zero: at once).
 ///
-/// PostgreSQL: a transaction-scoped advisory lock, released by COMMIT or ROLLBACK, under a
-/// `lock_timeout` that applies to that wait only (0 would mean no limit, so at least 1 ms;
-/// https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS,
-/// https://www.postgresql.org/docs/15/runtime-config-client.html#GUC-LOCK-TIMEOUT).
+/// PostgreSQL: a transaction-scoped advisory lock, released by COMMIT or ROLLBACK, asked for
+/// without waiting ([`TRY_LOAD_LOCK`]); the engine asks again until it is granted or `timeout`
+/// has passed, saying after a second who holds it
+/// (https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS).
 ///
 /// Redshift has neither advisory locks nor `lock_timeout`: `LOCK` takes staging_events in
 /// ACCESS EXCLUSIVE mode until the transaction ends, "waiting if necessary for any conflicting
@@ -231,11 +264,7 @@ pub fn lock_for_load(dialect: Dialect, timeout: std::time::Duration) -> Vec<Stri
     let millis = timeout.as_millis();
     match dialect {
         Dialect::DuckDb => Vec::new(),
-        Dialect::Postgres => vec![
-            format!("SET LOCAL lock_timeout = {}", millis.max(1)),
-            format!("SELECT pg_advisory_xact_lock({LOAD_LOCK_KEY})"),
-            "SET LOCAL lock_timeout = DEFAULT".to_string(),
-        ],
+        Dialect::Postgres => vec![TRY_LOAD_LOCK.to_string()],
         Dialect::Redshift => vec![
             format!("SET statement_timeout TO {}", millis.max(1000)),
             "LOCK staging_events".to_string(),
@@ -523,11 +552,21 @@ pub fn append_all(to: &Table, from: &Table) -> String {
     format!("INSERT INTO {} SELECT * FROM {}", to.name, from.name)
 }
 
-/// The ledger's entries (see [`crate::ledger`]): source, file, bytes, version.
+/// The ledger's entries (see [`crate::ledger`]): every column, in the table's order.
 pub fn ledger_entries() -> String {
     format!(
-        "SELECT source, file, bytes, version FROM {}",
+        "SELECT source, file, bytes, version, records, staged, rejected, loaded_at FROM {}",
         crate::schema::LOADED_FILES.name
+    )
+}
+
+/// The rejected records and unreadable files `load_errors` holds, in file order, at most
+/// `limit`: source, file, line, reason, raw text.
+pub fn rejects(limit: u64) -> String {
+    format!(
+        "SELECT source, file, line, reason, raw_text FROM {} \
+         ORDER BY source, file, line NULLS FIRST LIMIT {limit}",
+        LOAD_ERRORS.name
     )
 }
 
@@ -540,8 +579,148 @@ pub fn forget_unreadable_files() -> String {
     )
 }
 
+/// The plays of songplays and how many of them matched a song of the catalogue.
+pub const MATCHED_PLAYS: &str = "SELECT COUNT(*), COUNT(song_id) FROM songplays";
+
 pub fn count_rows(table: &Table) -> String {
     format!("SELECT COUNT(*) FROM {}", table.name)
+}
+
+/// The comment every table the toolkit creates carries (see [`crate::ownership`]), so a
+/// database that holds other tables too never has them dropped or emptied by the toolkit.
+pub const TABLE_MARK: &str =
+    "sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them";
+
+/// What a comment starts with when the toolkit wrote it.
+pub const TABLE_MARK_PREFIX: &str = "sparkify warehouse toolkit";
+
+/// Marks `table` as the toolkit's. COMMENT ON TABLE is PostgreSQL's
+/// (https://www.postgresql.org/docs/15/sql-comment.html), DuckDB's
+/// (https://duckdb.org/docs/stable/sql/statements/comment_on) and Redshift's
+/// (https://docs.aws.amazon.com/redshift/latest/dg/r_COMMENT.html: "the owner of a database
+/// object" may comment on it, as the toolkit is of the tables it creates).
+pub fn mark_table(table: &Table) -> String {
+    format!("COMMENT ON TABLE {} IS '{TABLE_MARK}'", table.name)
+}
+
+/// Each table or view of the current schema named as one of `tables`, with its comment
+/// (NULL when it has none): name, comment. Redshift reads comments with `obj_description`, as
+/// its COMMENT page shows (`select obj_description('public.sales'::regclass)`,
+/// https://docs.aws.amazon.com/redshift/latest/dg/r_COMMENT.html); PostgreSQL names the
+/// catalog too, its non-deprecated form
+/// (https://www.postgresql.org/docs/15/functions-info.html#FUNCTIONS-INFO-COMMENT).
+pub fn table_marks(dialect: Dialect, tables: &[&Table]) -> String {
+    let names = quoted_names(tables);
+    match dialect {
+        Dialect::DuckDb => format!(
+            "SELECT t.table_name, d.comment FROM information_schema.tables t \
+             LEFT JOIN duckdb_tables() d ON d.database_name = t.table_catalog \
+             AND d.schema_name = t.table_schema AND d.table_name = t.table_name \
+             WHERE t.table_catalog = current_database() AND t.table_schema = current_schema() \
+             AND t.table_name IN ({names})"
+        ),
+        Dialect::Postgres | Dialect::Redshift => {
+            let comment = if dialect == Dialect::Postgres {
+                "obj_description(c.oid, 'pg_class')"
+            } else {
+                "obj_description(c.oid)"
+            };
+            format!(
+                "SELECT c.relname, {comment} FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+                 AND c.relname IN ({names})"
+            )
+        }
+    }
+}
+
+/// The columns of `tables` in the current schema, in order: table, column.
+pub fn table_columns(tables: &[&Table]) -> String {
+    format!(
+        "SELECT table_name, column_name FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name IN ({}) \
+         ORDER BY table_name, ordinal_position",
+        quoted_names(tables)
+    )
+}
+
+fn quoted_names(tables: &[&Table]) -> String {
+    let names: Vec<String> = tables.iter().map(|t| format!("'{}'", t.name)).collect();
+    names.join(", ")
+}
+
+/// The statements that make `schema` (`[WAREHOUSE] SCHEMA`, checked to be a plain lower-case
+/// name) the one a session's unqualified table names resolve to: made first when `create` (a
+/// step that writes), only chosen otherwise. PostgreSQL:
+/// https://www.postgresql.org/docs/15/sql-createschema.html and
+/// https://www.postgresql.org/docs/15/ddl-schemas.html#DDL-SCHEMAS-PATH; Redshift: CREATE
+/// SCHEMA IF NOT EXISTS (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_SCHEMA.html)
+/// and search_path ("When objects are created without a specific target schema, they are
+/// placed in the first schema listed in the search path":
+/// https://docs.aws.amazon.com/redshift/latest/dg/r_search_path.html).
+pub fn use_schema(schema: &str, create: bool) -> Vec<String> {
+    let mut statements = Vec::new();
+    if create {
+        statements.push(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""));
+    }
+    statements.push(format!("SET search_path TO \"{schema}\""));
+    statements
+}
+
+/// A text literal in `dialect`. DuckDB and PostgreSQL (standard_conforming_strings, on by
+/// default since 9.1) escape only the quote; Redshift a backslash too, and there control
+/// characters become spaces as in [`insert_rows_redshift`], so a name matches the row those
+/// statements inserted.
+pub fn text_literal(dialect: Dialect, value: &str) -> String {
+    match dialect {
+        Dialect::DuckDb | Dialect::Postgres => format!("'{}'", value.replace('\'', "''")),
+        Dialect::Redshift => {
+            let clean: String = value
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            redshift_literal(&clean).unwrap_or_else(|_| "''".into())
+        }
+    }
+}
+
+/// Deletes the ledger's rows of `files` (source, file as the ledger names it), in statements
+/// of at most [`REDSHIFT_STATEMENT_BYTES`].
+pub fn forget_ledger_entries(dialect: Dialect, files: &[(String, String)]) -> Vec<String> {
+    let mut by_source: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (source, file) in files {
+        by_source.entry(source).or_default().push(file);
+    }
+    let mut statements = Vec::new();
+    for (source, names) in by_source {
+        let head = format!(
+            "DELETE FROM {} WHERE source = {} AND file IN (",
+            crate::schema::LOADED_FILES.name,
+            text_literal(dialect, source)
+        );
+        let mut statement = String::new();
+        for name in names {
+            let literal = text_literal(dialect, name);
+            if !statement.is_empty()
+                && statement.len() + literal.len() + 3 > REDSHIFT_STATEMENT_BYTES
+            {
+                statement.push(')');
+                statements.push(std::mem::take(&mut statement));
+            }
+            if statement.is_empty() {
+                statement.push_str(&head);
+            } else {
+                statement.push_str(", ");
+            }
+            statement.push_str(&literal);
+        }
+        if !statement.is_empty() {
+            statement.push(')');
+            statements.push(statement);
+        }
+    }
+    statements
 }
 
 /// Names of the given tables that exist, one per row.
@@ -1072,6 +1251,43 @@ pub fn analysis_query(name: &str) -> Option<&'static AnalysisQuery> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ledger_entries_are_forgotten_by_source_in_bounded_statements() {
+        let files: Vec<(String, String)> = (0..5000)
+            .map(|i| ("log_data".to_string(), format!("2018/11/{i:05}-it's.json")))
+            .chain([("song_data".to_string(), "A/x.json".to_string())])
+            .collect();
+        let statements = forget_ledger_entries(Dialect::Redshift, &files);
+        assert!(statements.len() > 2);
+        assert!(statements
+            .iter()
+            .all(|s| s.len() <= REDSHIFT_STATEMENT_BYTES));
+        let named: usize = statements
+            .iter()
+            .map(|s| s.matches("-it''s.json'").count())
+            .sum();
+        assert_eq!(named, 5000);
+        assert!(statements
+            .last()
+            .unwrap()
+            .contains("source = 'song_data' AND file IN ('A/x.json')"));
+        // Standard literals on PostgreSQL and DuckDB: a backslash is itself.
+        assert_eq!(text_literal(Dialect::Postgres, "a\\b'c"), "'a\\b''c'");
+        assert_eq!(text_literal(Dialect::Redshift, "a\\b'c"), "'a\\\\b''c'");
+        assert!(forget_ledger_entries(Dialect::DuckDb, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_load_lock_is_asked_for_by_its_key() {
+        assert!(TRY_LOAD_LOCK.contains(&LOAD_LOCK_KEY.to_string()));
+        let holder = postgres_load_lock_holder();
+        assert!(holder.contains(&format!("l.classid::bigint = {}", LOAD_LOCK_KEY >> 32)));
+        assert!(holder.contains(&format!(
+            "l.objid::bigint = {}",
+            LOAD_LOCK_KEY & 0xffff_ffff
+        )));
+    }
     use crate::schema::STAGING_EVENTS;
 
     #[test]

@@ -25,7 +25,8 @@ pub struct DuckDbWarehouse {
 pub enum Access {
     /// Read and write, made if absent (`create_tables`).
     Create,
-    /// Read and write; the file must exist (a load).
+    /// Read and write, made if absent (a load: a first `etl` creates the warehouse); another
+    /// process holding the file is waited for.
     Write,
     /// Read only; the file must exist. Any number of processes may read a file at once, but
     /// not while one writes it (https://duckdb.org/docs/stable/connect/concurrency).
@@ -47,13 +48,15 @@ impl DuckDbWarehouse {
         access: Access,
         timeout: Duration,
     ) -> Result<Self> {
-        if access != Access::Create && !path.exists() {
+        if access == Access::Read && !path.exists() {
             anyhow::bail!(
-                "no warehouse at {}: check [WAREHOUSE] DUCKDB_PATH, or run create_tables",
+                "no warehouse at {}: check [WAREHOUSE] DUCKDB_PATH, or run etl (its first run \
+                 creates it)",
                 path.display()
             );
         }
         let started = Instant::now();
+        let mut said = false;
         let conn = loop {
             let opened = match access {
                 Access::Read => duckdb::Config::default()
@@ -69,6 +72,24 @@ impl DuckDbWarehouse {
                     }
                     if started.elapsed() >= timeout {
                         return Err(held(path, access, &e, started.elapsed()));
+                    }
+                    if !said && started.elapsed() >= Duration::from_secs(1) {
+                        let holder = lock_holder(&e.to_string()).map_or_else(
+                            || "another process".to_string(),
+                            |(program, pid)| format!("{program} (PID {pid})"),
+                        );
+                        let waiting = if access == Access::Read {
+                            "a load"
+                        } else {
+                            "it"
+                        };
+                        tracing::warn!(
+                            "duckdb {} is in use by {holder}: waiting for {waiting} to finish, \
+                             up to {} s in all (--lock-timeout)",
+                            path.display(),
+                            timeout.as_secs()
+                        );
+                        said = true;
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -106,14 +127,27 @@ fn held(path: &Path, access: Access, error: &duckdb::Error, waited: Duration) ->
     let holder = lock_holder(&text);
     match (access, holder) {
         (Access::Read, Some((program, pid))) => anyhow::anyhow!(
-            "duckdb {} is in use by {program} (PID {pid}): wait for it to finish",
-            path.display()
+            "duckdb {} is in use by {program} (PID {pid}); waited {} s: wait for it to finish, \
+             or pass --lock-timeout SECONDS to wait longer",
+            path.display(),
+            waited.as_secs()
         ),
         (Access::Read, None) => anyhow::anyhow!(
-            "duckdb {} is in use by another process: wait for it to finish",
-            path.display()
+            "duckdb {} is in use by another process; waited {} s: wait for it to finish, or \
+             pass --lock-timeout SECONDS to wait longer",
+            path.display(),
+            waited.as_secs()
         ),
-        // The holder named, DuckDB's long message adds nothing.
+        // The holder named, DuckDB's long message adds nothing; a reader is not a load.
+        (_, Some((program, pid))) if ["analysis", "check"].contains(&program.as_str()) => {
+            anyhow::anyhow!(
+                "{program} (PID {pid}) is reading duckdb {}, and DuckDB lets no process write \
+                 a file others read; waited {} s: wait for it to finish, or pass \
+                 --lock-timeout SECONDS to wait longer",
+                path.display(),
+                waited.as_secs()
+            )
+        }
         (_, Some((program, pid))) => anyhow::anyhow!(super::held_by_another_load(
             &format!("duckdb {}, in use by {program} (PID {pid})", path.display()),
             waited,

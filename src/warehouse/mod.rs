@@ -11,7 +11,7 @@ mod redshift;
 mod redshift_data;
 pub mod s3_copy;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use arrow_array::RecordBatch;
 
 use crate::config::{Config, EngineChoice};
@@ -187,24 +187,30 @@ pub fn held_by_another_load(warehouse: &str, waited: std::time::Duration) -> Str
     )
 }
 
-/// Opens the warehouse `dwh.cfg` selects for a load: as [`open`], except that a DuckDB file
-/// must exist already and another process holding it is waited for, at most `lock_timeout`.
+/// Opens the warehouse `dwh.cfg` selects for a load: as [`open`] (a DuckDB file is made when
+/// absent, so a first `etl` needs no `create_tables`), except that another process holding a
+/// DuckDB file is waited for, at most `lock_timeout`.
 pub fn open_for_load(
     config: &Config,
     lock_timeout: std::time::Duration,
 ) -> Result<Box<dyn Warehouse>> {
     match config.engine() {
         EngineChoice::DuckDb => open_duckdb(config, DuckDbAccess::Write, lock_timeout),
-        _ => open(config),
+        _ => open_server(config, Access::Write),
     }
 }
 
-/// Opens the warehouse `dwh.cfg` selects to read it (`analysis`, `check`): a DuckDB file must
-/// exist, and is opened read-only, so that any number of readers may share it.
-pub fn open_read_only(config: &Config) -> Result<Box<dyn Warehouse>> {
+/// Opens the warehouse `dwh.cfg` selects to read it (`analysis`, `check`), so that any number
+/// of readers may share it: a DuckDB file must exist, and is opened read-only; a writer holding
+/// it (DuckDB's file lock, or a load's lock on a PostgreSQL table) is waited for, at most
+/// `lock_timeout`, saying after a second what is waited for.
+pub fn open_read_only(
+    config: &Config,
+    lock_timeout: std::time::Duration,
+) -> Result<Box<dyn Warehouse>> {
     match config.engine() {
-        EngineChoice::DuckDb => open_duckdb(config, DuckDbAccess::Read, std::time::Duration::ZERO),
-        _ => open(config),
+        EngineChoice::DuckDb => open_duckdb(config, DuckDbAccess::Read, lock_timeout),
+        _ => open_server(config, Access::Read(lock_timeout)),
     }
 }
 
@@ -214,6 +220,14 @@ fn open_duckdb(
     access: DuckDbAccess,
     lock_timeout: std::time::Duration,
 ) -> Result<Box<dyn Warehouse>> {
+    if let Some(schema) = &config.warehouse.schema {
+        bail!(
+            "{}: [WAREHOUSE] SCHEMA = {schema} is for PostgreSQL and Redshift, where the warehouse \
+             may share a database with other tables; the DuckDB file [WAREHOUSE] DUCKDB_PATH is \
+             the warehouse's own: remove SCHEMA, or choose a server engine",
+            config.path.display()
+        );
+    }
     Ok(Box::new(DuckDbWarehouse::open_with(
         &config.warehouse.duckdb_path,
         &config.warehouse.duckdb_memory_limit,
@@ -222,9 +236,28 @@ fn open_duckdb(
     )?))
 }
 
-/// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]); a DuckDB file is made if
-/// absent (`create_tables`).
+/// What a step does with a server warehouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Creates tables or loads: `[WAREHOUSE] SCHEMA` is made when absent.
+    Write,
+    /// Only reads, waiting at most this long for a load's locks.
+    Read(std::time::Duration),
+}
+
+/// Opens the warehouse `dwh.cfg` selects (see [`Config::engine`]) for `create_tables`; a
+/// DuckDB file is made if absent.
 pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
+    match config.engine() {
+        EngineChoice::DuckDb => {
+            open_duckdb(config, DuckDbAccess::Create, std::time::Duration::ZERO)
+        }
+        _ => open_server(config, Access::Write),
+    }
+}
+
+/// Connects to the server engine `dwh.cfg` selects, in `[WAREHOUSE] SCHEMA` when set.
+fn open_server(config: &Config, access: Access) -> Result<Box<dyn Warehouse>> {
     let engine = config.engine();
     if matches!(engine, EngineChoice::Postgres | EngineChoice::Redshift)
         && config.cluster.host.trim().is_empty()
@@ -236,13 +269,27 @@ pub fn open(config: &Config) -> Result<Box<dyn Warehouse>> {
             engine.name()
         );
     }
-    match engine {
-        EngineChoice::DuckDb => {
-            open_duckdb(config, DuckDbAccess::Create, std::time::Duration::ZERO)
+    let mut warehouse: Box<dyn Warehouse> = match engine {
+        EngineChoice::Postgres => {
+            let mut postgres = PostgresWarehouse::connect(&config.cluster)?;
+            if let Access::Read(wait) = access {
+                postgres.wait_for_locks(wait)?;
+            }
+            Box::new(postgres)
         }
-        EngineChoice::Postgres => Ok(Box::new(PostgresWarehouse::connect(&config.cluster)?)),
-        EngineChoice::Redshift => Ok(Box::new(RedshiftWarehouse::connect(&config.cluster)?)),
-        EngineChoice::RedshiftData => Ok(Box::new(RedshiftDataWarehouse::connect(config)?)),
-        EngineChoice::Auto => bail!("the engine choice was not resolved"),
+        EngineChoice::Redshift => Box::new(RedshiftWarehouse::connect(&config.cluster)?),
+        EngineChoice::RedshiftData => Box::new(RedshiftDataWarehouse::connect(config)?),
+        EngineChoice::DuckDb | EngineChoice::Auto => bail!("the engine choice was not resolved"),
+    };
+    if let Some(schema) = &config.warehouse.schema {
+        for statement in crate::sql::use_schema(schema, access == Access::Write) {
+            warehouse.execute(&statement).with_context(|| {
+                format!(
+                    "cannot use [WAREHOUSE] SCHEMA = {schema} in {}",
+                    warehouse.describe()
+                )
+            })?;
+        }
     }
+    Ok(warehouse)
 }

@@ -32,7 +32,13 @@ pub struct PostgresWarehouse {
     place: String,
     /// The SSL mode the connection was made with, for messages.
     sslmode: SslMode,
+    /// For a session that only reads: how long a query waits for a load's locks in all.
+    reader_wait: Option<std::time::Duration>,
 }
+
+/// How long one attempt of a reading query waits for a lock before the session looks up who
+/// holds it and says so (see [`PostgresWarehouse::wait_for_locks`]).
+const LOCK_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PostgresWarehouse {
     /// Connects to PostgreSQL with the `[CLUSTER]` settings, TLS as [`sslmode_for`] decides.
@@ -75,7 +81,7 @@ impl PostgresWarehouse {
             .port(cluster.db_port)
             .dbname(&cluster.db_name)
             .user(&cluster.db_user)
-            .application_name("sparkify");
+            .application_name(application_name());
         if !cluster.db_password.is_empty() {
             config.password(cluster.db_password.expose());
         }
@@ -173,6 +179,10 @@ impl PostgresWarehouse {
             let hint = if format!("{e:#}").contains("certificate") {
                 "the server's TLS certificate was not accepted: set [CLUSTER] SSLROOTCERT to the \
                  PEM file of the CA that signed it, or check that HOST is the name in it"
+            } else if cluster.db_port == 5439 && server == "PostgreSQL" {
+                // The default of dwh.cfg is Redshift's port.
+                "DB_PORT is 5439, Redshift's port (and dwh.cfg's default): PostgreSQL listens \
+                 on 5432 unless set otherwise: set [CLUSTER] DB_PORT = 5432"
             } else {
                 "check [CLUSTER] HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD and SSLMODE"
             };
@@ -187,7 +197,78 @@ impl PostgresWarehouse {
             client,
             place,
             sslmode,
+            reader_wait: None,
         })
+    }
+
+    /// Makes this a reading session whose queries wait at most `wait` in all for a load's
+    /// locks (a load's TRUNCATE holds its tables until it commits): each attempt waits
+    /// [`LOCK_PROBE`] under `lock_timeout`
+    /// (https://www.postgresql.org/docs/15/runtime-config-client.html#GUC-LOCK-TIMEOUT; 0 would
+    /// mean no limit), then the holder is looked up in pg_locks and named, and the query tried
+    /// again. A query that fails on its lock changed nothing, so trying it again is safe.
+    pub fn wait_for_locks(&mut self, wait: std::time::Duration) -> Result<()> {
+        let probe = LOCK_PROBE.min(wait).as_millis().max(1);
+        self.execute(&format!("SET lock_timeout = {probe}"))?;
+        self.reader_wait = Some(wait);
+        Ok(())
+    }
+
+    /// Who holds what a failed attempt waited for, in words, from `holder_sql` (see
+    /// [`sql::POSTGRES_TABLE_LOCK_HOLDER`]); "another session" when it cannot be told.
+    fn lock_holder(&mut self, holder_sql: &str) -> String {
+        let found = self
+            .query_once(holder_sql)
+            .ok()
+            .and_then(|r| r.rows.into_iter().next());
+        let Some(row) = found else {
+            return "another session".into();
+        };
+        let text = |i: usize| row.get(i).map(|c| c.to_string()).unwrap_or_default();
+        let (pid, application, user, since, table) = (text(0), text(1), text(2), text(3), text(4));
+        let what = if table.is_empty() {
+            String::new()
+        } else {
+            format!(" on {table}")
+        };
+        let since = if since.is_empty() {
+            String::new()
+        } else {
+            format!(", its transaction open since {since}")
+        };
+        let holder = if application.starts_with("sparkify") {
+            format!("a load of this toolkit ({application}, PID {pid}, user {user}{since})")
+        } else if application.is_empty() {
+            format!("session PID {pid} (user {user}{since})")
+        } else {
+            format!("session PID {pid} ({application}, user {user}{since})")
+        };
+        crate::record::escape_controls(&format!("{holder}{what}"))
+    }
+
+    fn query_once(&mut self, sql: &str) -> Result<QueryResult> {
+        crate::interrupt::check(sql)?;
+        super::log_statement("postgres", sql);
+        let context = || format!("PostgreSQL failed on: {}", first_line(sql));
+        let statement = self
+            .runtime
+            .block_on(self.client.prepare(sql))
+            .with_context(context)?;
+        let rows = self
+            .runtime
+            .block_on(self.client.query(&statement, &[]))
+            .with_context(context)?;
+        let columns = statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect::<Vec<_>>();
+        let rows = rows
+            .iter()
+            .map(|row| (0..columns.len()).map(|i| cell(row, i)).collect())
+            .collect::<Result<Vec<Vec<Cell>>>>()
+            .with_context(context)?;
+        Ok(QueryResult { columns, rows })
     }
 
     /// Whether the session is encrypted, as the server sees it (PostgreSQL's `pg_stat_ssl`).
@@ -345,6 +426,34 @@ fn copy_text_row(out: &mut BytesMut, batch: &RecordBatch, row: usize, scratch: &
     out.put_u8(b'\n');
 }
 
+/// What the server's sessions list this process as: `sparkify` and the binary (`sparkify etl`),
+/// so that a reader waiting for a load can tell whose it is.
+fn application_name() -> String {
+    let binary = std::env::args_os()
+        .next()
+        .and_then(|arg| {
+            std::path::Path::new(&arg)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .filter(|name| {
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    match binary {
+        Some(binary) => format!("sparkify {binary}"),
+        None => "sparkify".into(),
+    }
+}
+
+/// Whether a query failed because `lock_timeout` ended its wait for a lock (SQLSTATE 55P03).
+fn is_lock_timeout(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<tokio_postgres::Error>())
+        .any(|e| e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE))
+}
+
 fn cell(row: &tokio_postgres::Row, index: usize) -> Result<Cell> {
     let column = &row.columns()[index];
     let cell = match *column.type_() {
@@ -394,28 +503,68 @@ impl Warehouse for PostgresWarehouse {
     }
 
     fn query(&mut self, sql: &str) -> Result<QueryResult> {
-        crate::interrupt::check(sql)?;
-        super::log_statement("postgres", sql);
-        let context = || format!("PostgreSQL failed on: {}", first_line(sql));
-        let statement = self
-            .runtime
-            .block_on(self.client.prepare(sql))
-            .with_context(context)?;
-        let rows = self
-            .runtime
-            .block_on(self.client.query(&statement, &[]))
-            .with_context(context)?;
-        let columns = statement
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect::<Vec<_>>();
-        let rows = rows
-            .iter()
-            .map(|row| (0..columns.len()).map(|i| cell(row, i)).collect())
-            .collect::<Result<Vec<Vec<Cell>>>>()
-            .with_context(context)?;
-        Ok(QueryResult { columns, rows })
+        let Some(wait) = self.reader_wait else {
+            return self.query_once(sql);
+        };
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            match self.query_once(sql) {
+                Err(error) if is_lock_timeout(&error) => {
+                    let holder = self.lock_holder(sql::POSTGRES_TABLE_LOCK_HOLDER);
+                    let waited = started.elapsed();
+                    if waited >= wait {
+                        bail!(
+                            "{} is held by {holder}; waited {} s: wait for it to finish, or \
+                             pass --lock-timeout SECONDS to wait longer",
+                            self.describe(),
+                            waited.as_secs()
+                        );
+                    }
+                    if !said {
+                        tracing::warn!(
+                            "waiting for {holder} to finish with {}; up to {} s in all \
+                             (--lock-timeout)",
+                            self.describe(),
+                            wait.as_secs()
+                        );
+                        said = true;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Takes the load's advisory lock, asking again every 200 ms until `timeout` has passed,
+    /// and saying after a second who holds it (see [`sql::lock_for_load`]).
+    fn lock_for_load(&mut self, timeout: std::time::Duration) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            if self.query_once(sql::TRY_LOAD_LOCK)?.single_int() == Some(1) {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                let holder = self.lock_holder(&sql::postgres_load_lock_holder());
+                bail!("the load's lock is held by {holder}");
+            }
+            if !said && waited >= LOCK_PROBE {
+                let holder = self.lock_holder(&sql::postgres_load_lock_holder());
+                tracing::warn!(
+                    "waiting for {holder} to finish loading {}; up to {} s in all \
+                     (--lock-timeout)",
+                    self.describe(),
+                    timeout.as_secs()
+                );
+                said = true;
+            }
+            if crate::interrupt::requested() {
+                return Err(crate::interrupt::Interrupted.into());
+            }
+            std::thread::sleep((timeout - waited).min(std::time::Duration::from_millis(200)));
+        }
     }
 
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()> {

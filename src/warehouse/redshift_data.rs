@@ -93,6 +93,10 @@ impl RedshiftDataWarehouse {
     pub fn connect(config: &Config) -> Result<Self> {
         let runtime = runtime()?;
         let sdk = runtime.block_on(crate::aws::sdk_config(config, None));
+        // Found missing here, the credentials are said to be missing, not a statement to fail.
+        if let Some(problem) = runtime.block_on(crate::aws::credentials_problem(&sdk)) {
+            bail!("the redshift-data engine signs its requests with AWS credentials: {problem}");
+        }
         let target = Target::of(config);
         if config.cluster.db_name.is_empty() {
             bail!(

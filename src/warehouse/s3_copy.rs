@@ -617,6 +617,8 @@ pub fn copy_staging_from_s3(
             unreadable: Vec::new(),
             read_by_warehouse: true,
             yields,
+            // S3 objects are known by their ETag.
+            digests: Default::default(),
         });
         bar.inc(1);
     }

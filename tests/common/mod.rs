@@ -122,10 +122,11 @@ impl Workspace {
         cmd
     }
 
-    /// Runs create_tables then etl, both expected to succeed; returns etl's stdout.
+    /// Runs create_tables then `etl -v`, both expected to succeed; returns etl's stdout (with
+    /// the tables of sources, rows and checks).
     pub fn create_and_load(&self) -> String {
         self.cmd("create_tables").assert().success();
-        let out = self.cmd("etl").assert().success();
+        let out = self.cmd("etl").arg("-v").assert().success();
         String::from_utf8(out.get_output().stdout.clone()).unwrap()
     }
 
@@ -458,10 +459,25 @@ pub struct Interrupted {
     pub exit_after_signal: std::time::Duration,
 }
 
-/// Asserts that `run` stopped as an interrupted run must: exit 130, the message that nothing
-/// was committed, no panic, and soon after the signal.
-pub fn assert_interrupted(run: &Interrupted, what: &str) {
-    assert_eq!(run.code, Some(130), "{what}: {}", run.stderr);
+/// The exit code of a run ended by `signal` (`INT` or `TERM`): 128 + its number, as a shell
+/// reports it.
+pub fn interrupted_exit_code(signal: &str) -> i32 {
+    match signal {
+        "INT" => 130,
+        "TERM" => 143,
+        other => panic!("no exit code for SIG{other}"),
+    }
+}
+
+/// Asserts that `run`, stopped by `signal`, stopped as an interrupted run must: exit 128 + the
+/// signal's number, the message that nothing was committed, no panic, and soon after it.
+pub fn assert_interrupted(run: &Interrupted, signal: &str, what: &str) {
+    assert_eq!(
+        run.code,
+        Some(interrupted_exit_code(signal)),
+        "{what}: {}",
+        run.stderr
+    );
     assert!(
         run.stderr
             .contains("interrupted: nothing of this run was committed"),
@@ -809,7 +825,7 @@ pub fn assert_incremental_invariants(new_workspace: NewWorkspace) {
     fs::write(src.join(log(3)), day3_lines.join("\n") + "\n").unwrap();
     let fourth = etl_stdout(&ws, &[]);
     assert!(
-        fourth.contains("load: full refresh (1 file(s) changed"),
+        fourth.contains("load: full refresh ([log_data] 2018/11/2018-11-03-events.json changed"),
         "{fourth}"
     );
     assert_same_as_full_load(&ws, src, new_workspace, "a changed old file");

@@ -197,6 +197,63 @@ DISTKEY (start_time) SORTKEY (start_time);
 -- existing tables
 SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('staging_events', 'staging_songs', 'incoming_events', 'incoming_songs', 'loaded_files', 'load_errors', 'songplays', 'users', 'songs', 'artists', 'time');
 
+-- mark staging_events
+COMMENT ON TABLE staging_events IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark staging_songs
+COMMENT ON TABLE staging_songs IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark incoming_events
+COMMENT ON TABLE incoming_events IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark incoming_songs
+COMMENT ON TABLE incoming_songs IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark loaded_files
+COMMENT ON TABLE loaded_files IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark load_errors
+COMMENT ON TABLE load_errors IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark songplays
+COMMENT ON TABLE songplays IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark users
+COMMENT ON TABLE users IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark songs
+COMMENT ON TABLE songs IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark artists
+COMMENT ON TABLE artists IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- mark time
+COMMENT ON TABLE time IS 'sparkify warehouse toolkit: made by create_tables or etl, dropped and rewritten by them';
+
+-- the toolkit's marks
+SELECT c.relname, obj_description(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname IN ('staging_events', 'staging_songs', 'incoming_events', 'incoming_songs', 'loaded_files', 'load_errors', 'songplays', 'users', 'songs', 'artists', 'time');
+
+-- the columns of unmarked tables
+SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name IN ('staging_events', 'staging_songs', 'incoming_events', 'incoming_songs', 'loaded_files', 'load_errors', 'songplays', 'users', 'songs', 'artists', 'time') ORDER BY table_name, ordinal_position;
+
+-- use [WAREHOUSE] SCHEMA
+CREATE SCHEMA IF NOT EXISTS "sparkify";
+
+-- use [WAREHOUSE] SCHEMA
+SET search_path TO "sparkify";
+
+-- forget ledger entries
+DELETE FROM loaded_files WHERE source = 'log_data' AND file IN ('2018/11/2018-11-01-events.json', 'it''s \\ odd.json');
+
+-- forget ledger entries
+DELETE FROM loaded_files WHERE source = 'song_data' AND file IN ('A/B/C/TRABC.json');
+
+-- rejects
+SELECT source, file, line, reason, raw_text FROM load_errors ORDER BY source, file, line NULLS FIRST LIMIT 100;
+
+-- matched plays
+SELECT COUNT(*), COUNT(song_id) FROM songplays;
+
 -- lock for load
 SET statement_timeout TO 1000;
 
@@ -269,7 +326,7 @@ INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data'
 DELETE FROM incoming_events WHERE ts < -2208988800000 OR ts > 253402300799999;
 
 -- ledger entries
-SELECT source, file, bytes, version FROM loaded_files;
+SELECT source, file, bytes, version, records, staged, rejected, loaded_at FROM loaded_files;
 
 -- forget unreadable files
 DELETE FROM load_errors WHERE line IS NULL AND reason LIKE 'unreadable file%';
