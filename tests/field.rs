@@ -174,6 +174,13 @@ fn a_table_the_toolkit_did_not_create_is_never_dropped_or_written() {
 #[test]
 fn etl_alone_creates_the_warehouse_and_create_tables_starts_over_only_when_told() {
     let project = Project::new();
+    let dry = project.here("etl", &["--dry-run"]).ok();
+    assert!(
+        dry.stdout
+            .contains("load (would be): full refresh (no warehouse yet: the first run creates it)"),
+        "{dry:#?}"
+    );
+    assert!(!project.duckdb().exists(), "the dry run made the warehouse");
     // The everyday command: etl alone, into a warehouse that does not exist yet.
     let run = project.here("etl", &[]).ok();
     assert!(run.stdout.contains("created 11 tables"), "{run:#?}");
@@ -385,6 +392,20 @@ fn a_grown_log_is_read_from_where_it_ended_and_gives_what_a_full_load_gives() {
     text.push_str(&appended);
     fs::write(&log, text).unwrap();
     let events = project.count("SELECT COUNT(*) FROM staging_events");
+    let old_size = fs::metadata(&log).unwrap().len() - appended.len() as u64;
+
+    // The dry run says what the run will do, from the ledger, and changes nothing.
+    let dry = project.here("etl", &["--dry-run"]).ok();
+    assert!(
+        dry.stdout.contains("load (would be): incremental")
+            && dry.stdout.contains("1 grown")
+            && dry.stdout.contains("files it would read (1):")
+            && dry
+                .stdout
+                .contains(&format!("2018-11-30-events.json (from byte {old_size})")),
+        "{dry:#?}"
+    );
+    assert_eq!(project.count("SELECT COUNT(*) FROM staging_events"), events);
 
     let run = project.here("etl", &["--max-errors", "5"]).ok();
     assert!(
@@ -399,6 +420,18 @@ fn a_grown_log_is_read_from_where_it_ended_and_gives_what_a_full_load_gives() {
     assert_eq!(
         project.count("SELECT MAX(line) FROM load_errors"),
         lines_before as i64 + 3
+    );
+    // The summary shows the reject; check --rejects lists it with its file and line.
+    assert!(run.stdout.contains("the first:\n"), "{run:#?}");
+    let rejects = project.here("check", &["--rejects"]).ok();
+    assert!(
+        rejects
+            .stdout
+            .contains("1 rejected record(s) in load_errors")
+            && rejects.stdout.contains("2018-11-30-events.json")
+            && rejects.stdout.contains(&(lines_before + 3).to_string())
+            && rejects.stdout.contains("not json"),
+        "{rejects:#?}"
     );
     let incremental = project.tables();
     let run = project
@@ -511,4 +544,109 @@ fn quiet_keeps_warnings_and_a_misspelt_local_section_is_an_error() {
         "{run:#?}"
     );
     assert!(!project.duckdb().exists());
+}
+
+/// Runs `command` (a shell line) on a terminal of its own through util-linux's `script`,
+/// typing `input`; `None` (with a notice) where `script` is absent, except under CI.
+fn on_a_terminal(cwd: &Path, command: &str, input: &str) -> Option<Run> {
+    use std::io::Write;
+    let spawned = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("util-linux's script is needed for the terminal test under CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("NOTICE: skipping: no `script` to give the binary a terminal: {e}");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some(Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn create_tables_asks_on_a_terminal_before_dropping_rows() {
+    let project = Project::new();
+    project.here("etl", &[]).ok();
+    let plays = project.count("SELECT COUNT(*) FROM songplays");
+    let binary = assert_cmd::cargo::cargo_bin("create_tables");
+    let command = format!("{} --config dwh.cfg", binary.display());
+    // `script` puts the terminal's output, the question included, on its standard output.
+    let Some(no) = on_a_terminal(project.path(), &command, "n\n") else {
+        return;
+    };
+    assert_eq!(no.code, Some(1), "{no:#?}");
+    assert!(
+        no.stdout.contains("Drop them and start over? [y/N]")
+            && no
+                .stdout
+                .contains(&format!("songplays ({} rows)", thousands(plays)))
+            && no.stdout.contains("nothing was dropped"),
+        "{no:#?}"
+    );
+    assert_eq!(project.count("SELECT COUNT(*) FROM songplays"), plays);
+    let yes = on_a_terminal(project.path(), &command, "y\n").unwrap();
+    assert_eq!(yes.code, Some(0), "{yes:#?}");
+    assert!(yes.stdout.contains("dropped "), "{yes:#?}");
+    assert_eq!(project.count("SELECT COUNT(*) FROM songplays"), 0);
+}
+
+#[test]
+fn the_readmes_everyday_commands_run_under_cron() {
+    // As cron runs them: no terminal, another working directory, -q, the config by its
+    // absolute path, twice (the second run finds nothing new).
+    let project = Project::new();
+    fs::copy(
+        common::repo().join("dwh.cfg"),
+        project.path().join("dwh.cfg"),
+    )
+    .unwrap();
+    let config = project.path().join("dwh.cfg");
+    let cron_dir = tempfile::tempdir().unwrap();
+    for round in ["first", "second"] {
+        let etl = project.run("etl", cron_dir.path(), &config, &["-q"]).ok();
+        assert!(etl.stdout.is_empty(), "{round}: -q printed {etl:#?}");
+        assert!(etl.stderr.is_empty(), "{round}: {etl:#?}");
+        let analysis = project
+            .run(
+                "analysis",
+                cron_dir.path(),
+                &config,
+                &["-q", "--format", "csv"],
+            )
+            .ok();
+        assert!(
+            analysis.stdout.contains("song_count"),
+            "{round}: {analysis:#?}"
+        );
+    }
+    let json = project
+        .run("etl", cron_dir.path(), &config, &["-q", "--format", "json"])
+        .ok();
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(document["load"]["mode"], "nothing_new");
+    assert_eq!(document["committed"], true);
+    assert_eq!(document["load"]["files"]["unchanged"], 180);
+    assert!(document["tables"]["songplays"].as_i64().unwrap() > 0);
+    // Nothing was written into the working directory cron ran in.
+    assert_eq!(fs::read_dir(cron_dir.path()).unwrap().count(), 0);
+    assert!(project.duckdb().exists());
 }
