@@ -368,6 +368,11 @@ fn stage_and_transform(
         Some(inputs) => Some(ledger::plan(warehouse, inputs, options.full_refresh)?),
         None => None,
     };
+    // Reading the ledger, and hashing the files whose time alone changed.
+    if plan.is_some() {
+        phases.push(("plan", clock.elapsed()));
+    }
+    let clock = Instant::now();
     let mode = plan.as_ref().map_or_else(
         || LoadMode::FullRefresh(unplanned_reason(warehouse)),
         |p| p.mode.clone(),

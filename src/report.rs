@@ -294,8 +294,9 @@ pub fn etl_summary(report: &EtlReport, detail: bool) -> String {
                 })
                 .sum();
             format!(
-                "read: {} files, {} bytes",
+                "read: {} file{}, {} bytes",
                 thousands(files),
+                if files == 1 { "" } else { "s" },
                 thousands(sum(|s| s.bytes))
             )
         };
