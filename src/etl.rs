@@ -520,21 +520,27 @@ fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
         .collect();
     // Every record of a source rejected, and all for a missing value: the classic mistake is
     // SONG_DATA and LOG_DATA pointing at each other's files.
-    let swapped = stats.iter().find(|s| {
-        s.records > 0
-            && s.staged == 0
-            && !s.first_rejects.is_empty()
-            && s.first_rejects
-                .iter()
-                .all(|r| r.reason.contains("is missing"))
-    });
-    let hint = swapped.map_or(String::new(), |s| {
+    let swapped: Vec<&str> = stats
+        .iter()
+        .filter(|s| {
+            s.records > 0
+                && s.staged == 0
+                && !s.first_rejects.is_empty()
+                && s.first_rejects
+                    .iter()
+                    .all(|r| r.reason.contains("is missing"))
+        })
+        .map(|s| s.source)
+        .collect();
+    let hint = if swapped.is_empty() {
+        String::new()
+    } else {
         format!(
             "\nEvery record of {} was rejected for a missing value: are SONG_DATA and LOG_DATA \
              swapped, or does the source hold other files?",
-            s.source
+            swapped.join(" and ")
         )
-    });
+    };
     bail!(
         "{rejected} record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = {max_errors}; nothing \
          was committed and the warehouse is as it was. First rejects:\n{}{hint}\nFix the \

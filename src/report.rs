@@ -442,6 +442,18 @@ fn numbers_right(mut table: Table) -> Table {
     table
 }
 
+/// One quality check for a JSON document: its name, whether it passed, rows examined,
+/// failures and seconds.
+fn check_json(o: &crate::checks::CheckOutcome) -> Value {
+    json!({
+        "name": o.name,
+        "passed": o.passed(),
+        "rows_examined": o.examined,
+        "failures": o.failures,
+        "seconds": o.elapsed.as_secs_f64(),
+    })
+}
+
 /// The summary of an `etl` run as one JSON document (`etl --format json`), with the figures
 /// of [`etl_summary`]: for schedulers.
 pub fn etl_json(report: &EtlReport) -> String {
@@ -474,19 +486,7 @@ pub fn etl_json(report: &EtlReport) -> String {
         .iter()
         .map(|(name, rows)| (name.to_string(), json!(rows)))
         .collect();
-    let checks: Vec<Value> = report
-        .checks
-        .iter()
-        .map(|o| {
-            json!({
-                "name": o.name,
-                "passed": o.passed(),
-                "rows_examined": o.examined,
-                "failures": o.failures,
-                "seconds": o.elapsed.as_secs_f64(),
-            })
-        })
-        .collect();
+    let checks: Vec<Value> = report.checks.iter().map(check_json).collect();
     let phases: Map<String, Value> = report
         .phases
         .iter()
@@ -584,14 +584,9 @@ pub fn checks_json(warehouse: &str, outcomes: &[crate::checks::CheckOutcome]) ->
                     Value::Object(fields)
                 })
                 .collect();
-            json!({
-                "name": o.name,
-                "passed": o.passed(),
-                "rows_examined": o.examined,
-                "failures": o.failures,
-                "seconds": o.elapsed.as_secs_f64(),
-                "offending_rows": rows,
-            })
+            let mut check = check_json(o);
+            check["offending_rows"] = Value::Array(rows);
+            check
         })
         .collect();
     let document = json!({

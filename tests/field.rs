@@ -650,3 +650,57 @@ fn the_readmes_everyday_commands_run_under_cron() {
     assert_eq!(fs::read_dir(cron_dir.path()).unwrap().count(), 0);
     assert!(project.duckdb().exists());
 }
+
+#[test]
+fn the_classic_mistakes_are_diagnosed() {
+    let project = Project::new();
+    // SONG_DATA and LOG_DATA swapped: every log record lacks its required fields.
+    fs::write(
+        project.path().join("dwh.cfg"),
+        "[CLUSTER]\nHOST=\n[LOCAL]\nLOG_DATA = data/song_data\nSONG_DATA = data/log_data\n\
+         LOG_JSONPATH = data/log_json_path.json\n",
+    )
+    .unwrap();
+    let run = project.here("etl", &[]).failed();
+    assert!(
+        run.stderr
+            .contains("Every record of song_data and log_data was rejected for a missing value")
+            && run.stderr.contains("swapped"),
+        "{run:#?}"
+    );
+    // PostgreSQL at Redshift's port (dwh.cfg's default): nothing listens there.
+    fs::write(
+        project.path().join("dwh.cfg"),
+        "[CLUSTER]\nHOST=127.0.0.1\nDB_PORT=5439\nDB_NAME=dwh\nDB_USER=dwhuser\n\
+         [WAREHOUSE]\nENGINE=postgres\n[LOCAL]\nLOG_DATA = data/log_data\n\
+         SONG_DATA = data/song_data\nLOG_JSONPATH = data/log_json_path.json\n",
+    )
+    .unwrap();
+    let run = project.here("etl", &["--lock-timeout", "0"]).failed();
+    assert!(
+        run.stderr.contains("DB_PORT is 5439, Redshift's port")
+            && run.stderr.contains("DB_PORT = 5432"),
+        "{run:#?}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_summary_that_cannot_be_written_says_the_load_was_committed() {
+    let project = Project::new();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("etl"))
+        .current_dir(project.path())
+        .env_remove("RUST_LOG")
+        .stdout(fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the load was committed, but its summary could not be written"),
+        "{stderr}"
+    );
+    // It was: the next run finds nothing new.
+    let run = project.here("etl", &[]).ok();
+    assert!(run.load_line().starts_with("load: nothing new"), "{run:#?}");
+}
