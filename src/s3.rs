@@ -29,6 +29,47 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 /// The region used when neither `[S3] REGION` nor the AWS configuration names one.
 const FALLBACK_REGION: &str = "us-east-1";
 
+/// Says at `-v` each attempt of an S3 request that failed, so that a silent endpoint is not
+/// minutes of silence: the SDK retries it (up to [`MAX_ATTEMPTS`], each cut at the attempt
+/// timeout) before the run sees the error. An interceptor's `read_after_attempt` runs after
+/// every attempt, with its outcome
+/// (https://docs.rs/aws-smithy-runtime-api/latest/aws_smithy_runtime_api/client/interceptors/trait.Intercept.html).
+#[derive(Debug)]
+struct AttemptLog {
+    attempt_timeout: Duration,
+}
+
+impl aws_sdk_s3::config::Intercept for AttemptLog {
+    fn name(&self) -> &'static str {
+        "AttemptLog"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        if let Some(Err(error)) = context.output_or_error() {
+            tracing::info!(
+                "an S3 request attempt failed ({}); the SDK tries each request up to \
+                 {MAX_ATTEMPTS} times, each attempt cut after {} s",
+                crate::aws::unanswered(error),
+                self.attempt_timeout.as_secs()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// How long a request was tried, for the error that ends it.
+fn gave_up(started: std::time::Instant) -> String {
+    format!(
+        "; gave up after {:.0} s and up to {MAX_ATTEMPTS} attempts",
+        started.elapsed().as_secs_f64()
+    )
+}
+
 /// One object found under a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
@@ -104,7 +145,9 @@ impl S3Store {
                 tracing::info!("no AWS credentials found: S3 requests go unsigned");
                 sdk = loader().no_credentials().load().await;
             }
-            let mut config = aws_sdk_s3::config::Builder::from(&sdk);
+            let mut config = aws_sdk_s3::config::Builder::from(&sdk).interceptor(AttemptLog {
+                attempt_timeout: Duration::from_secs(settings.attempt_timeout_seconds.max(1)),
+            });
             if sdk.region().is_none() {
                 config = config.region(Region::new(FALLBACK_REGION));
             }
@@ -139,6 +182,7 @@ impl S3Store {
                 .into_paginator()
                 .send();
             let mut objects = Vec::new();
+            let started = std::time::Instant::now();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| {
                     let why = match e.code() {
@@ -160,7 +204,11 @@ impl S3Store {
                                 "the bucket {bucket} is in another region: set [S3] REGION to it"
                             )
                         }
-                        _ => format!("listing failed: {}", crate::aws::explain(&e)),
+                        _ => format!(
+                            "listing failed: {}{}",
+                            crate::aws::explain(&e),
+                            gave_up(started)
+                        ),
                     };
                     anyhow::anyhow!("{setting} = s3://{bucket}/{prefix}: {why}")
                 })?;
@@ -233,6 +281,7 @@ impl S3Store {
 }
 
 async fn get(client: Client, bucket: &str, key: &str) -> Result<Bytes, String> {
+    let started = std::time::Instant::now();
     let response = client
         .get_object()
         .bucket(bucket)
@@ -241,7 +290,11 @@ async fn get(client: Client, bucket: &str, key: &str) -> Result<Bytes, String> {
         .await
         .map_err(|e| match e.code() {
             Some("NoSuchKey") => "the object was deleted after it was listed".to_string(),
-            _ => format!("cannot fetch it: {}", crate::aws::explain(&e)),
+            _ => format!(
+                "cannot fetch it: {}{}",
+                crate::aws::explain(&e),
+                gave_up(started)
+            ),
         })?;
     let body = response
         .body

@@ -550,6 +550,60 @@ fn an_unreachable_s3_is_one_line_saying_what_failed_and_what_to_check() {
     }
 }
 
+#[test]
+fn a_silent_s3_endpoint_says_each_attempt_at_v_and_the_total_when_it_gives_up() {
+    // A listener that takes connections and never answers, for at most a minute.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            if let Ok((stream, _)) = listener.accept() {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dwh.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "[S3]\nLOG_DATA = s3://bucket/log_data\nSONG_DATA = s3://bucket/song_data\n\
+             LOG_JSONPATH = s3://bucket/log_json_path.json\nREGION = us-west-2\n\
+             ENDPOINT = {endpoint}\nATTEMPT_TIMEOUT = 1\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("etl"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--dry-run", "-v"])
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+        .output()
+        .unwrap();
+    let waited = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let attempts = stderr.matches("an S3 request attempt failed").count();
+    assert!(attempts >= 2, "{attempts} attempts said: {stderr}");
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        error.contains("no answer in time") && error.contains("up to 5 attempts"),
+        "{error}"
+    );
+    assert!(error.contains("gave up after "), "{error}");
+    assert!(!stderr.contains("not-a-real-secret"), "{stderr}");
+    assert!(waited < Duration::from_secs(45), "{waited:?}");
+}
+
 /// The flags the README gives each binary, from every command line in it (`etl --full-refresh`,
 /// `analysis --format json > answers.json`, ...): a flag is a word starting with `-` after the
 /// binary's name, up to the end of that command (a backtick, `|`, `;`, `&&`, `>` or the line's
