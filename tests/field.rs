@@ -637,6 +637,11 @@ fn the_readmes_everyday_commands_run_under_cron() {
             analysis.stdout.contains("song_count"),
             "{round}: {analysis:#?}"
         );
+        let check = project.run("check", cron_dir.path(), &config, &["-q"]).ok();
+        assert!(
+            check.stdout.is_empty() && check.stderr.is_empty(),
+            "{round}: {check:#?}"
+        );
     }
     let json = project
         .run("etl", cron_dir.path(), &config, &["-q", "--format", "json"])
