@@ -2048,3 +2048,29 @@ fn coalescing_needs_a_manifest_prefix_outside_the_sources() {
     );
     assert!(!fake.log().iter().any(|s| s.starts_with("COPY")));
 }
+
+#[test]
+fn redshift_data_without_credentials_says_so_before_any_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dwh.cfg");
+    std::fs::write(
+        &path,
+        "[CLUSTER]\nHOST=\nDB_NAME=dwh\nDB_USER=dwhuser\n\
+         [IAM_ROLE]\nARN=arn:aws:iam::123456789012:role/sparkify\n\
+         [S3]\nLOG_DATA=s3://udacity-dend/log_data\nSONG_DATA=s3://udacity-dend/song_data\n\
+         LOG_JSONPATH=s3://udacity-dend/log_json_path.json\nREGION=us-west-2\n\
+         [DWH]\nDWH_REGION=us-west-2\nDWH_WORKGROUP_NAME=sparkify-workgroup\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = iac_offline("etl", &path, &["--engine", "redshift-data"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "the redshift-data engine signs its requests with AWS credentials: no AWS \
+             credentials were found"
+        ),
+        "{stderr}"
+    );
+    // No statement is named: none was sent.
+    assert!(!stderr.contains("failed on"), "{stderr}");
+}
