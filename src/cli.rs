@@ -137,12 +137,7 @@ fn check_unknown_settings(config: &Config, strict: bool) -> Result<()> {
     }
     let file = config.path.display();
     if strict || config.warehouse.strict {
-        // Nothing is ignored here: the run stops.
-        let all: Vec<String> = config
-            .unknown
-            .iter()
-            .map(|u| u.to_string().replace(", ignored", ""))
-            .collect();
+        let all: Vec<String> = config.unknown.iter().map(|u| u.as_error()).collect();
         anyhow::bail!(
             "{file}: {} (--strict or [WAREHOUSE] STRICT = true makes these errors)",
             all.join("; ")

@@ -57,6 +57,12 @@ pub enum EngineChoice {
 impl EngineChoice {
     pub const NAMES: &'static str = "auto, duckdb, postgres, redshift, redshift-data";
 
+    /// Whether this is a Redshift engine (over the wire or the Data API), whose COPY reads the
+    /// sources from S3 itself.
+    pub fn is_redshift(self) -> bool {
+        matches!(self, EngineChoice::Redshift | EngineChoice::RedshiftData)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             EngineChoice::Auto => "auto",
@@ -477,17 +483,17 @@ pub struct UnknownSetting {
     pub closest: Option<&'static str>,
 }
 
-impl std::fmt::Display for UnknownSetting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl UnknownSetting {
+    /// What it is and the name meant, `then` between them: ", ignored" for the warning of a run
+    /// that goes on, nothing for the error of one that stops (`--strict`).
+    fn describe(&self, then: &str) -> String {
         match (&self.key, self.closest) {
-            (None, Some(closest)) => write!(
-                f,
-                "unknown section [{}], ignored: did you mean [{closest}]?",
+            (None, Some(closest)) => format!(
+                "unknown section [{}]{then}: did you mean [{closest}]?",
                 self.section
             ),
-            (None, None) => write!(
-                f,
-                "unknown section [{}], ignored: the sections are {}",
+            (None, None) => format!(
+                "unknown section [{}]{then}: the sections are {}",
                 self.section,
                 KNOWN_SETTINGS
                     .iter()
@@ -495,18 +501,28 @@ impl std::fmt::Display for UnknownSetting {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            (Some(key), Some(closest)) => write!(
-                f,
-                "unknown key {key} in [{}], ignored: did you mean {closest}?",
+            (Some(key), Some(closest)) => format!(
+                "unknown key {key} in [{}]{then}: did you mean {closest}?",
                 self.section
             ),
-            (Some(key), None) => write!(
-                f,
-                "unknown key {key} in [{}], ignored: its keys are {}",
+            (Some(key), None) => format!(
+                "unknown key {key} in [{}]{then}: its keys are {}",
                 self.section,
                 known_keys(&self.section).join(", ")
             ),
         }
+    }
+
+    /// As an error that stops the run (`--strict`): nothing is ignored.
+    pub fn as_error(&self) -> String {
+        self.describe("")
+    }
+}
+
+/// As the warning of a run that goes on without it.
+impl std::fmt::Display for UnknownSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(", ignored"))
     }
 }
 
@@ -775,6 +791,16 @@ impl Config {
             EngineChoice::Auto if self.cluster.is_redshift_endpoint() => EngineChoice::Redshift,
             EngineChoice::Auto => EngineChoice::Postgres,
             chosen => chosen,
+        }
+    }
+
+    /// The sources the chosen engine loads: `[S3]` for Redshift, whose COPY reads them itself,
+    /// [`Config::sources`] for the local engines.
+    pub fn engine_sources(&self) -> Result<Sources> {
+        if self.engine().is_redshift() {
+            self.s3_sources()
+        } else {
+            self.sources()
         }
     }
 

@@ -116,12 +116,7 @@ pub fn ensure_tables_exist(warehouse: &mut dyn Warehouse, tables: &[&Table]) -> 
 /// The line a run starts with, before any work: which sources go into which warehouse;
 /// `None` when the sources are not set right (the run then says what is wrong).
 pub fn start_line(config: &Config) -> Option<String> {
-    let sources = match config.engine() {
-        crate::config::EngineChoice::Redshift | crate::config::EngineChoice::RedshiftData => {
-            config.s3_sources().ok()?
-        }
-        _ => config.sources().ok()?,
-    };
+    let sources = config.engine_sources().ok()?;
     let target = match config.engine() {
         crate::config::EngineChoice::DuckDb => {
             format!("duckdb {}", config.warehouse.duckdb_path.display())
@@ -151,10 +146,6 @@ pub fn start_line(config: &Config) -> Option<String> {
 /// from the warehouse without changing it, or, when there is no warehouse or no ledger yet, the
 /// full refresh its first run is. Redshift without `[S3] MANIFEST_PREFIX` reads everything.
 pub fn dry_run_plan(config: &Config, inputs: &Inputs, full_refresh: bool) -> Result<String> {
-    let redshift = matches!(
-        config.engine(),
-        crate::config::EngineChoice::Redshift | crate::config::EngineChoice::RedshiftData
-    );
     let first = |why: &str| {
         crate::report::dry_run_plan(
             &ledger::Plan {
@@ -164,7 +155,7 @@ pub fn dry_run_plan(config: &Config, inputs: &Inputs, full_refresh: bool) -> Res
             0,
         )
     };
-    if redshift && config.manifest_prefix()?.is_none() {
+    if config.engine().is_redshift() && config.manifest_prefix()?.is_none() {
         return Ok(first(
             "Redshift reads only the new files through a manifest of them, which needs [S3] \
              MANIFEST_PREFIX: set it for incremental loads",

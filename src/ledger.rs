@@ -477,18 +477,17 @@ pub fn record_mapping(
     inputs: &Inputs,
     loaded_at: &str,
 ) -> Result<()> {
-    let paths = inputs.mapping.paths.len() as i64;
-    let row = vec![
-        Field::Text(MAPPING_SOURCE.to_string()),
-        Field::Text(inputs.mapping_file.clone()),
-        Field::Int(0),
-        Field::Text(inputs.mapping.fingerprint()),
-        Field::Int(paths),
-        Field::Int(0),
-        Field::Int(0),
-        Field::Text(loaded_at.to_string()),
-    ];
-    warehouse.insert_rows(&LOADED_FILES, &[row])
+    let entry = Entry {
+        source: MAPPING_SOURCE.to_string(),
+        file: inputs.mapping_file.clone(),
+        bytes: 0,
+        version: inputs.mapping.fingerprint(),
+        records: Some(inputs.mapping.paths.len() as i64),
+        staged: Some(0),
+        rejected: 0,
+        loaded_at: loaded_at.to_string(),
+    };
+    warehouse.insert_rows(&LOADED_FILES, &[entry.to_row()])
 }
 
 /// Adds a ledger row for every file a load read (the files it could not read are left out, so

@@ -144,8 +144,7 @@ pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> St
 /// What `etl --dry-run` says a run would read: the `load:` line it would print and the files
 /// it would read (up to `shown` of them by name), or why it cannot plan.
 pub fn dry_run_plan(plan: &crate::ledger::Plan, shown: usize) -> String {
-    let mut out = plan_line(&plan.mode, Some(&plan.changes));
-    out = out.replacen("load: ", "load (would be): ", 1);
+    let mut out = plan_line("load (would be)", &plan.mode, Some(&plan.changes));
     let files: Vec<String> = [("song_data", &plan.songs), ("log_data", &plan.logs)]
         .iter()
         .flat_map(|(source, files)| {
@@ -203,11 +202,16 @@ pub fn dry_run_summary(inputs: &Inputs) -> String {
 
 /// What a run read, as one line: the mode and how the files compared with the ledger.
 pub fn load_mode_line(report: &EtlReport) -> String {
-    plan_line(&report.mode, report.changes.as_ref())
+    plan_line("load", &report.mode, report.changes.as_ref())
 }
 
-/// How a run loads (`mode`), and how the files compared with the ledger (`changes`).
-pub fn plan_line(mode: &LoadMode, changes: Option<&crate::ledger::FileChanges>) -> String {
+/// `{label}: ` how a run loads (`mode`), and how the files compared with the ledger
+/// (`changes`).
+pub fn plan_line(
+    label: &str,
+    mode: &LoadMode,
+    changes: Option<&crate::ledger::FileChanges>,
+) -> String {
     let files = changes.map(|c| {
         let mut parts = vec![format!("{} new", c.new), format!("{} changed", c.changed)];
         if c.appended > 0 {
@@ -235,11 +239,11 @@ pub fn plan_line(mode: &LoadMode, changes: Option<&crate::ledger::FileChanges>) 
     });
     let files = files.map_or(String::new(), |f| format!("; {f}"));
     match mode {
-        LoadMode::FullRefresh(why) => format!("load: full refresh ({why}){files}"),
-        LoadMode::Incremental => format!("load: incremental, only the new files read{files}"),
-        LoadMode::NothingNew => {
-            format!("load: nothing new, nothing read or changed; the warehouse is as it was{files}")
-        }
+        LoadMode::FullRefresh(why) => format!("{label}: full refresh ({why}){files}"),
+        LoadMode::Incremental => format!("{label}: incremental, only the new files read{files}"),
+        LoadMode::NothingNew => format!(
+            "{label}: nothing new, nothing read or changed; the warehouse is as it was{files}"
+        ),
     }
 }
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use sparkify::cli::{exit_code, CommonArgs};
-use sparkify::config::EngineChoice;
 use sparkify::etl::EtlOptions;
 use sparkify::load::Unreadable;
 use sparkify::progress::Progress;
@@ -138,11 +137,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     exit_code((|| {
         let mut config = args.common.init()?;
-        let redshift = matches!(
-            config.engine(),
-            EngineChoice::Redshift | EngineChoice::RedshiftData
-        );
-        if args.coalesce && !redshift {
+        if args.coalesce && !config.engine().is_redshift() {
             Args::command()
                 .error(
                     clap::error::ErrorKind::ArgumentConflict,
@@ -156,11 +151,7 @@ fn main() -> ExitCode {
         }
         config.s3.coalesce |= args.coalesce;
         if args.dry_run {
-            // Redshift reads [S3] itself; the local engines read [LOCAL], else [S3].
-            let sources = match config.engine() {
-                EngineChoice::Redshift | EngineChoice::RedshiftData => config.s3_sources()?,
-                _ => config.sources()?,
-            };
+            let sources = config.engine_sources()?;
             let inputs =
                 sparkify::etl::discover_inputs(&config, &sources, &args.common.progress())?;
             let plan = sparkify::etl::dry_run_plan(&config, &inputs, args.full_refresh)?;

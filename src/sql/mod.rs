@@ -210,7 +210,16 @@ pub fn keys_rebuilt_around_insert(dialect: Dialect, table: &Table) -> Option<Key
 pub const LOAD_LOCK_KEY: i64 = 0x0053_504B_5945_544C;
 
 /// Takes the load's advisory lock if no other session holds it: true, or false at once.
-pub const TRY_LOAD_LOCK: &str = "SELECT pg_try_advisory_xact_lock(23450707617469516)";
+pub fn try_load_lock() -> String {
+    format!("SELECT pg_try_advisory_xact_lock({LOAD_LOCK_KEY})")
+}
+
+/// How long each statement of a PostgreSQL session waits for a lock before it fails with
+/// SQLSTATE 55P03; at least 1 ms, since 0 means no limit
+/// (https://www.postgresql.org/docs/15/runtime-config-client.html#GUC-LOCK-TIMEOUT).
+pub fn postgres_lock_timeout(wait: std::time::Duration) -> String {
+    format!("SET lock_timeout = {}", wait.as_millis().max(1))
+}
 
 /// The session that holds the load's advisory lock: pid, application, user, when its
 /// transaction began. pg_locks shows a bigint key "with its high-order half in the classid
@@ -246,7 +255,7 @@ pub const POSTGRES_TABLE_LOCK_HOLDER: &str = "SELECT l.pid, COALESCE(a.applicati
 /// BEGIN, waiting at most `timeout` for another load to end (zero: at once).
 ///
 /// PostgreSQL: a transaction-scoped advisory lock, released by COMMIT or ROLLBACK, asked for
-/// without waiting ([`TRY_LOAD_LOCK`]); the engine asks again until it is granted or `timeout`
+/// without waiting ([`try_load_lock`]); the engine asks again until it is granted or `timeout`
 /// has passed, saying after a second who holds it
 /// (https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS).
 ///
@@ -264,7 +273,7 @@ pub fn lock_for_load(dialect: Dialect, timeout: std::time::Duration) -> Vec<Stri
     let millis = timeout.as_millis();
     match dialect {
         Dialect::DuckDb => Vec::new(),
-        Dialect::Postgres => vec![TRY_LOAD_LOCK.to_string()],
+        Dialect::Postgres => vec![try_load_lock()],
         Dialect::Redshift => vec![
             format!("SET statement_timeout TO {}", millis.max(1000)),
             "LOCK staging_events".to_string(),
@@ -1280,7 +1289,14 @@ mod tests {
 
     #[test]
     fn the_load_lock_is_asked_for_by_its_key() {
-        assert!(TRY_LOAD_LOCK.contains(&LOAD_LOCK_KEY.to_string()));
+        assert_eq!(
+            try_load_lock(),
+            "SELECT pg_try_advisory_xact_lock(23450707617469516)"
+        );
+        assert_eq!(
+            postgres_lock_timeout(std::time::Duration::ZERO),
+            "SET lock_timeout = 1"
+        );
         let holder = postgres_load_lock_holder();
         assert!(holder.contains(&format!("l.classid::bigint = {}", LOAD_LOCK_KEY >> 32)));
         assert!(holder.contains(&format!(

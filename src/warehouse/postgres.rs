@@ -208,10 +208,18 @@ impl PostgresWarehouse {
     /// mean no limit), then the holder is looked up in pg_locks and named, and the query tried
     /// again. A query that fails on its lock changed nothing, so trying it again is safe.
     pub fn wait_for_locks(&mut self, wait: std::time::Duration) -> Result<()> {
-        let probe = LOCK_PROBE.min(wait).as_millis().max(1);
-        self.execute(&format!("SET lock_timeout = {probe}"))?;
+        self.execute(&sql::postgres_lock_timeout(LOCK_PROBE.min(wait)))?;
         self.reader_wait = Some(wait);
         Ok(())
+    }
+
+    /// Says, once a wait has lasted [`LOCK_PROBE`], who it waits for and how long it may wait.
+    fn say_waiting(&self, holder: &str, what: &str, wait: std::time::Duration) {
+        tracing::warn!(
+            "waiting for {holder} to finish {what} {}; up to {} s in all (--lock-timeout)",
+            self.describe(),
+            wait.as_secs()
+        );
     }
 
     /// Who holds what a failed attempt waited for, in words, from `holder_sql` (see
@@ -522,12 +530,7 @@ impl Warehouse for PostgresWarehouse {
                         );
                     }
                     if !said {
-                        tracing::warn!(
-                            "waiting for {holder} to finish with {}; up to {} s in all \
-                             (--lock-timeout)",
-                            self.describe(),
-                            wait.as_secs()
-                        );
+                        self.say_waiting(&holder, "with", wait);
                         said = true;
                     }
                 }
@@ -542,7 +545,7 @@ impl Warehouse for PostgresWarehouse {
         let started = std::time::Instant::now();
         let mut said = false;
         loop {
-            if self.query_once(sql::TRY_LOAD_LOCK)?.single_int() == Some(1) {
+            if self.query_once(&sql::try_load_lock())?.single_int() == Some(1) {
                 return Ok(());
             }
             let waited = started.elapsed();
@@ -552,12 +555,7 @@ impl Warehouse for PostgresWarehouse {
             }
             if !said && waited >= LOCK_PROBE {
                 let holder = self.lock_holder(&sql::postgres_load_lock_holder());
-                tracing::warn!(
-                    "waiting for {holder} to finish loading {}; up to {} s in all \
-                     (--lock-timeout)",
-                    self.describe(),
-                    timeout.as_secs()
-                );
+                self.say_waiting(&holder, "loading", timeout);
                 said = true;
             }
             if crate::interrupt::requested() {
