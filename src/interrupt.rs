@@ -5,6 +5,9 @@
 //! and the binary exits 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, as a shell
 //! reports a process the signal ended) saying that nothing was committed. A second signal exits
 //! at once, and so does the first while no warehouse is open (iac_create's AWS calls, say).
+//! A run that has not stopped [`GRACE`] after the first signal (a read stuck on a file or a
+//! network that does not answer) exits then: what it had not committed is not committed, as
+//! after a `kill -9`, which every engine survives whole.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -30,6 +33,9 @@ fn again() -> &'static str {
         "Ctrl-C again"
     }
 }
+
+/// How long a run may take to stop after the first signal before it exits anyway.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What stops the statement each open warehouse runs, called on the signal's thread.
 type Canceller = Box<dyn Fn() + Send>;
@@ -113,6 +119,16 @@ pub fn request() -> bool {
     for cancel in cancellers.iter() {
         cancel();
     }
+    std::thread::spawn(|| {
+        std::thread::sleep(GRACE);
+        eprintln!(
+            "still not stopped {} s after the signal (a read or the server does not answer): \
+             exiting; what this run had not committed is rolled back, and running it again is \
+             safe",
+            GRACE.as_secs()
+        );
+        std::process::exit(exit_status().into());
+    });
     true
 }
 

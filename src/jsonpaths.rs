@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
 /// One step of a path: an object member or an array element.
@@ -140,9 +140,10 @@ impl JsonPaths {
 
     /// Reads a JSONPaths file; `expected_columns` is the number of staging columns it must map.
     pub fn load(path: &Path, expected_columns: usize) -> Result<JsonPaths> {
-        let text = std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read the JSONPaths file {}: set [LOCAL] LOG_JSONPATH to its path",
+        // A JSONPaths file is a few hundred bytes; 1 MiB bounds a device or FIFO named instead.
+        let text = crate::files::read_small(path, 1 << 20).map_err(|e| {
+            anyhow!(
+                "cannot read the JSONPaths file {}: {e}: set [LOCAL] LOG_JSONPATH to its path",
                 path.display()
             )
         })?;

@@ -411,7 +411,8 @@ struct Hashed {
 
 fn hash_file(path: &std::path::Path, prefix: u64) -> std::io::Result<Hashed> {
     use sha2::Digest;
-    let mut file = std::fs::File::open(path)?;
+    // Never a FIFO or device put in the file's place: it could hang or never end.
+    let (mut file, _) = crate::files::open_regular(path)?;
     let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut read = 0u64;

@@ -111,24 +111,44 @@ fn chunks(files: &[SourceFile]) -> Vec<&[SourceFile]> {
 /// about `piece_bytes`, each ending at a line end (or the end of the file), handing each to
 /// `send` with the number of lines before it in the file; stops when `send` returns false. A
 /// read error is handed on as the last piece.
+///
+/// The file is read as [`crate::source::read_local`] reads one whole: opened without blocking,
+/// only while a regular file, no further than the size `found` gave it; a size or modification
+/// time that moved since, or an end that came early, ends it with "changed while it was read"
+/// as the last piece (which fails the file, so nothing of it is kept).
 fn read_in_pieces(
     path: &std::path::Path,
-    offset: u64,
-    lines_before: u64,
+    found: &SourceFile,
     piece_bytes: usize,
     mut send: impl FnMut(Result<Bytes, String>, u64) -> bool,
 ) {
-    let opened = std::fs::File::open(path).and_then(|mut file| {
+    let (offset, lines_before) = (found.offset, found.lines_before);
+    let changed = |now: &std::fs::Metadata| {
+        now.len() != found.size
+            || (!found.version.is_empty() && crate::files::version_of(now) != found.version)
+    };
+    let opened = crate::files::open_regular(path).and_then(|(mut file, metadata)| {
         file.seek(std::io::SeekFrom::Start(offset))?;
-        Ok(file)
+        Ok((file, metadata))
     });
     let mut file = match opened {
-        Ok(file) => file,
+        Ok((_, metadata)) if changed(&metadata) => {
+            send(
+                Err(crate::files::changed_while_read(
+                    found.size, &metadata, None,
+                )),
+                lines_before,
+            );
+            return;
+        }
+        Ok((file, _)) => file,
         Err(e) => {
             send(Err(e.to_string()), lines_before);
             return;
         }
     };
+    // Never past the size found: a file that keeps growing (or a device) is not read on.
+    let mut left = found.size.saturating_sub(offset);
     let mut lines_before = lines_before;
     let mut carry: Vec<u8> = Vec::new();
     loop {
@@ -146,12 +166,27 @@ fn read_in_pieces(
                 1 << 16 // a line longer than a piece: on to its end
             };
             let before = buffer.len();
-            match file.by_ref().take(want as u64).read_to_end(&mut buffer) {
+            let want = (want as u64).min(left);
+            if want == 0 {
+                at_end = true;
+                break;
+            }
+            match file.by_ref().take(want).read_to_end(&mut buffer) {
                 Ok(0) => {
-                    at_end = true;
-                    break;
+                    // The end came before the size found: the file was cut.
+                    let read = found.size - left;
+                    let now = file.metadata();
+                    let message = match &now {
+                        Ok(now) => crate::files::changed_while_read(found.size, now, Some(read)),
+                        Err(e) => e.to_string(),
+                    };
+                    send(Err(message), lines_before);
+                    return;
                 }
-                Ok(_) => has_line_end = has_line_end || buffer[before..].contains(&b'\n'),
+                Ok(n) => {
+                    left -= n as u64;
+                    has_line_end = has_line_end || buffer[before..].contains(&b'\n');
+                }
                 Err(e) => {
                     send(Err(e.to_string()), lines_before);
                     return;
@@ -173,6 +208,19 @@ fn read_in_pieces(
         }
         lines_before += lines;
         if at_end && carry.is_empty() {
+            // Read to the size found: the file is that version only if it has not moved since.
+            match file.metadata() {
+                Ok(now) if changed(&now) => {
+                    send(
+                        Err(crate::files::changed_while_read(found.size, &now, None)),
+                        lines_before,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    send(Err(e.to_string()), lines_before);
+                }
+            }
             return;
         }
     }
@@ -257,30 +305,23 @@ pub fn load_source(
                     let [file] = files else {
                         unreachable!("a large log is read alone")
                     };
-                    let start = (file.offset, file.lines_before);
-                    read_in_pieces(
-                        path,
-                        start.0,
-                        start.1,
-                        piece_bytes,
-                        |piece, lines_before| {
-                            stopped = fetched_sender
-                                .send(Fetched {
-                                    files,
-                                    contents: vec![piece],
-                                    lines_before,
-                                    piece: true,
-                                })
-                                .is_err();
-                            !stopped
-                        },
-                    );
+                    read_in_pieces(path, file, piece_bytes, |piece, lines_before| {
+                        stopped = fetched_sender
+                            .send(Fetched {
+                                files,
+                                contents: vec![piece],
+                                lines_before,
+                                piece: true,
+                            })
+                            .is_err();
+                        !stopped
+                    });
                     if stopped {
                         return;
                     }
                     continue;
                 }
-                let contents = discovered.read(files);
+                let contents = discovered.read(files, kind.max_file_bytes());
                 let fetched = Fetched {
                     files,
                     contents,
@@ -297,6 +338,8 @@ pub fn load_source(
         scope.spawn(move || {
             // The hash of each large log read in pieces, fed piece by piece, in order.
             let mut piece_hashes: HashMap<String, sha2::Sha256> = HashMap::new();
+            // The large files some pieces of which were parsed (and so staged).
+            let mut pieces_staged: std::collections::HashSet<String> = Default::default();
             for fetched in fetched {
                 let parsed: Vec<Result<ParsedFile, String>> = fetched
                     .files
@@ -340,6 +383,9 @@ pub fn load_source(
                 for (file, parsed) in fetched.files.iter().zip(parsed) {
                     match parsed {
                         Ok(parsed) => {
+                            if fetched.piece {
+                                pieces_staged.insert(file.location.to_string());
+                            }
                             yields.push(FileYield {
                                 file: file.location.to_string(),
                                 staged: Some(parsed.rows.len() as u64),
@@ -358,7 +404,14 @@ pub fn load_source(
                                 reject
                             }));
                         }
-                        Err(error) if unreadable == Unreadable::Skip => {
+                        // A large file that fails after some of its pieces were staged cannot
+                        // be skipped: those rows are in staging already. The load stops, and
+                        // its rollback takes them out.
+                        Err(error)
+                            if unreadable == Unreadable::Skip
+                                && !(fetched.piece
+                                    && pieces_staged.contains(&file.location.to_string())) =>
+                        {
                             skipped.push(unreadable_file(kind, file, &error));
                         }
                         Err(error) => {
@@ -465,6 +518,46 @@ mod tests {
         chunks(files).len()
     }
 
+    /// `path` as discovery finds it now.
+    fn found(path: &std::path::Path) -> SourceFile {
+        let metadata = std::fs::metadata(path).unwrap();
+        SourceFile::found(
+            Location::File(path.to_path_buf()),
+            metadata.len(),
+            crate::files::version_of(&metadata),
+        )
+    }
+
+    #[test]
+    fn a_file_cut_or_grown_after_discovery_fails_as_changed_and_is_read_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let before = found(&path);
+        // Cut to half after discovery.
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        let mut last = None;
+        read_in_pieces(&path, &before, 100, |piece, _| {
+            last = Some(piece.clone());
+            true
+        });
+        let err = last.unwrap().unwrap_err();
+        assert!(err.contains("changed while it was read"), "{err}");
+        // Grown after discovery: refused at open, nothing past the size found is read.
+        std::fs::write(&path, format!("{text}{text}")).unwrap();
+        let mut pieces = Vec::new();
+        read_in_pieces(&path, &before, 100, |piece, _| {
+            pieces.push(piece);
+            true
+        });
+        assert_eq!(pieces.len(), 1);
+        assert!(pieces[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("changed while it was read"));
+    }
+
     #[test]
     fn pieces_end_at_line_ends_and_count_the_lines_before() {
         let dir = tempfile::tempdir().unwrap();
@@ -472,7 +565,7 @@ mod tests {
         let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&path, format!("{text}no newline at the end")).unwrap();
         let mut pieces = Vec::new();
-        read_in_pieces(&path, 0, 0, 100, |piece, before| {
+        read_in_pieces(&path, &found(&path), 100, |piece, before| {
             pieces.push((piece.unwrap(), before));
             true
         });
@@ -489,13 +582,18 @@ mod tests {
         let flat = dir.path().join("flat.json");
         std::fs::write(&flat, "x".repeat(10_000)).unwrap();
         let mut pieces = Vec::new();
-        read_in_pieces(&flat, 0, 0, 100, |piece, before| {
+        read_in_pieces(&flat, &found(&flat), 100, |piece, before| {
             pieces.push((piece.unwrap().len(), before));
             true
         });
         assert_eq!(pieces, [(10_000, 0)]);
         let mut missing = Vec::new();
-        read_in_pieces(&dir.path().join("gone.json"), 0, 0, 100, |piece, _| {
+        let gone = SourceFile::found(
+            Location::File(dir.path().join("gone.json")),
+            5,
+            String::new(),
+        );
+        read_in_pieces(&dir.path().join("gone.json"), &gone, 100, |piece, _| {
             missing.push(piece);
             true
         });

@@ -32,7 +32,20 @@ impl SourceKind {
             SourceKind::Song => &STAGING_SONGS,
         }
     }
+
+    /// The largest file of this source a load reads: a song file holds one song (a few hundred
+    /// bytes in the Udacity catalogue), so one over [`MAX_SONG_FILE_BYTES`] is refused as
+    /// unreadable rather than read; log files are read in pieces, whatever their size.
+    pub fn max_file_bytes(self) -> u64 {
+        match self {
+            SourceKind::Log => u64::MAX,
+            SourceKind::Song => MAX_SONG_FILE_BYTES,
+        }
+    }
 }
+
+/// The largest song file a load reads: 64 MiB.
+pub const MAX_SONG_FILE_BYTES: u64 = 64 << 20;
 
 /// What one file yielded.
 #[derive(Debug, Default)]
@@ -79,8 +92,11 @@ fn read_line(line: &[u8], mapping: &JsonPaths, keys: Option<&[&str]>) -> serde_j
     match keys {
         Some(keys) => {
             let mut deserializer = serde_json::Deserializer::from_slice(line);
-            let values =
-                serde::de::DeserializeSeed::deserialize(TopLevel { keys }, &mut deserializer)?;
+            let top = TopLevel {
+                keys,
+                ignore_case: false,
+            };
+            let values = serde::de::DeserializeSeed::deserialize(top, &mut deserializer)?;
             deserializer.end()?;
             Ok(values)
         }
@@ -131,9 +147,12 @@ pub fn parse_log_file(file: &str, bytes: &[u8], mapping: &JsonPaths) -> ParsedFi
 }
 
 /// Reads a JSON object taking only the members named in `keys` (one per column, in column
-/// order), skipping the rest without building them.
+/// order), skipping the rest without building them. A member named twice is an error: which
+/// of its values the record means cannot be told.
 struct TopLevel<'k> {
     keys: &'k [&'k str],
+    /// Whether member names match `keys` in any case (song files).
+    ignore_case: bool,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for TopLevel<'_> {
@@ -145,8 +164,10 @@ impl<'de> serde::de::DeserializeSeed<'de> for TopLevel<'_> {
 }
 
 /// Finds the first column a member name feeds, without allocating the name.
+#[derive(Clone, Copy)]
 struct ColumnOf<'k> {
     keys: &'k [&'k str],
+    ignore_case: bool,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for ColumnOf<'_> {
@@ -168,7 +189,10 @@ impl<'de> serde::de::Visitor<'de> for ColumnOf<'_> {
     }
 
     fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(self.keys.iter().position(|k| *k == key))
+        Ok(self
+            .keys
+            .iter()
+            .position(|k| *k == key || (self.ignore_case && k.eq_ignore_ascii_case(key))))
     }
 }
 
@@ -181,11 +205,22 @@ impl<'de> serde::de::Visitor<'de> for TopLevel<'_> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
         let mut values: Vec<Option<Value>> = vec![None; self.keys.len()];
-        while let Some(column) = map.next_key_seed(ColumnOf { keys: self.keys })? {
+        let names = ColumnOf {
+            keys: self.keys,
+            ignore_case: self.ignore_case,
+        };
+        while let Some(column) = map.next_key_seed(names)? {
             let Some(first) = column else {
                 map.next_value::<serde::de::IgnoredAny>()?;
                 continue;
             };
+            if values[first].is_some() {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the member {:?} appears twice (or in two cases), so which value is meant \
+                     cannot be told",
+                    self.keys[first]
+                )));
+            }
             let value: Value = map.next_value()?;
             // The same member may feed several columns.
             for (column, key) in self.keys.iter().enumerate().skip(first + 1) {
@@ -252,7 +287,7 @@ pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
     let mut base = 0;
     'stream: loop {
         let slice = &bytes[base..];
-        let mut stream = serde_json::Deserializer::from_slice(slice).into_iter::<Value>();
+        let mut stream = serde_json::Deserializer::from_slice(slice).into_iter::<SongObject>();
         loop {
             let start = base + skip_whitespace(slice, stream.byte_offset());
             let line_no = lines.line_at(bytes, start);
@@ -261,7 +296,7 @@ pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
             };
             let raw = &bytes[start..(base + stream.byte_offset()).max(start)];
             let record = match item {
-                Ok(record) => record,
+                Ok(SongObject(record)) => record,
                 Err(e) => {
                     let resume = next_object_line(bytes, start);
                     parsed.rejects.push(sink.reject(
@@ -278,23 +313,17 @@ pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
                     }
                 }
             };
-            let Value::Object(map) = record else {
-                parsed.rejects.push(sink.reject(
-                    line_no,
-                    format!("a JSON {}, not an object", kind_of(&record)),
-                    raw,
-                ));
-                continue;
-            };
-            let mut values: Vec<Option<Value>> = vec![None; columns.len()];
-            for (key, value) in map {
-                if let Some(i) = columns
-                    .iter()
-                    .position(|c| c.name.eq_ignore_ascii_case(&key))
-                {
-                    values[i] = Some(value);
+            let values = match record {
+                Line::Values(values) => values,
+                Line::NotAnObject(kind) => {
+                    parsed.rejects.push(sink.reject(
+                        line_no,
+                        format!("a JSON {kind}, not an object"),
+                        raw,
+                    ));
+                    continue;
                 }
-            }
+            };
             match type_row(&STAGING_SONGS, values, &labels) {
                 Ok(row) => parsed.rows.push(row),
                 Err(reason) => parsed.rejects.push(sink.reject(line_no, reason, raw)),
@@ -302,6 +331,25 @@ pub fn parse_song_file(file: &str, bytes: &[u8]) -> ParsedFile {
         }
     }
     parsed
+}
+
+/// The staging columns' names, which a song object's members are matched to in any case.
+static SONG_KEYS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| STAGING_SONGS.columns.iter().map(|c| c.name).collect());
+
+/// One top-level value of a song file, read as [`TopLevel`] reads a log line: only the members
+/// that are staging columns are built, so a huge member or a file of nested arrays takes no
+/// more memory than the columns do.
+struct SongObject(Line);
+
+impl<'de> serde::Deserialize<'de> for SongObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let top = TopLevel {
+            keys: &SONG_KEYS,
+            ignore_case: true,
+        };
+        serde::de::DeserializeSeed::deserialize(top, deserializer).map(SongObject)
+    }
 }
 
 /// The offset of the first line after `from` that starts with `{`: where the next top-level
@@ -460,6 +508,28 @@ mod tests {
         assert!(parsed.rejects[0].reason.starts_with("year"));
         assert_eq!(parsed.rejects[1].raw_text, "[]");
         assert_eq!(parsed.records(), 5);
+    }
+
+    #[test]
+    fn a_member_named_twice_is_a_reject_not_a_silent_choice() {
+        let parsed = parse_song_file(
+            "s.json",
+            b"{\"song_id\":\"S1\",\"SONG_ID\":\"S2\"}\n{\"song_id\":\"S3\",\"artist_id\":\"A\",\"big\":[[[1,2],{\"a\":[3]}]]}\n",
+        );
+        assert_eq!(parsed.rows.len(), 1, "{:?}", parsed.rejects);
+        assert!(
+            parsed.rejects[0].reason.contains("appears twice"),
+            "{:?}",
+            parsed.rejects
+        );
+        let mapping = mapping();
+        let log = parse_log_file("l.json", b"{\"song\":\"a\",\"song\":\"b\"}\n", &mapping);
+        assert!(log.rows.is_empty());
+        assert!(
+            log.rejects[0].reason.contains("appears twice"),
+            "{:?}",
+            log.rejects
+        );
     }
 
     #[test]

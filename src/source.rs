@@ -135,26 +135,49 @@ impl Discovered {
     }
 
     /// The contents of `files` (some of this root's), in order: local files read in parallel,
-    /// S3 objects fetched concurrently. A file that cannot be read gives the reason instead.
-    pub fn read(&self, files: &[SourceFile]) -> Vec<Result<Bytes, String>> {
+    /// S3 objects fetched concurrently. A file that cannot be read gives the reason instead, and
+    /// so does one over `limit` bytes (not read at all), and a local file that is no longer a
+    /// regular file or changed while it was read (see [`read_local`]).
+    pub fn read(&self, files: &[SourceFile], limit: u64) -> Vec<Result<Bytes, String>> {
+        let too_large = |file: &SourceFile| {
+            (file.size > limit).then(|| {
+                format!(
+                    "it is {} bytes, more than the {limit} a file of this source may be: split \
+                     it, or check that it belongs here",
+                    file.size
+                )
+            })
+        };
         if let (Some(store), Location::S3 { bucket, .. }) = (&self.store, &self.root) {
-            let keys: Vec<&str> = files
+            let wanted: Vec<(usize, &str)> = files
                 .iter()
-                .map(|f| match &f.location {
-                    Location::S3 { key, .. } => key.as_str(),
-                    Location::File(_) => "",
+                .enumerate()
+                .filter(|(_, f)| too_large(f).is_none())
+                .map(|(i, f)| match &f.location {
+                    Location::S3 { key, .. } => (i, key.as_str()),
+                    Location::File(_) => (i, ""),
                 })
                 .collect();
-            return store.get_many(bucket, &keys);
+            let keys: Vec<&str> = wanted.iter().map(|(_, k)| *k).collect();
+            let mut fetched = store.get_many(bucket, &keys).into_iter();
+            let mut contents: Vec<Result<Bytes, String>> = files
+                .iter()
+                .map(|f| Err(too_large(f).unwrap_or_default()))
+                .collect();
+            for (index, _) in wanted {
+                if let Some(result) = fetched.next() {
+                    contents[index] = result;
+                }
+            }
+            return contents;
         }
         files
             .par_iter()
             .map(|file| match (&file.unreadable, &file.location) {
                 (Some(error), _) => Err(error.clone()),
+                _ if too_large(file).is_some() => Err(too_large(file).unwrap_or_default()),
                 (None, Location::File(path)) => {
-                    let bytes = std::fs::read(path)
-                        .map(Bytes::from)
-                        .map_err(|e| e.to_string())?;
+                    let bytes = read_local(path, file)?;
                     match usize::try_from(file.offset) {
                         Ok(0) => Ok(bytes),
                         Ok(offset) if offset <= bytes.len() => Ok(bytes.slice(offset..)),
@@ -168,6 +191,52 @@ impl Discovered {
             })
             .collect()
     }
+}
+
+/// Reads the local source file `path` as `file` was found: opened without blocking and only
+/// if still a regular file, at most the size found, and refused as changed when its size or
+/// modification time moved between discovery and the end of the read (a writer appending, a
+/// file cut or swapped): what was read would not be the version the ledger records.
+pub fn read_local(path: &Path, file: &SourceFile) -> Result<Bytes, String> {
+    use std::io::Read;
+    let (opened, metadata) = crate::files::open_regular(path).map_err(|e| e.to_string())?;
+    let changed = |now: &std::fs::Metadata| {
+        now.len() != file.size
+            || (!file.version.is_empty() && crate::files::version_of(now) != file.version)
+    };
+    if changed(&metadata) {
+        return Err(crate::files::changed_while_read(file.size, &metadata, None));
+    }
+    let mut bytes = Vec::with_capacity(file.size as usize);
+    (&opened)
+        .take(file.size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    let after = opened.metadata().map_err(|e| e.to_string())?;
+    if (bytes.len() as u64) < file.size || changed(&after) {
+        return Err(crate::files::changed_while_read(
+            file.size,
+            &after,
+            Some(bytes.len() as u64),
+        ));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// What tells one file or directory from another whatever path leads to it: its device and
+/// inode on Unix.
+#[cfg(unix)]
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    // Without inodes every entry counts as new, as before.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let _ = metadata;
+    (0, NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn is_json(path: &Path) -> bool {
@@ -215,7 +284,12 @@ pub fn discover(
     }
 }
 
-/// Lists the `.json` files below the directory `root`, at any depth, sorted by path.
+/// Lists the `.json` files below the directory `root`, at any depth, sorted by path. Links are
+/// followed, but each directory and each file is visited once however many links lead to it
+/// (a link to a sibling directory would otherwise read its files twice). A `.json` entry that is
+/// not a regular file (a FIFO, a device, a socket) or whose name is not UTF-8 is found
+/// unreadable, and so fails the load unless unreadable files are skipped: none is passed over
+/// in silence, and none is read.
 pub fn discover_dir(root: &Path, setting: &str, found: &ProgressBar) -> Result<Discovered> {
     if !root.exists() {
         bail!(
@@ -224,24 +298,48 @@ pub fn discover_dir(root: &Path, setting: &str, found: &ProgressBar) -> Result<D
         );
     }
     let mut files = Vec::new();
-    for entry in WalkDir::new(root).follow_links(true) {
+    let mut seen = std::collections::HashSet::new();
+    let walk = WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| {
+            // Directories (and files) already visited through another path are passed over.
+            entry.metadata().map_or(true, |m| seen.insert(identity(&m)))
+        });
+    for entry in walk {
         match entry {
-            Ok(entry) if entry.file_type().is_file() && is_json(entry.path()) => {
+            Ok(entry) if entry.file_type().is_dir() => {}
+            Ok(entry) if is_json(entry.path()) => {
                 let metadata = entry.metadata().ok();
                 let size = metadata.as_ref().map_or(0, |m| m.len());
                 let version = metadata
-                    .and_then(|m| m.modified().ok())
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|t| t.as_nanos().to_string())
+                    .as_ref()
+                    .map(crate::files::version_of)
                     .unwrap_or_default();
+                let unreadable = if entry.path().to_str().is_none() {
+                    Some(
+                        "its name is not valid UTF-8, which the ledger cannot keep apart from \
+                         other names: rename it"
+                            .to_string(),
+                    )
+                } else if !entry.file_type().is_file() {
+                    let kind = metadata
+                        .as_ref()
+                        .map_or("a special file", crate::files::kind_of);
+                    Some(format!("it is {kind}, not a regular file"))
+                } else {
+                    None
+                };
                 found.inc(1);
-                files.push(SourceFile::found(
-                    Location::File(entry.into_path()),
-                    size,
-                    version,
-                ));
+                files.push(SourceFile {
+                    unreadable,
+                    ..SourceFile::found(Location::File(entry.into_path()), size, version)
+                });
             }
             Ok(_) => {}
+            // A link back to a directory above: visited already.
+            Err(e) if e.loop_ancestor().is_some() => {}
             Err(e) => match e.path() {
                 Some(path) if is_json(path) => files.push(SourceFile {
                     unreadable: Some(e.to_string()),
@@ -379,5 +477,82 @@ mod tests {
         assert_eq!(found.files.len(), 2);
         assert!(found.files[0].unreadable.is_some());
         assert!(found.files[1].unreadable.is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn each_directory_is_read_once_and_special_files_are_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("a/x.json"), "{}").unwrap();
+        // A link to a sibling directory, one to the root itself, and one to a file.
+        std::os::unix::fs::symlink(root.join("a"), root.join("b")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("a/up")).unwrap();
+        std::os::unix::fs::symlink(root.join("a/x.json"), root.join("y.json")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("pipe.json"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let found = discover_dir(root, "[LOCAL] LOG_DATA", &ProgressBar::hidden()).unwrap();
+        let readable: Vec<_> = found
+            .files
+            .iter()
+            .filter(|f| f.unreadable.is_none())
+            .collect();
+        assert_eq!(readable.len(), 1, "{:?}", found.files);
+        let pipe = found
+            .files
+            .iter()
+            .find(|f| f.location.to_string().ends_with("pipe.json"))
+            .unwrap();
+        assert!(
+            pipe.unreadable.as_deref().unwrap().contains("FIFO"),
+            "{pipe:?}"
+        );
+        // The FIFO is never opened: reading it fails at once.
+        let read = found.read(&found.files, u64::MAX);
+        assert!(read.iter().any(|r| r.is_err()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_are_unreadable_not_merged() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for byte in [0xff_u8, 0xfe] {
+            let bytes = [b'x', byte, b'.', b'j', b's', b'o', b'n'];
+            std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(&bytes)), "{}").unwrap();
+        }
+        std::fs::write(dir.path().join("ok.json"), "{}").unwrap();
+        let found = discover_dir(dir.path(), "[LOCAL] LOG_DATA", &ProgressBar::hidden()).unwrap();
+        let unreadable: Vec<_> = found
+            .files
+            .iter()
+            .filter(|f| f.unreadable.is_some())
+            .collect();
+        assert_eq!(unreadable.len(), 2);
+        assert!(unreadable[0]
+            .unreadable
+            .as_deref()
+            .unwrap()
+            .contains("UTF-8"));
+    }
+
+    #[test]
+    fn a_file_changed_after_discovery_is_not_read_as_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::write(&path, "{\"song_id\": \"a\"}").unwrap();
+        let found = discover_dir(dir.path(), "[LOCAL] SONG_DATA", &ProgressBar::hidden()).unwrap();
+        assert!(found.read(&found.files, u64::MAX)[0].is_ok());
+        assert!(found.read(&found.files, 3)[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("more than the 3"));
+        std::fs::write(&path, "{}").unwrap();
+        let err = found.read(&found.files, u64::MAX)[0].clone().unwrap_err();
+        assert!(err.contains("changed while it was read"), "{err}");
     }
 }
