@@ -24,6 +24,8 @@ use rustls::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 
+use crate::pg_auth::{AuthGuard, AuthPolicy};
+
 use crate::config::SslMode;
 
 /// Installs aws-lc-rs (the provider the AWS SDK builds) as the process default; later calls
@@ -46,8 +48,12 @@ fn root_store(root_cert: Option<&Path>) -> Result<RootCertStore> {
                     path.display()
                 )
             };
-            let certs = CertificateDer::pem_file_iter(path)
-                .with_context(hint)?
+            // A CA bundle is at most a few hundred kilobytes; 4 MiB bounds a device or FIFO
+            // named instead, which would otherwise hang or fill memory before any timeout.
+            let pem = crate::files::read_small(path, 4 << 20)
+                .map_err(anyhow::Error::msg)
+                .with_context(hint)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<Vec<_>, _>>()
                 .with_context(hint)?;
             let (added, _ignored) = roots.add_parsable_certificates(certs);
@@ -157,17 +163,22 @@ impl ServerCertVerifier for Relaxed {
 /// (to offer SCRAM-SHA-256-PLUS), and nowhere else; the note lets the caller tell "the server
 /// offered SCRAM without channel binding over TLS" (refused) from "the server authenticates
 /// another way" (trust, md5, password: channel binding does not apply).
+///
+/// Inside the TLS stream, an [`AuthGuard`] with the connection's policy reads the server's
+/// authentication request before tokio-postgres does (see [`crate::pg_auth`]).
 #[derive(Clone)]
 pub struct ScramAware {
     inner: tokio_postgres_rustls::MakeRustlsConnect,
     asked: Arc<AtomicBool>,
+    policy: AuthPolicy,
 }
 
 impl ScramAware {
-    pub fn new(config: ClientConfig) -> Self {
+    pub fn new(config: ClientConfig, policy: AuthPolicy) -> Self {
         ScramAware {
             inner: tokio_postgres_rustls::MakeRustlsConnect::new(config),
             asked: Arc::default(),
+            policy,
         }
     }
 
@@ -191,6 +202,7 @@ where
         Ok(NotingConnect {
             inner: MakeTlsConnect::<S>::make_tls_connect(&mut self.inner, domain)?,
             asked: self.asked.clone(),
+            policy: self.policy.clone(),
         })
     }
 }
@@ -199,6 +211,7 @@ where
 pub struct NotingConnect<T> {
     inner: T,
     asked: Arc<AtomicBool>,
+    policy: AuthPolicy,
 }
 
 impl<S, T> TlsConnect<S> for NotingConnect<T>
@@ -212,15 +225,24 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         let asked = self.asked;
+        let guard = AuthGuard::new(self.policy, false);
         let connecting = self.inner.connect(stream);
-        Box::pin(async move { connecting.await.map(|inner| NotingStream { inner, asked }) })
+        Box::pin(async move {
+            connecting.await.map(|inner| NotingStream {
+                inner,
+                asked,
+                guard,
+            })
+        })
     }
 }
 
-/// A TLS stream that notes when its channel-binding data is asked for.
+/// A TLS stream that notes when its channel-binding data is asked for, and whose reads pass
+/// through the authentication guard.
 pub struct NotingStream<T> {
     inner: T,
     asked: Arc<AtomicBool>,
+    guard: AuthGuard,
 }
 
 impl<T: TlsStream + Unpin> TlsStream for NotingStream<T> {
@@ -236,7 +258,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for NotingStream<T> {
         cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        crate::pg_auth::guarded_read(&mut this.inner, Some(&mut this.guard), cx, buf)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod coalesce;
 mod duckdb;
+mod pg_socket;
 mod postgres;
 mod print;
 mod redshift;

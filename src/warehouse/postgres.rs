@@ -13,11 +13,13 @@ use arrow_schema::{DataType, TimeUnit};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
 use tokio::runtime::Runtime;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
-use super::{first_line, Cell, QueryResult, Warehouse};
+use super::{first_line, pg_socket, Cell, QueryResult, Warehouse};
 use crate::config::{ClusterConfig, SslMode};
+use crate::pg_auth::{AuthGuard, AuthPolicy, GuardedStream};
 use crate::schema::Table;
 use crate::sql::{self, Dialect};
 use crate::tls;
@@ -51,6 +53,7 @@ impl PostgresWarehouse {
         // https://www.postgresql.org/docs/15/runtime-config-connection.html#GUC-CLIENT-CONNECTION-CHECK-INTERVAL).
         // Older servers do not know the setting; they keep their behaviour.
         let _ = warehouse.execute(sql::POSTGRES_CHECK_CLIENT);
+        warehouse.execute(sql::POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT)?;
         if sslmode == SslMode::Prefer && !is_local_host(&cluster.host) {
             if let Ok(false) = warehouse.server_reports_tls() {
                 tracing::warn!(
@@ -107,76 +110,87 @@ impl PostgresWarehouse {
             SslMode::Disable => None,
             mode => Some(tls::client_config(mode, cluster.sslrootcert.as_deref())?),
         };
-        let connected = match &tls_config {
-            None => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                let attempt =
-                    async { tokio::time::timeout_at(deadline, config.connect(NoTls)).await };
-                match runtime.block_on(attempt) {
-                    Ok(Ok((client, connection))) => {
+        config.ssl_mode(match sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        let policy = auth_policy(cluster, sslmode);
+        // The socket is opened here (see pg_socket), and the connection made over it: TCP,
+        // TLS as sslmode says, authentication under the guard's eye.
+        let host = cluster.host.clone();
+        let port = cluster.db_port;
+        let connect = |config: &tokio_postgres::Config| -> Result<Result<Client, ConnectError>> {
+            let attempt = async {
+                let socket = pg_socket::Socket::connect(&host, port)
+                    .await
+                    .map_err(ConnectError::Socket)?;
+                let ssl_first = sslmode != SslMode::Disable;
+                let stream = GuardedStream::new(socket, AuthGuard::new(policy.clone(), ssl_first));
+                match &tls_config {
+                    None => {
+                        let (client, connection) = config
+                            .connect_raw(stream, NoTls)
+                            .await
+                            .map_err(ConnectError::Postgres)?;
                         runtime.spawn(watch(connection));
                         Ok(client)
                     }
-                    Ok(Err(e)) => Err(anyhow!(e)),
-                    Err(_) => return Err(no_answer()),
-                }
-            }
-            Some(tls_config) => {
-                config.ssl_mode(if sslmode == SslMode::Prefer {
-                    tokio_postgres::config::SslMode::Prefer
-                } else {
-                    tokio_postgres::config::SslMode::Require
-                });
-                let connect = |config: &tokio_postgres::Config, tls: tls::ScramAware| {
-                    runtime
-                        .block_on(async {
-                            tokio::time::timeout_at(deadline, config.connect(tls)).await
-                        })
-                        .map(|connected| {
-                            connected.map(|(client, connection)| {
-                                runtime.spawn(watch(connection));
-                                client
-                            })
-                        })
-                };
-                if binding == Binding::RequiredWithScram && !cluster.db_password.is_empty() {
-                    // SCRAM over TLS must bind the session to the certificate the client saw
-                    // (SCRAM-SHA-256-PLUS): without it, a relay holding another certificate
-                    // could pass the exchange on. tokio-postgres can only require binding for
-                    // every method, so a refusal is looked at: SCRAM without binding is
-                    // refused; another method (trust, md5, password) or a plain connection
-                    // (prefer, when the server has no TLS) is tried again without it.
-                    config.channel_binding(tokio_postgres::config::ChannelBinding::Require);
-                    let tls = tls::ScramAware::new(tls_config.clone());
-                    let Ok(connected) = connect(&config, tls.clone()) else {
-                        return Err(no_answer());
-                    };
-                    match connected {
-                        Err(e) if is_channel_binding_refusal(&e) && tls.scram_asked() => {
-                            Err(anyhow!(e).context(
-                                "the server asked for SCRAM authentication over TLS without \
-                                 channel binding (SCRAM-SHA-256-PLUS), which would let a relay \
-                                 with another certificate pass the password exchange on: check \
-                                 that HOST is the server itself",
-                            ))
-                        }
-                        Err(e) if is_channel_binding_refusal(&e) => {
-                            config.channel_binding(tokio_postgres::config::ChannelBinding::Prefer);
-                            connect(&config, tls::ScramAware::new(tls_config.clone()))
-                                .map_err(|_| no_answer())?
-                                .map_err(|e| anyhow!(e))
-                        }
-                        other => other.map_err(|e| anyhow!(e)),
+                    Some(tls_config) => {
+                        let mut make = tls::ScramAware::new(tls_config.clone(), policy.clone());
+                        let connector =
+                            MakeTlsConnect::<GuardedStream<pg_socket::Socket>>::make_tls_connect(
+                                &mut make, &host,
+                            )
+                            .map_err(|e| ConnectError::Tls(e.to_string()))?;
+                        let connected = config.connect_raw(stream, connector).await;
+                        let (client, connection) = connected.map_err(|e| {
+                            if is_channel_binding_refusal(&e) && make.scram_asked() {
+                                ConnectError::ScramWithoutBinding(e)
+                            } else {
+                                ConnectError::Postgres(e)
+                            }
+                        })?;
+                        runtime.spawn(watch(connection));
+                        Ok(client)
                     }
-                } else {
-                    connect(&config, tls::ScramAware::new(tls_config.clone()))
-                        .map_err(|_| no_answer())?
-                        .map_err(|e| anyhow!(e))
                 }
+            };
+            runtime
+                .block_on(async { tokio::time::timeout_at(deadline, attempt).await })
+                .map_err(|_| no_answer())
+        };
+        let connected = if tls_config.is_some()
+            && binding == Binding::RequiredWithScram
+            && !cluster.db_password.is_empty()
+        {
+            // SCRAM over TLS must bind the session to the certificate the client saw
+            // (SCRAM-SHA-256-PLUS): without it, a relay holding another certificate could pass
+            // the exchange on. tokio-postgres can only require binding for every method, so a
+            // refusal is looked at: SCRAM without binding is refused; another method (trust,
+            // md5, password: each still under the guard's policy) or a plain connection
+            // (prefer, when the server has no TLS) is tried again without it.
+            config.channel_binding(tokio_postgres::config::ChannelBinding::Require);
+            match connect(&config)? {
+                Err(ConnectError::ScramWithoutBinding(e)) => Err(anyhow!(e).context(
+                    "the server asked for SCRAM authentication over TLS without channel \
+                     binding (SCRAM-SHA-256-PLUS), which would let a relay with another \
+                     certificate pass the password exchange on: check that HOST is the server \
+                     itself",
+                )),
+                Err(ConnectError::Postgres(e)) if is_channel_binding_refusal(&e) => {
+                    config.channel_binding(tokio_postgres::config::ChannelBinding::Prefer);
+                    connect(&config)?.map_err(ConnectError::into_anyhow)
+                }
+                other => other.map_err(ConnectError::into_anyhow),
             }
+        } else {
+            connect(&config)?.map_err(ConnectError::into_anyhow)
         };
         let client: Client = connected.map_err(|e| {
-            let hint = if format!("{e:#}").contains("certificate") {
+            let hint = if format!("{e:#}").contains("REQUIRE_AUTH") {
+                "the password was not sent (see above)"
+            } else if format!("{e:#}").contains("certificate") {
                 "the server's TLS certificate was not accepted: set [CLUSTER] SSLROOTCERT to the \
                  PEM file of the CA that signed it, or check that HOST is the name in it"
             } else if cluster.db_port == 5439 && server == "PostgreSQL" {
@@ -191,7 +205,7 @@ impl PostgresWarehouse {
                 sslmode.name()
             ))
         })?;
-        register_cancel(&client, tls_config);
+        register_cancel(&client, tls_config, cluster.host.clone(), cluster.db_port);
         Ok(PostgresWarehouse {
             runtime,
             client,
@@ -302,7 +316,7 @@ impl PostgresWarehouse {
 /// transaction of a session that ends and releases its locks
 /// (https://docs.aws.amazon.com/redshift/latest/dg/PG_TERMINATE_BACKEND.html).
 /// `tls` is the connection's own TLS configuration (`None` without TLS).
-fn register_cancel(client: &Client, tls: Option<rustls::ClientConfig>) {
+fn register_cancel(client: &Client, tls: Option<rustls::ClientConfig>, host: String, port: u16) {
     let token = client.cancel_token();
     crate::interrupt::on_interrupt(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -311,16 +325,73 @@ fn register_cancel(client: &Client, tls: Option<rustls::ClientConfig>) {
         else {
             return;
         };
-        let sent = match &tls {
-            None => runtime.block_on(token.cancel_query(NoTls)),
-            Some(config) => {
-                runtime.block_on(token.cancel_query(tls::ScramAware::new(config.clone())))
+        // A cancel request carries the session's key, not the password: any method goes.
+        let sent = runtime.block_on(async {
+            let socket = pg_socket::Socket::connect(&host, port)
+                .await
+                .map_err(|e| e.to_string())?;
+            match &tls {
+                None => token.cancel_query_raw(socket, NoTls).await,
+                Some(config) => {
+                    let mut make = tls::ScramAware::new(config.clone(), AuthPolicy::any(&host));
+                    let connector =
+                        MakeTlsConnect::<pg_socket::Socket>::make_tls_connect(&mut make, &host)
+                            .map_err(|e| e.to_string())?;
+                    token.cancel_query_raw(socket, connector).await
+                }
             }
-        };
+            .map_err(|e| e.to_string())
+        });
         if let Err(e) = sent {
             eprintln!("could not ask the server to cancel the running statement: {e}");
         }
     });
+}
+
+/// How a connection attempt failed, for [`PostgresWarehouse::connect_with`] to decide whether to
+/// try again.
+enum ConnectError {
+    /// No TCP (or Unix socket) connection.
+    Socket(std::io::Error),
+    /// The TLS connector could not be made for the host name.
+    Tls(String),
+    /// The server asked for SCRAM over TLS without channel binding (refused).
+    ScramWithoutBinding(tokio_postgres::Error),
+    Postgres(tokio_postgres::Error),
+}
+
+impl ConnectError {
+    fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            ConnectError::Socket(e) => anyhow!(e).context("cannot open a connection"),
+            ConnectError::Tls(e) => anyhow!("cannot set up TLS: {e}"),
+            ConnectError::ScramWithoutBinding(e) | ConnectError::Postgres(e) => anyhow!(e),
+        }
+    }
+}
+
+/// The methods of proving the password a connection to `cluster` with `sslmode` accepts (see
+/// [`crate::pg_auth`]): `[CLUSTER] REQUIRE_AUTH`, else every method when the server's
+/// certificate is verified and only SCRAM or none otherwise.
+fn auth_policy(cluster: &ClusterConfig, sslmode: SslMode) -> AuthPolicy {
+    let place = crate::record::escape_controls(&format!("{}:{}", cluster.host, cluster.db_port));
+    let unix = cluster.host.starts_with('/');
+    let why = if unix {
+        "a Unix socket's server is not verified by a certificate".to_string()
+    } else {
+        match sslmode {
+            SslMode::Disable => "sslmode disable neither encrypts nor verifies the server".into(),
+            SslMode::Prefer => "sslmode prefer does not verify the server's certificate (and \
+                                may not encrypt at all)"
+                .into(),
+            SslMode::Require => "sslmode require encrypts but does not verify the server's \
+                                 certificate"
+                .into(),
+            _ => String::new(),
+        }
+    };
+    let verified = !unix && matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+    AuthPolicy::new(cluster.require_auth.as_deref(), verified, &why, &place)
 }
 
 /// Whether a connection insists on SCRAM channel binding over TLS.
