@@ -45,21 +45,29 @@ pub async fn sdk_config(config: &Config, region_flag: Option<&str>) -> SdkConfig
     if let Some(region) = region(config, region_flag) {
         loader = loader.region(Region::new(region));
     }
-    if !config.aws.key.is_empty() && !config.aws.secret.is_empty() {
+    if let Some(credentials) = static_credentials(&config.aws) {
         tracing::warn!(
             "using the keys in [AWS] KEY/SECRET of {}: the AWS default chain (aws configure, \
              SSO, environment, instance roles) keeps them out of files; leave them empty to use it",
             config.path.display()
         );
-        loader = loader.credentials_provider(Credentials::new(
-            config.aws.key.expose().to_string(),
-            config.aws.secret.expose().to_string(),
+        loader = loader.credentials_provider(credentials);
+    }
+    loader.load().await
+}
+
+/// The credentials of `[AWS] KEY/SECRET` when both are set: every AWS client of a run (IaC,
+/// the Data API, S3 sources) uses them then, so that one run acts as one identity.
+pub fn static_credentials(keys: &crate::config::AwsKeys) -> Option<Credentials> {
+    (!keys.key.is_empty() && !keys.secret.is_empty()).then(|| {
+        Credentials::new(
+            keys.key.expose().to_string(),
+            keys.secret.expose().to_string(),
             None,
             None,
             "dwh.cfg [AWS]",
-        ));
-    }
-    loader.load().await
+        )
+    })
 }
 
 /// Where AWS credentials come from, for the messages that find none.

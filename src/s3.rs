@@ -101,6 +101,12 @@ impl S3Store {
     /// (or `AWS_ENDPOINT_URL_S3`) is set. A custom endpoint is addressed path-style, as MinIO,
     /// Ceph and R2 expect.
     pub fn connect(settings: &S3Config) -> Result<Arc<S3Store>> {
+        Self::connect_as(settings, &crate::config::AwsKeys::default())
+    }
+
+    /// [`S3Store::connect`], signing with `[AWS] KEY/SECRET` when both are set (as every other
+    /// AWS client of the run does), else with the default chain's credentials.
+    pub fn connect_as(settings: &S3Config, keys: &crate::config::AwsKeys) -> Result<Arc<S3Store>> {
         crate::tls::install_crypto_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -133,6 +139,9 @@ impl S3Store {
                 }
                 if let (false, Some(endpoint)) = (env_endpoint, &settings.endpoint) {
                     loader = loader.endpoint_url(endpoint);
+                }
+                if let Some(credentials) = crate::aws::static_credentials(keys) {
+                    loader = loader.credentials_provider(credentials);
                 }
                 loader
             };

@@ -43,7 +43,7 @@ use aws_sdk_redshiftserverless::types::{
     Endpoint, Namespace, NamespaceStatus, Workgroup, WorkgroupStatus,
 };
 use aws_smithy_mocks::{mock, Rule};
-use sparkify::config::Config;
+use sparkify::config::{Config, Secret};
 use sparkify::iac::{self, Change, Clients, Collect, CreatePlan, DeletePlan, Timing};
 use sparkify::warehouse::{Polling, RedshiftDataWarehouse, Target, Warehouse};
 
@@ -57,6 +57,8 @@ mod mock_client;
 const PASSWORD: &str = "Sentinel-Passw0rd-987";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read";
 const HOST: &str = "sparkify-workgroup.123456789012.us-west-2.redshift-serverless.amazonaws.com";
+/// The instance id of the config the tests run with ([DWH] DWH_INSTANCE_ID).
+const INSTANCE: &str = "0123456789abcdef";
 
 fn config() -> Config {
     Config::parse(
@@ -65,7 +67,7 @@ fn config() -> Config {
              [S3]\nLOG_DATA=s3://udacity-dend/log_data\nSONG_DATA=s3://udacity-dend/song_data\n\
              LOG_JSONPATH=s3://udacity-dend/log_json_path.json\n\
              [AWS]\nKEY=AKIDEXAMPLE\nSECRET=sentinel-secret-key\n\
-             [DWH]\nDWH_REGION=us-west-2\n"
+             [DWH]\nDWH_REGION=us-west-2\nDWH_INSTANCE_ID={INSTANCE}\n"
         ),
         "dwh.cfg".as_ref(),
         "/".as_ref(),
@@ -87,11 +89,12 @@ fn meta(code: &str, message: &str) -> ErrorMetadata {
     ErrorMetadata::builder().code(code).message(message).build()
 }
 
-/// The role as iac_create made it: tagged as its own.
+/// The role as iac_create made it from this config: tagged as its own.
 fn role() -> Role {
     role_tagged(&[
         (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
         (iac::CONFIG_TAG_KEY, "dwh.cfg"),
+        (iac::INSTANCE_TAG_KEY, INSTANCE),
     ])
 }
 
@@ -133,15 +136,22 @@ fn tags_output(tags: &[(&str, &str)]) -> ListTagsForResourceOutput {
     out.build()
 }
 
-/// Every namespace and workgroup asked about carries iac_create's tags.
+/// Every namespace and workgroup asked about carries the tags iac_create gave it for this
+/// config.
 fn owned_tags() -> Rule {
-    mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource)
-        .then_output(|| tags_output(&[(iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE)]))
+    mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource).then_output(|| {
+        tags_output(&[
+            (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
+            (iac::INSTANCE_TAG_KEY, INSTANCE),
+        ])
+    })
 }
 
-/// Whether a create request carries iac_create's owner tag.
-fn tagged<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-    tags.any(|(k, v)| k == iac::OWNER_TAG_KEY && v == iac::OWNER_TAG_VALUE)
+/// Whether a create request carries iac_create's owner tag and this config's instance id.
+fn tagged<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    let tags: Vec<_> = tags.collect();
+    tags.contains(&(iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE))
+        && tags.contains(&(iac::INSTANCE_TAG_KEY, INSTANCE))
 }
 
 fn namespace(status: &str) -> Namespace {
@@ -790,6 +800,117 @@ fn delete_removes_nothing_when_a_resource_is_not_its_own() {
     assert_eq!(mocks.serverless[0].num_calls(), 1);
 }
 
+/// Two users of one account who both keep the default names: the second one's iac_delete
+/// finds resources iac_create made, but from the first one's config (another instance id),
+/// and deletes nothing.
+#[test]
+fn delete_leaves_what_another_configs_iac_create_made_alone() {
+    let theirs = || {
+        tags_output(&[
+            (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
+            (iac::CONFIG_TAG_KEY, "dwh.cfg"),
+            (iac::INSTANCE_TAG_KEY, "fedcba9876543210"),
+        ])
+    };
+    for (label, tags) in [
+        ("another config's id", theirs()),
+        // An older iac_create tagged no instance: it may be anyone's.
+        (
+            "no id",
+            tags_output(&[(iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE)]),
+        ),
+    ] {
+        let mocks = Mocks {
+            iam: vec![mock!(aws_sdk_iam::Client::get_role)
+                .then_output(|| GetRoleOutput::builder().role(role()).build())],
+            serverless: vec![
+                mock!(aws_sdk_redshiftserverless::Client::get_workgroup).then_output(|| {
+                    GetWorkgroupOutput::builder()
+                        .workgroup(workgroup("AVAILABLE"))
+                        .build()
+                }),
+                mock!(aws_sdk_redshiftserverless::Client::get_namespace).then_output(|| {
+                    GetNamespaceOutput::builder()
+                        .namespace(namespace("AVAILABLE"))
+                        .build()
+                }),
+                mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource)
+                    .then_output(move || tags.clone()),
+            ],
+            ec2: vec![],
+        };
+        let err = runtime()
+            .block_on(iac::delete(
+                &mocks.clients(),
+                &delete_plan(false),
+                &Collect::default(),
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("workgroup sparkify-workgroup exists but was made by iac_create"),
+            "{label}: {err}"
+        );
+        assert!(err.contains("--adopt"), "{label}: {err}");
+    }
+    // The same names, this config's id on the role only: the role is refused too.
+    let mocks = Mocks {
+        iam: vec![mock!(aws_sdk_iam::Client::get_role).then_output(|| {
+            GetRoleOutput::builder()
+                .role(role_tagged(&[
+                    (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
+                    (iac::INSTANCE_TAG_KEY, "fedcba9876543210"),
+                ]))
+                .build()
+        })],
+        serverless: vec![
+            mock!(aws_sdk_redshiftserverless::Client::get_workgroup)
+                .then_error(not_found_workgroup),
+            mock!(aws_sdk_redshiftserverless::Client::get_namespace)
+                .then_error(not_found_namespace),
+        ],
+        ec2: vec![],
+    };
+    let err = runtime()
+        .block_on(iac::delete(
+            &mocks.clients(),
+            &delete_plan(false),
+            &Collect::default(),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("IAM role sparkify-redshift-s3-read exists but was made by iac_create from another config"),
+        "{err}"
+    );
+}
+
+/// A config without an instance id owns nothing: iac_delete refuses before any AWS call, and
+/// says what to do; the dry run says so too.
+#[test]
+fn iac_delete_without_an_instance_id_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dwh.cfg");
+    std::fs::write(
+        &path,
+        "[DWH]\nDWH_REGION=us-west-2\n[AWS]\nKEY=AKIDEXAMPLE\nSECRET=s\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = iac_offline("iac_delete", &path, &["--yes"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nothing was deleted") && stderr.contains("DWH_INSTANCE_ID is empty"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--adopt"), "{stderr}");
+    let (code, stdout, stderr) = iac_offline("iac_delete", &path, &["--dry-run"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("none: nothing will be deleted"),
+        "{stdout}{stderr}"
+    );
+}
+
 /// `iac_create` or `iac_delete` on `config`, with no AWS credentials anywhere and every AWS
 /// endpoint a closed port (any call would fail), so only the checks before any change run.
 fn iac_offline(
@@ -1287,7 +1408,9 @@ impl FakeRedshift {
             write("log_data/log_json_path.json", JSONPATHS);
         }
         std::fs::create_dir_all(bucket.path().join("manifests")).unwrap();
-        let s3 = s3_server::Server::start(bucket.path(), false);
+        // Only requests signed with the config's [AWS] keys are served: the run lists and
+        // writes manifests as the identity its other AWS calls use.
+        let s3 = s3_server::Server::start(bucket.path(), true);
         FakeRedshift {
             log,
             rules: vec![execute, too_large, describe, results],
@@ -1301,6 +1424,10 @@ impl FakeRedshift {
     fn config(&self) -> Config {
         let mut config = redshift_config();
         config.s3.endpoint = Some(self.s3.endpoint.clone());
+        config.aws = sparkify::config::AwsKeys {
+            key: Secret::new(s3_server::ACCESS_KEY),
+            secret: Secret::new(s3_server::SECRET_KEY),
+        };
         if self.script.extra_objects {
             config.s3.log_jsonpath = "s3://udacity-dend/log_data/log_json_path.json".into();
         }

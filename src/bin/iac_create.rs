@@ -24,9 +24,11 @@ use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
 /// 6. writes [CLUSTER] HOST and DB_PORT and [IAM_ROLE] ARN into the config file (other lines
 ///    kept; the file left readable by its owner only).
 ///
-/// What it creates is tagged created-by = sparkify-iac. A role, namespace or workgroup of a
-/// configured name without that tag is someone else's: it is refused and left untouched unless
-/// --adopt is given.
+/// What it creates is tagged created-by = sparkify-iac and with this config's instance id, made
+/// on the first run and written into the config file as [DWH] DWH_INSTANCE_ID before anything
+/// is created. A role, namespace or workgroup of a configured name without this config's id is
+/// someone else's (another user of the account who kept the default names, say): it is refused
+/// and left untouched unless --adopt is given.
 ///
 /// AWS access: region from --region, AWS_REGION or [DWH] DWH_REGION; credentials from the AWS
 /// default chain (or [AWS] KEY/SECRET). Costs start when the workgroup is available: run
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
         if let Some(problem) = runtime.block_on(sparkify::aws::credentials_problem(&sdk)) {
             problems.push(problem);
         }
+        problems.extend(iac::secret_endpoint_problem(&sdk, !args.manage_password));
         if !problems.is_empty() && !args.dry_run {
             bail!(
                 "nothing was changed; fix first:\n  - {}",
@@ -147,7 +150,26 @@ fn main() -> ExitCode {
             );
         }
         let region = region.unwrap_or_else(|| "(no region)".into());
-        let plan = plan?;
+        let mut plan = plan?;
+        if plan.instance_id.is_empty() {
+            // Written before anything is created, so that a run stopped halfway still owns
+            // what it made.
+            plan.instance_id = iac::new_instance_id();
+            config_edit::update(
+                &config.path,
+                &[Setting {
+                    section: "DWH",
+                    key: "DWH_INSTANCE_ID",
+                    value: &plan.instance_id,
+                }],
+            )?;
+            sparkify::cli::println(&format!(
+                "instance id {} written into {} as [DWH] DWH_INSTANCE_ID: keep it there, \
+                 iac_delete deletes only what carries it",
+                plan.instance_id,
+                config.path.display()
+            ))?;
+        }
         sparkify::cli::println(&format!("iac_create in region {region}"))?;
         let clients = Clients::new(&sdk);
         let reporter = ConsoleReporter::new(&args.common.progress());

@@ -11,10 +11,11 @@ use sparkify::config_edit::{self, Setting};
 use sparkify::iac::{self, Clients, ConsoleReporter, DeletePlan, Timing};
 
 /// Tear down the Redshift Serverless resources named in [DWH]: the ingress rule iac_create
-/// made, the workgroup (waiting until it is gone), the namespace (waiting until it is gone;
-/// --final-snapshot keeps a snapshot), and the IAM role with its policy (--keep-role keeps
-/// them). Only resources iac_create made (tagged created-by = sparkify-iac) are deleted: if one
-/// of the configured names is someone else's, nothing is deleted unless --adopt is given.
+/// made, the workgroup (waiting until it is gone), the namespace (waiting until it is gone,
+/// after a final snapshot of its data: --no-final-snapshot for none), and the IAM role with
+/// its policy (--keep-role keeps them). Only resources this config's iac_create made (tagged
+/// with its [DWH] DWH_INSTANCE_ID) are deleted: if one of the configured names is someone
+/// else's, or another config's, nothing is deleted unless --adopt is given.
 /// Resources already gone count as success; busy ones are retried. Afterwards [CLUSTER] HOST
 /// in the config file is emptied, so the next step uses the embedded DuckDB warehouse.
 ///
@@ -23,7 +24,7 @@ use sparkify::iac::{self, Clients, ConsoleReporter, DeletePlan, Timing};
 #[command(
     name = "iac_delete",
     version,
-    after_help = "Examples:\n  iac_delete --dry-run                list what would be deleted\n  iac_delete                          ask, then delete\n  iac_delete --yes                    in a script: no question\n  iac_delete --final-snapshot last    keep a snapshot of the namespace"
+    after_help = "Examples:\n  iac_delete --dry-run                list what would be deleted\n  iac_delete                          ask, then delete\n  iac_delete --yes                    in a script: no question\n  iac_delete --final-snapshot last    name the snapshot kept of the namespace\n  iac_delete --no-final-snapshot      keep no snapshot: the data is gone"
 )]
 struct Args {
     #[command(flatten)]
@@ -37,9 +38,15 @@ struct Args {
     #[arg(long)]
     keep_role: bool,
 
-    /// Keep a snapshot of the namespace under this name before deleting it.
-    #[arg(long, value_name = "NAME")]
+    /// The name of the snapshot of the namespace kept before it is deleted [default:
+    /// <namespace>-final-<UTC date>-<time>]. The snapshot keeps the data (and costs its
+    /// storage) until you delete it.
+    #[arg(long, value_name = "NAME", conflicts_with = "no_final_snapshot")]
     final_snapshot: Option<String>,
+
+    /// Keep no snapshot: the namespace's data is gone with it.
+    #[arg(long)]
+    no_final_snapshot: bool,
 
     /// Delete without asking (required when stdin is not a terminal).
     #[arg(short, long)]
@@ -70,14 +77,21 @@ fn main() -> ExitCode {
             timeout: Duration::from_secs(args.timeout),
             ..Timing::default()
         };
-        let mut plan =
-            DeletePlan::new(&config, args.keep_role, args.final_snapshot.clone(), timing);
+        let snapshot = match (&args.final_snapshot, args.no_final_snapshot) {
+            (_, true) => None,
+            (Some(name), false) => Some(name.clone()),
+            (None, false) => Some(iac::final_snapshot_name(
+                &config.dwh.namespace,
+                chrono::Utc::now(),
+            )),
+        };
+        let mut plan = DeletePlan::new(&config, args.keep_role, snapshot, timing);
         plan.adopt = args.adopt;
         let runtime = tokio::runtime::Runtime::new().context("cannot start the AWS runtime")?;
         let sdk = runtime.block_on(sparkify::aws::sdk_config(&config, args.region.as_deref()));
         let region = sdk.region().map(|r| r.as_ref().to_string());
-        let mut problems: Vec<String> =
-            iac::region_problem(region.as_deref()).into_iter().collect();
+        let mut problems: Vec<String> = plan.problem(&config).into_iter().collect();
+        problems.extend(iac::region_problem(region.as_deref()));
         if let Some(problem) = runtime.block_on(sparkify::aws::credentials_problem(&sdk)) {
             problems.push(problem);
         }
@@ -97,7 +111,7 @@ fn main() -> ExitCode {
             );
         }
         if !args.yes {
-            confirm(&config, args.keep_role)?;
+            confirm(&config, args.keep_role, plan.final_snapshot.as_deref())?;
         }
         let clients = Clients::new(&sdk);
         let reporter = ConsoleReporter::new(&args.common.progress());
@@ -123,7 +137,11 @@ fn main() -> ExitCode {
 
 /// Asks on the terminal before anything is deleted; without a terminal, `--yes` is required
 /// (a usage error, exit 2).
-fn confirm(config: &sparkify::config::Config, keep_role: bool) -> anyhow::Result<()> {
+fn confirm(
+    config: &sparkify::config::Config,
+    keep_role: bool,
+    snapshot: Option<&str>,
+) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         no_terminal();
     }
@@ -132,8 +150,12 @@ fn confirm(config: &sparkify::config::Config, keep_role: bool) -> anyhow::Result
     } else {
         format!(" and IAM role {}", config.dwh.iam_role_name)
     };
+    let data = match snapshot {
+        Some(name) => format!("its data kept in snapshot {name}"),
+        None => "with its data, no snapshot".to_string(),
+    };
     eprint!(
-        "Delete workgroup {}, namespace {} (with its data){role}? [y/N] ",
+        "Delete workgroup {}, namespace {} ({data}){role}? [y/N] ",
         config.dwh.workgroup, config.dwh.namespace
     );
     let mut answer = String::new();

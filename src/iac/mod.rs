@@ -33,9 +33,13 @@ use self::workgroup::get_workgroup;
 
 pub use self::ingress::{caller_cidr, check_cidr, check_ip_endpoint, ingress_description};
 pub use self::namespace::role_arns;
-pub use self::owner::{CONFIG_TAG_KEY, OWNER_TAG_KEY, OWNER_TAG_VALUE};
+pub use self::owner::{
+    is_instance_id, new_instance_id, CONFIG_TAG_KEY, INSTANCE_TAG_KEY, OWNER_TAG_KEY,
+    OWNER_TAG_VALUE,
+};
 pub use self::plan::{
-    capacity_problem, create_problems, password_problems, region_problem, CreatePlan, DeletePlan,
+    capacity_problem, create_problems, final_snapshot_name, password_problems, region_problem,
+    secret_endpoint_problem, CreatePlan, DeletePlan,
 };
 pub use self::policy::s3_read_policy;
 pub use self::report::{print_dry_run, Change, Collect, ConsoleReporter, Reporter, Step};
@@ -195,19 +199,23 @@ pub async fn delete(clients: &Clients, plan: &DeletePlan, report: &dyn Reporter)
     if let Some(workgroup) = &workgroup {
         let what = format!("workgroup {}", plan.workgroup);
         let arn = workgroup.workgroup_arn();
-        ensure_serverless_ours(clients, arn, &what, "DWH_WORKGROUP_NAME", plan.adopt).await?;
+        ensure_serverless_ours(clients, arn, &what, "DWH_WORKGROUP_NAME", plan).await?;
     }
     if let Some(namespace) = &namespace {
         let what = format!("namespace {}", plan.namespace);
         let arn = namespace.namespace_arn();
-        ensure_serverless_ours(clients, arn, &what, "DWH_NAMESPACE_NAME", plan.adopt).await?;
+        ensure_serverless_ours(clients, arn, &what, "DWH_NAMESPACE_NAME", plan).await?;
     }
     if !plan.keep_role && !plan.adopt {
-        if let Some((_, false)) = role::find_role(clients, &plan.role_name).await? {
-            return Err(owner::not_ours(
-                &format!("IAM role {}", plan.role_name),
-                "DWH_IAM_ROLE_NAME",
-            ));
+        match role::find_role(clients, &plan.role_name, &plan.instance_id).await? {
+            None | Some((_, owner::Owner::ThisConfig)) => {}
+            Some((_, whose)) => {
+                return Err(owner::not_ours(
+                    &format!("IAM role {}", plan.role_name),
+                    "DWH_IAM_ROLE_NAME",
+                    &whose,
+                ))
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, bail, Result};
 
-use super::owner::{adopt_serverless, not_ours, serverless_owned, serverless_tags};
+use super::owner::{adopt_serverless, not_ours, serverless_owner, serverless_tags, Owner};
 use super::retry::{code, is_conflict, retrying, role_not_ready};
 use super::wait::{delete_and_wait, status_name};
 use super::{Change, Clients, CreatePlan, DeletePlan, Reporter};
@@ -37,11 +37,12 @@ pub(super) async fn ensure_namespace(
         let what = format!("namespace {}", plan.namespace);
         let arn = namespace.namespace_arn().unwrap_or_default();
         let mut adopted = false;
-        if !serverless_owned(clients, arn, &what).await? {
+        let whose = serverless_owner(clients, arn, &what, &plan.instance_id).await?;
+        if whose != Owner::ThisConfig {
             if !plan.adopt {
-                return Err(not_ours(&what, "DWH_NAMESPACE_NAME"));
+                return Err(not_ours(&what, "DWH_NAMESPACE_NAME", &whose));
             }
-            adopt_serverless(clients, arn, &what, &plan.config_name).await?;
+            adopt_serverless(clients, arn, &what, &plan.config_name, &plan.instance_id).await?;
             adopted = true;
         }
         let mut roles = role_arns(namespace.iam_roles());
@@ -80,7 +81,7 @@ pub(super) async fn ensure_namespace(
         })?;
         return Ok(Change::Updated);
     }
-    let tags = serverless_tags(&plan.config_name)?;
+    let tags = serverless_tags(&plan.config_name, &plan.instance_id)?;
     retrying(
         plan.timing,
         "creating the namespace",

@@ -25,6 +25,9 @@ pub struct CreatePlan {
     pub timing: Timing,
     /// The config file's name, tagged on what is created (see [`super::owner`]).
     pub config_name: String,
+    /// `[DWH] DWH_INSTANCE_ID`, tagged on what is created: only resources carrying it are this
+    /// config's (see [`super::owner`]). `iac_create` makes one before the plan when it is empty.
+    pub instance_id: String,
     /// Take over resources of the configured names that iac_create did not make (`--adopt`).
     pub adopt: bool,
 }
@@ -56,13 +59,24 @@ impl CreatePlan {
             ingress_cidr,
             timing,
             config_name: config_name(config),
+            instance_id: config.dwh.instance_id.clone(),
             adopt: false,
         })
     }
 
     /// The plan in words, for `--dry-run` (no secret).
     pub fn describe(&self) -> Vec<String> {
+        let id = if self.instance_id.is_empty() {
+            "a new instance id, first written into the config file as [DWH] DWH_INSTANCE_ID"
+                .to_string()
+        } else {
+            format!("instance id {} ([DWH] DWH_INSTANCE_ID)", self.instance_id)
+        };
         let mut steps = vec![
+            format!(
+                "tag everything created with {id}: only what carries it is this config's, for \
+                 iac_create and iac_delete"
+            ),
             format!(
                 "IAM role {} that Redshift can assume, with inline policy {POLICY_NAME}: {}",
                 self.role_name, self.policy
@@ -299,8 +313,14 @@ pub struct DeletePlan {
     pub namespace: String,
     pub workgroup: String,
     pub keep_role: bool,
+    /// The snapshot DeleteNamespace keeps of the namespace (`finalSnapshotName`:
+    /// https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_DeleteNamespace.html);
+    /// `None` only with `--no-final-snapshot`.
     pub final_snapshot: Option<String>,
     pub timing: Timing,
+    /// `[DWH] DWH_INSTANCE_ID`: only resources tagged with it are deleted (see
+    /// [`super::owner`]); empty, nothing is this config's.
+    pub instance_id: String,
     /// Delete resources of the configured names that iac_create did not make (`--adopt`).
     pub adopt: bool,
 }
@@ -319,18 +339,47 @@ impl DeletePlan {
             keep_role,
             final_snapshot,
             timing,
+            instance_id: config.dwh.instance_id.clone(),
             adopt: false,
         }
     }
+
+    /// The refusal of a run that could delete nothing of its own: without `--adopt`, a config
+    /// with no instance id owns no resource.
+    pub fn problem(&self, config: &Config) -> Option<String> {
+        (self.instance_id.is_empty() && !self.adopt).then(|| {
+            format!(
+                "{}: [DWH] DWH_INSTANCE_ID is empty, so no resource is this config's (iac_create \
+                 writes it when it creates them; an older iac_create did not): if namespace {} \
+                 and the rest are yours, pass --adopt to delete them anyway",
+                config.path.display(),
+                self.namespace
+            )
+        })
+    }
+}
+
+/// The default name of the final snapshot of `namespace`, taken at `now`:
+/// `<namespace>-final-YYYYMMDD-HHMMSS` (UTC), in the lower-case letters, digits and hyphens
+/// of the namespace name itself (its pattern, `[a-z0-9-]+`, is API_DeleteNamespace's).
+pub fn final_snapshot_name(namespace: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{namespace}-final-{}", now.format("%Y%m%d-%H%M%S"))
 }
 
 impl DeletePlan {
     /// The plan in words, for `iac_delete --dry-run`.
     pub fn describe(&self) -> Vec<String> {
         let owned = if self.adopt {
-            "whoever made it (--adopt)"
+            "whoever made it (--adopt)".to_string()
         } else {
-            "only if iac_create made it (its tags say so)"
+            format!(
+                "only if it carries this config's instance id ({})",
+                if self.instance_id.is_empty() {
+                    "none: nothing will be deleted"
+                } else {
+                    &self.instance_id
+                }
+            )
         };
         let mut steps = vec![
             format!(
@@ -339,11 +388,15 @@ impl DeletePlan {
             ),
             format!("delete workgroup {}, {owned}", self.workgroup),
         ];
-        if let Some(snapshot) = &self.final_snapshot {
-            steps.push(format!(
-                "keep a final snapshot {snapshot} of namespace {}",
+        match &self.final_snapshot {
+            Some(snapshot) => steps.push(format!(
+                "keep a final snapshot {snapshot} of namespace {} (--no-final-snapshot: none)",
                 self.namespace
-            ));
+            )),
+            None => steps.push(format!(
+                "keep no snapshot of namespace {}: its data is gone (--no-final-snapshot)",
+                self.namespace
+            )),
         }
         steps.push(format!(
             "delete namespace {} with its data, {owned}",
@@ -373,4 +426,84 @@ fn config_name(config: &Config) -> String {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dwh.cfg".into())
+}
+
+/// The refusal to send the admin password to an AWS endpoint over plain `http://` that is not
+/// on this machine (a test server on loopback is fine). The Redshift Serverless endpoint is the
+/// service's own variable when set, else the shared one (`AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS`,
+/// then `AWS_ENDPOINT_URL` or the profile's `endpoint_url`, which the SDK config holds:
+/// https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
+/// Request signing never sends the secret key itself, so only a password in a request body
+/// needs this.
+pub fn secret_endpoint_problem(
+    sdk: &aws_config::SdkConfig,
+    sends_password: bool,
+) -> Option<String> {
+    if !sends_password {
+        return None;
+    }
+    let (source, url) = std::env::var("AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| ("AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS", v))
+        .or_else(|| {
+            sdk.endpoint_url().map(|v| {
+                (
+                    "AWS_ENDPOINT_URL (or the profile's endpoint_url)",
+                    v.to_string(),
+                )
+            })
+        })?;
+    plain_http_elsewhere(&url).then(|| {
+        format!(
+            "{source} is {url}, plain http to another machine: the namespace's admin password \
+             would cross the network unencrypted. Use an https:// endpoint (or unset it for \
+             AWS's own), or pass --manage-password so that no password is sent"
+        )
+    })
+}
+
+/// Whether `url` is `http://` to a host other than this machine.
+fn plain_http_elsewhere(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        // Not a URL: the SDK will refuse it; nothing is sent in clear because of it.
+        return false;
+    };
+    if parsed.scheme() != "http" {
+        return false;
+    }
+    let Some(host) = parsed.host_str() else {
+        return true;
+    };
+    match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        Ok(ip) => !ip.is_loopback(),
+        Err(_) => !host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::plain_http_elsewhere;
+
+    #[test]
+    fn only_plain_http_to_another_machine_is_refused() {
+        for elsewhere in [
+            "http://10.0.0.5:9000",
+            "http://redshift-serverless.example.com",
+            "http://[2001:db8::1]:80",
+            "HTTP://example.com",
+        ] {
+            assert!(plain_http_elsewhere(elsewhere), "{elsewhere}");
+        }
+        for fine in [
+            "https://redshift-serverless.us-west-2.amazonaws.com",
+            "http://127.0.0.1:9",
+            "http://127.5.0.1:9",
+            "http://localhost:4566",
+            "http://[::1]:9",
+            "not a url",
+        ] {
+            assert!(!plain_http_elsewhere(fine), "{fine}");
+        }
+    }
 }

@@ -2,39 +2,51 @@
 
 use anyhow::{anyhow, bail, Result};
 
-use super::owner::{iam_tags, is_owned, not_ours};
+use super::owner::{iam_tags, not_ours, owner, Owner};
 use super::policy::{assume_role_policy, policy_value};
 use super::retry::code;
 use super::{Change, Clients, CreatePlan, POLICY_NAME};
 use crate::aws::explain;
 
-/// The role `name` as it is: its ARN and whether it is this tool's (by its tags, which GetRole
-/// returns: https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html); `None` when
-/// there is no such role.
-pub(super) async fn find_role(clients: &Clients, name: &str) -> Result<Option<(String, bool)>> {
+/// The role `name` as it is: its ARN and whose it is for the config with `instance_id` (by its
+/// tags, which GetRole returns:
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html); `None` when there is
+/// no such role.
+pub(super) async fn find_role(
+    clients: &Clients,
+    name: &str,
+    instance_id: &str,
+) -> Result<Option<(String, Owner)>> {
     match clients.iam.get_role().role_name(name).send().await {
         Ok(found) => Ok(found.role().map(|role| {
-            let owned = is_owned(role.tags().iter().map(|t| (t.key(), t.value())));
-            (role.arn().to_string(), owned)
+            let whose = owner(
+                role.tags().iter().map(|t| (t.key(), t.value())),
+                instance_id,
+            );
+            (role.arn().to_string(), whose)
         })),
         Err(e) if code(&e) == "NoSuchEntity" => Ok(None),
         Err(e) => bail!("cannot look up IAM role {name}: {}", explain(&e)),
     }
 }
 
-/// The role, created (tagged as this tool's) when missing; one made by someone else is
-/// refused, or with `--adopt` tagged and used.
+/// The role, created (tagged as this config's) when missing; one made by someone else, or from
+/// another config, is refused, or with `--adopt` tagged and used (TagRole overwrites the value
+/// of a key already there:
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_TagRole.html).
 pub(super) async fn ensure_role(clients: &Clients, plan: &CreatePlan) -> Result<(String, Change)> {
     let what = format!("IAM role {}", plan.role_name);
-    match find_role(clients, &plan.role_name).await? {
-        Some((arn, true)) => return Ok((arn, Change::Unchanged)),
-        Some(_) if !plan.adopt => return Err(not_ours(&what, "DWH_IAM_ROLE_NAME")),
-        Some((arn, false)) => {
+    match find_role(clients, &plan.role_name, &plan.instance_id).await? {
+        Some((arn, Owner::ThisConfig)) => return Ok((arn, Change::Unchanged)),
+        Some((_, whose)) if !plan.adopt => {
+            return Err(not_ours(&what, "DWH_IAM_ROLE_NAME", &whose))
+        }
+        Some((arn, _)) => {
             clients
                 .iam
                 .tag_role()
                 .role_name(&plan.role_name)
-                .set_tags(Some(iam_tags(&plan.config_name)?))
+                .set_tags(Some(iam_tags(&plan.config_name, &plan.instance_id)?))
                 .send()
                 .await
                 .map_err(|e| anyhow!("cannot tag {what} as iac_create's: {}", explain(&e)))?;
@@ -49,7 +61,7 @@ pub(super) async fn ensure_role(clients: &Clients, plan: &CreatePlan) -> Result<
         .role_name(&plan.role_name)
         .description("Lets Redshift read the Sparkify sources in S3 (made by iac_create)")
         .assume_role_policy_document(assume_role_policy(&account))
-        .set_tags(Some(iam_tags(&plan.config_name)?))
+        .set_tags(Some(iam_tags(&plan.config_name, &plan.instance_id)?))
         .send()
         .await
         .map_err(|e| anyhow!("cannot create IAM role {}: {}", plan.role_name, explain(&e)))?;

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Result};
 use aws_sdk_redshiftserverless::types::ConfigParameter;
 
-use super::owner::{adopt_serverless, not_ours, serverless_owned, serverless_tags};
+use super::owner::{adopt_serverless, not_ours, serverless_owner, serverless_tags, Owner};
 use super::retry::{code, is_conflict, retrying};
 use super::wait::{delete_and_wait, status_name};
 use super::{Change, Clients, CreatePlan, DeletePlan, Reporter};
@@ -32,16 +32,17 @@ pub(super) async fn ensure_workgroup(clients: &Clients, plan: &CreatePlan) -> Re
     if let Some(workgroup) = get_workgroup(clients, &plan.workgroup).await? {
         let what = format!("workgroup {}", plan.workgroup);
         let arn = workgroup.workgroup_arn().unwrap_or_default();
-        if serverless_owned(clients, arn, &what).await? {
+        let whose = serverless_owner(clients, arn, &what, &plan.instance_id).await?;
+        if whose == Owner::ThisConfig {
             return Ok(Change::Unchanged);
         }
         if !plan.adopt {
-            return Err(not_ours(&what, "DWH_WORKGROUP_NAME"));
+            return Err(not_ours(&what, "DWH_WORKGROUP_NAME", &whose));
         }
-        adopt_serverless(clients, arn, &what, &plan.config_name).await?;
+        adopt_serverless(clients, arn, &what, &plan.config_name, &plan.instance_id).await?;
         return Ok(Change::Adopted);
     }
-    let tags = serverless_tags(&plan.config_name)?;
+    let tags = serverless_tags(&plan.config_name, &plan.instance_id)?;
     retrying(plan.timing, "creating the workgroup", is_conflict, || {
         clients
             .serverless

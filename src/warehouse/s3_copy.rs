@@ -441,7 +441,7 @@ pub fn copy_staging_listed_now(
     raw_lines: bool,
     progress: &Progress,
 ) -> Result<Vec<SourceStats>> {
-    let store = S3Store::connect(&config.s3)?;
+    let store = S3Store::connect_as(&config.s3, &config.aws)?;
     copy_staging_from_s3(
         warehouse,
         config,
