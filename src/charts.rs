@@ -67,7 +67,7 @@ fn label(name: &str, row: &[Cell]) -> String {
             '&' => '+',
             '"' => '”',
             '\'' => '’',
-            c if c.is_control() => ' ',
+            c if c.is_control() || crate::record::is_bidi_control(c) => ' ',
             c => c,
         })
         .collect();

@@ -38,9 +38,10 @@ impl LogArgs {
         };
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        crate::redact::register_environment();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(crate::redact::RedactingStderr)
             .with_ansi(std::io::stderr().is_terminal() && !no_color)
             .with_target(self.verbose >= 3)
             .try_init();

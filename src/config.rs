@@ -17,8 +17,11 @@ use configparser::ini::Ini;
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret, which from now on the log never shows either (see [`crate::redact`]).
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        crate::redact::register(&value);
+        Secret(value)
     }
 
     /// The secret itself, for the one place that hands it to a driver.
@@ -141,11 +144,22 @@ pub struct ClusterConfig {
     pub sslrootcert: Option<PathBuf>,
     /// `CONNECT_TIMEOUT`: how long connecting (TCP, TLS and the server's greeting) may take.
     pub connect_timeout: std::time::Duration,
+    /// `REQUIRE_AUTH`: the ways of proving the password the connection accepts; `None` lets
+    /// the channel decide (see [`crate::pg_auth`]).
+    pub require_auth: Option<Vec<crate::pg_auth::Method>>,
 }
 
 /// How long connecting to PostgreSQL or Redshift may take unless `[CLUSTER] CONNECT_TIMEOUT`
 /// says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 10;
+
+/// The longest `CONNECT_TIMEOUT` or `ATTEMPT_TIMEOUT`: an hour. Larger values mean "never" in
+/// practice, and unbounded ones overflow the clock arithmetic they feed.
+pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
+
+/// The most `MAX_ERRORS` may be: a billion rejected records, far beyond any load, so that no
+/// count derived from it (Redshift's MAXERROR is one more) can overflow.
+pub const MAX_ERRORS_LIMIT: u64 = 1_000_000_000;
 
 impl ClusterConfig {
     /// Whether `HOST` is a provisioned Redshift cluster's endpoint
@@ -396,6 +410,9 @@ pub struct DwhConfig {
     /// A provisioned cluster for the redshift-data engine (`DWH_CLUSTER_IDENTIFIER`), instead of
     /// the workgroup.
     pub cluster_identifier: String,
+    /// The id `iac_create` tags its resources with and writes here (`DWH_INSTANCE_ID`); empty
+    /// until then. `iac_delete` deletes only what carries it (see `iac::owner`).
+    pub instance_id: String,
 }
 
 /// Everything the steps read from `dwh.cfg`.
@@ -430,6 +447,7 @@ pub const KNOWN_SETTINGS: &[(&str, &[&str])] = &[
             "SSLMODE",
             "SSLROOTCERT",
             "CONNECT_TIMEOUT",
+            "REQUIRE_AUTH",
         ],
     ),
     ("IAM_ROLE", &["ARN"]),
@@ -468,6 +486,7 @@ pub const KNOWN_SETTINGS: &[(&str, &[&str])] = &[
             "DWH_IAM_ROLE_NAME",
             "DWH_BASE_CAPACITY",
             "DWH_CLUSTER_IDENTIFIER",
+            "DWH_INSTANCE_ID",
         ],
     ),
 ];
@@ -481,6 +500,11 @@ pub struct UnknownSetting {
     pub key: Option<String>,
     /// The known name closest to it, when one is close enough to be the one meant.
     pub closest: Option<&'static str>,
+    /// The line of the file it is on, when known.
+    pub line: Option<usize>,
+    /// Whether the key may be printed: only a plausible setting name is (see
+    /// [`plausible_key`]); anything else may be a password that lost its line.
+    pub shown: bool,
 }
 
 impl UnknownSetting {
@@ -502,14 +526,25 @@ impl UnknownSetting {
                     .join(", ")
             ),
             (Some(key), Some(closest)) => format!(
-                "unknown key {key} in [{}]{then}: did you mean {closest}?",
+                "unknown key {} in [{}]{then}: did you mean {closest}?",
+                self.key_shown(key),
                 self.section
             ),
             (Some(key), None) => format!(
-                "unknown key {key} in [{}]{then}: its keys are {}",
+                "unknown key {} in [{}]{then}: its keys are {}",
+                self.key_shown(key),
                 self.section,
                 known_keys(&self.section).join(", ")
             ),
+        }
+    }
+
+    /// The key as a message shows it: its name when plausible, else only where it is.
+    fn key_shown(&self, key: &str) -> String {
+        match (self.shown, self.line) {
+            (true, _) => key.to_string(),
+            (false, Some(line)) => format!("on line {line} (not shown: not a setting's name)"),
+            (false, None) => "(not shown: not a setting's name)".to_string(),
         }
     }
 
@@ -545,6 +580,19 @@ fn closest(typed: &str, names: &[&'static str]) -> Option<&'static str> {
         .map(|(_, name)| name)
 }
 
+/// Whether `typed` (a key as written in the file) looks like a setting's name, so that a
+/// message may print it: upper-case letters, digits and underscores, starting with a letter,
+/// at most 40 long (every known key is such), or close to a known key. Anything else may be
+/// a value that lost its line, a password among them.
+fn plausible_key(typed: &str, closest: Option<&str>) -> bool {
+    closest.is_some()
+        || (typed.len() <= 40
+            && typed.starts_with(|c: char| c.is_ascii_uppercase())
+            && typed
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+}
+
 /// Every section and key of `file` that [`KNOWN_SETTINGS`] does not hold, in file order.
 fn unknown_settings(file: &IniFile) -> Vec<UnknownSetting> {
     let sections: Vec<&'static str> = KNOWN_SETTINGS.iter().map(|(s, _)| *s).collect();
@@ -560,16 +608,26 @@ fn unknown_settings(file: &IniFile) -> Vec<UnknownSetting> {
                 closest: closest(&upper, &sections),
                 section: upper,
                 key: None,
+                line: None,
+                shown: true,
             });
             continue;
         }
         let known = known_keys(&upper);
         for key in keys {
+            let (line, typed) = file
+                .lines
+                .get(&(section.clone(), key.clone()))
+                .cloned()
+                .unwrap_or((0, String::new()));
             let key = key.to_ascii_uppercase();
             if !known.contains(&key.as_str()) {
+                let near = closest(&key, known);
                 unknown.push(UnknownSetting {
                     section: upper.clone(),
-                    closest: closest(&key, known),
+                    closest: near,
+                    shown: plausible_key(&typed, near),
+                    line: (line > 0).then_some(line),
                     key: Some(key),
                 });
             }
@@ -584,12 +642,15 @@ pub const DEFAULT_DUCKDB_PATH: &str = "sparkify.duckdb";
 impl Config {
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow!(
-                "cannot read config file {}: {e}: pass --config PATH to use another file",
-                path.display()
-            )
-        })?;
+        // A config is a few kilobytes; 1 MiB bounds a device or FIFO passed as --config.
+        let text = crate::files::read_small(path, 1 << 20)
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".into()))
+            .map_err(|e| {
+                anyhow!(
+                    "cannot read config file {}: {e}: pass --config PATH to use another file",
+                    path.display()
+                )
+            })?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -649,18 +710,26 @@ impl Config {
                 })?),
             },
             sslrootcert: file.path("CLUSTER", "SSLROOTCERT"),
-            connect_timeout: {
-                let expected = "seconds, a whole number of 1 or more such as 10";
-                let seconds: u64 = file.parse_or(
-                    "CLUSTER",
-                    "CONNECT_TIMEOUT",
-                    DEFAULT_CONNECT_TIMEOUT_SECONDS,
-                    expected,
-                )?;
-                if seconds == 0 {
-                    return Err(file.key_error("CLUSTER", "CONNECT_TIMEOUT", "0", expected));
-                }
-                std::time::Duration::from_secs(seconds)
+            connect_timeout: std::time::Duration::from_secs(file.bounded(
+                "CLUSTER",
+                "CONNECT_TIMEOUT",
+                DEFAULT_CONNECT_TIMEOUT_SECONDS,
+                1..=MAX_TIMEOUT_SECONDS,
+                "seconds",
+            )?),
+            require_auth: match file.get("CLUSTER", "REQUIRE_AUTH") {
+                None => None,
+                Some(text) => Some(crate::pg_auth::parse_methods(&text).ok_or_else(|| {
+                    file.key_error(
+                        "CLUSTER",
+                        "REQUIRE_AUTH",
+                        &text,
+                        &format!(
+                            "the methods the connection may answer, separated by commas, of {}",
+                            crate::pg_auth::METHOD_NAMES
+                        ),
+                    )
+                })?),
             },
         };
 
@@ -705,33 +774,38 @@ impl Config {
                 &format!("one of {}", EngineChoice::NAMES),
             )
         })?;
-        let warehouse = WarehouseConfig {
-            engine,
-            duckdb_path: file
-                .path("WAREHOUSE", "DUCKDB_PATH")
-                .unwrap_or_else(|| base.join(DEFAULT_DUCKDB_PATH)),
-            max_errors: file.parse_or("WAREHOUSE", "MAX_ERRORS", 0, "a whole number, 0 or more")?,
-            duckdb_memory_limit: file.parse_or(
-                "WAREHOUSE",
-                "DUCKDB_MEMORY_LIMIT",
-                MemoryLimit::default_limit(),
-                "an amount of memory such as 512MB or 4GB",
-            )?,
-            strict: file.parse_or("WAREHOUSE", "STRICT", false, "true or false")?,
-            schema: match file.get("WAREHOUSE", "SCHEMA") {
-                None => None,
-                Some(name) if is_plain_schema_name(&name) => Some(name),
-                Some(name) => {
-                    return Err(file.key_error(
+        let warehouse =
+            WarehouseConfig {
+                engine,
+                duckdb_path: file
+                    .path("WAREHOUSE", "DUCKDB_PATH")
+                    .unwrap_or_else(|| base.join(DEFAULT_DUCKDB_PATH)),
+                max_errors: file.bounded(
+                    "WAREHOUSE",
+                    "MAX_ERRORS",
+                    0,
+                    0..=MAX_ERRORS_LIMIT,
+                    "rejected records",
+                )?,
+                duckdb_memory_limit: file.parse_or(
+                    "WAREHOUSE",
+                    "DUCKDB_MEMORY_LIMIT",
+                    MemoryLimit::default_limit(),
+                    "an amount of memory such as 512MB or 4GB",
+                )?,
+                strict: file.parse_or("WAREHOUSE", "STRICT", false, "true or false")?,
+                schema: match file.get("WAREHOUSE", "SCHEMA") {
+                    None => None,
+                    Some(name) if is_plain_schema_name(&name) => Some(name),
+                    Some(name) => return Err(file.key_error(
                         "WAREHOUSE",
                         "SCHEMA",
                         &name,
                         "a schema name of lower-case letters, digits and _ (not starting with a \
                          digit or pg_), such as sparkify",
-                    ))
-                }
-            },
-        };
+                    )),
+                },
+            };
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -743,11 +817,12 @@ impl Config {
                 log_jsonpath: file.get("S3", "LOG_JSONPATH").unwrap_or_default(),
                 region: file.get("S3", "REGION").unwrap_or_default(),
                 endpoint: file.get("S3", "ENDPOINT"),
-                attempt_timeout_seconds: file.parse_or(
+                attempt_timeout_seconds: file.bounded(
                     "S3",
                     "ATTEMPT_TIMEOUT",
                     30,
-                    "seconds, a whole number such as 30",
+                    1..=MAX_TIMEOUT_SECONDS,
+                    "seconds",
                 )?,
                 manifest_prefix: file.get("S3", "MANIFEST_PREFIX").unwrap_or_default(),
                 coalesce: file.parse_or("S3", "COALESCE", false, "true or false")?,
@@ -779,6 +854,19 @@ impl Config {
                 cluster_identifier: file
                     .get("DWH", "DWH_CLUSTER_IDENTIFIER")
                     .unwrap_or_default(),
+                instance_id: match file.get("DWH", "DWH_INSTANCE_ID") {
+                    None => String::new(),
+                    Some(id) if crate::iac::is_instance_id(&id) => id,
+                    Some(id) => {
+                        return Err(file.key_error(
+                            "DWH",
+                            "DWH_INSTANCE_ID",
+                            &id,
+                            "the id iac_create wrote (lower-case letters, digits and hyphens), \
+                             or nothing before the first iac_create",
+                        ))
+                    }
+                },
             },
         })
     }
@@ -911,12 +999,24 @@ struct IniFile<'a> {
     /// The sections (lower case) and their keys (lower case), sorted, for
     /// [`unknown_settings`].
     order: Vec<(String, Vec<String>)>,
+    /// (section, key), lower case → the line (from 1) of its last setting and the key as
+    /// written there.
+    lines: HashMap<(String, String), (usize, String)>,
     path: &'a Path,
     base: &'a Path,
 }
 
 impl<'a> IniFile<'a> {
     fn read(text: &str, path: &'a Path, base: &'a Path) -> Result<IniFile<'a>> {
+        let lines = key_lines(text).map_err(|line| {
+            // The line's text is not shown: a password wrapped onto its own line is one.
+            anyhow!(
+                "{}: line {line} is not KEY = value (nor a [SECTION] header, a # comment or an \
+                 indented continuation): write each setting on one line as KEY = value; the \
+                 line is not shown, in case it holds a password",
+                path.display()
+            )
+        })?;
         let mut defaults = Ini::new().defaults();
         defaults.multiline = true;
         defaults.enable_inline_comments = false;
@@ -954,6 +1054,7 @@ impl<'a> IniFile<'a> {
         Ok(IniFile {
             sections,
             order,
+            lines,
             path,
             base,
         })
@@ -963,13 +1064,14 @@ impl<'a> IniFile<'a> {
         self.sections.contains_key(&section.to_ascii_lowercase())
     }
 
-    /// The value of a key, `None` when absent or empty.
+    /// The value of a key, `None` when absent or empty. Blanks around a value were dropped
+    /// when it was read; inside quotes they are the value's own (`" pass "` keeps both).
     fn get(&self, section: &str, key: &str) -> Option<String> {
         self.sections
             .get(&section.to_ascii_lowercase())?
             .get(&key.to_ascii_lowercase())
-            .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
+            .cloned()
     }
     fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
         self.get(section, key).map(|v| self.base.join(v))
@@ -1001,6 +1103,29 @@ impl<'a> IniFile<'a> {
         }
     }
 
+    /// A whole number of `unit` within `range`, `default` when absent; anything else is an
+    /// error naming the range.
+    fn bounded(
+        &self,
+        section: &str,
+        key: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        unit: &str,
+    ) -> Result<u64> {
+        let expected = format!(
+            "{unit}, a whole number from {} to {} (default {default})",
+            range.start(),
+            range.end()
+        );
+        let value: u64 = self.parse_or(section, key, default, &expected)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.key_error(section, key, &value.to_string(), &expected))
+        }
+    }
+
     fn key_error(&self, section: &str, key: &str, value: &str, expected: &str) -> anyhow::Error {
         let shown = if is_secret(section, key) {
             "(hidden)".to_string()
@@ -1012,6 +1137,41 @@ impl<'a> IniFile<'a> {
             self.path.display()
         )
     }
+}
+
+/// Where each key is set, read line by line the way the configparser crate reads the file
+/// (a section header `[...]`, `#` and `;` comments, an indented line continuing the value above
+/// it, `key = value` or `key: value`): (section, key), lower case → (line, key as written).
+/// A line that is none of these (no `=` or `:`) is the error, by its number: configparser would
+/// take its text as a key without a value, and print it as an unknown key.
+fn key_lines(text: &str) -> Result<HashMap<(String, String), (usize, String)>, usize> {
+    let mut lines = HashMap::new();
+    let mut section = "default".to_string();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with(['#', ';']) {
+            continue;
+        }
+        if trimmed.starts_with('[') {
+            let inner = trimmed.trim_start_matches('[');
+            let end = inner.rfind(']').unwrap_or(inner.len());
+            section = inner[..end].trim().to_ascii_lowercase();
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            // A continuation: refused with its key by `unquote`.
+            continue;
+        }
+        let Some(split) = trimmed.find(['=', ':']) else {
+            return Err(index + 1);
+        };
+        let typed = trimmed[..split].trim().to_string();
+        lines.insert(
+            (section.clone(), typed.to_ascii_lowercase()),
+            (index + 1, typed),
+        );
+    }
+    Ok(lines)
 }
 
 /// configparser's message for a line it cannot read (`4:1 expecting "[Some(']')]"`), in the
@@ -1386,5 +1546,95 @@ mod tests {
         assert_eq!(check("[AWS]\nSECRET = x\n", 0o640), Some("group"));
         assert_eq!(check("[CLUSTER]\nDB_PASSWORD = x\n", 0o600), None);
         assert_eq!(check("[CLUSTER]\nDB_PASSWORD =\n", 0o644), None);
+    }
+
+    #[test]
+    fn a_password_on_its_own_line_is_refused_by_line_number_never_printed() {
+        let err = parse("[CLUSTER]\nDB_PASSWORD =\nHunter2-Secret\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3 is not KEY = value"), "{err}");
+        assert!(
+            !err.to_ascii_lowercase().contains("hunter2"),
+            "the line's text is shown: {err}"
+        );
+    }
+
+    #[test]
+    fn only_plausible_unknown_keys_are_named() {
+        // A password with an `=` in it, wrapped onto its own line, reads as a key.
+        let config =
+            parse("[CLUSTER]\nDB_PASSWORD =\nhunter2x=yz\n[WAREHOUSE]\nDUCKDB_PTH = a\n").unwrap();
+        let said: Vec<String> = config.unknown.iter().map(|u| u.to_string()).collect();
+        let all = said.join("\n");
+        assert!(!all.to_ascii_lowercase().contains("hunter2x"), "{all}");
+        assert!(all.contains("on line 3"), "{all}");
+        assert!(
+            all.contains("DUCKDB_PTH") && all.contains("did you mean DUCKDB_PATH"),
+            "{all}"
+        );
+        let strict: Vec<String> = config.unknown.iter().map(|u| u.as_error()).collect();
+        assert!(!strict.join(" ").to_ascii_lowercase().contains("hunter2x"));
+    }
+
+    #[test]
+    fn numbers_are_bounded_when_read() {
+        for (text, key) in [
+            (
+                "[CLUSTER]\nCONNECT_TIMEOUT = 18446744073709551615\n",
+                "CONNECT_TIMEOUT",
+            ),
+            ("[CLUSTER]\nCONNECT_TIMEOUT = 3601\n", "CONNECT_TIMEOUT"),
+            ("[CLUSTER]\nCONNECT_TIMEOUT = 0\n", "CONNECT_TIMEOUT"),
+            (
+                "[S3]\nATTEMPT_TIMEOUT = 18446744073709551615\n",
+                "ATTEMPT_TIMEOUT",
+            ),
+            ("[S3]\nATTEMPT_TIMEOUT = 0\n", "ATTEMPT_TIMEOUT"),
+            (
+                "[WAREHOUSE]\nMAX_ERRORS = 18446744073709551615\n",
+                "MAX_ERRORS",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains("a whole number from"),
+                "{err}"
+            );
+        }
+        let config =
+            parse("[CLUSTER]\nCONNECT_TIMEOUT = 3600\n[WAREHOUSE]\nMAX_ERRORS = 1000000000\n")
+                .unwrap();
+        assert_eq!(config.cluster.connect_timeout.as_secs(), 3600);
+        assert_eq!(config.warehouse.max_errors, MAX_ERRORS_LIMIT);
+        // Redshift's MAXERROR is one more, and never wraps.
+        assert_eq!(crate::sql::redshift_maxerror(u64::MAX).is_err(), true);
+    }
+
+    #[test]
+    fn blanks_inside_quotes_are_the_values_own() {
+        let config =
+            parse("[CLUSTER]\nDB_PASSWORD = \"  two blanks  \"\nDB_USER =  plain  \n").unwrap();
+        assert_eq!(config.cluster.db_password.expose(), "  two blanks  ");
+        assert_eq!(config.cluster.db_user, "plain");
+    }
+
+    #[test]
+    fn require_auth_is_a_list_of_libpq_method_names() {
+        let config = parse("[CLUSTER]\nREQUIRE_AUTH = md5, scram-sha-256\n").unwrap();
+        assert_eq!(
+            config.cluster.require_auth,
+            Some(vec![
+                crate::pg_auth::Method::Md5,
+                crate::pg_auth::Method::Scram
+            ])
+        );
+        let err = parse("[CLUSTER]\nREQUIRE_AUTH = kerberos\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("REQUIRE_AUTH") && err.contains("scram-sha-256"),
+            "{err}"
+        );
     }
 }

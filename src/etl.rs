@@ -224,13 +224,43 @@ pub fn run(
         }
     };
     let clock = Instant::now();
-    warehouse
-        .commit()
-        .context("commit failed; nothing of this run was kept")?;
+    if let Err(error) = warehouse.commit() {
+        if commit_outcome_unknown(&error) {
+            return Err(error.context(
+                "the connection was lost during COMMIT, so whether the server kept this run's \
+                 load is not known (it may have committed it). Running etl again is safe either \
+                 way: the ledger commits with the load, so the next run loads exactly what is \
+                 not in the warehouse yet",
+            ));
+        }
+        return Err(error.context("commit failed; nothing of this run was kept"));
+    }
     report.phases.push(("commit", clock.elapsed()));
     report.created = created;
     report.peak_memory = crate::stats::peak_memory_bytes();
     Ok(report)
+}
+
+/// Whether a failed COMMIT may have been carried out: the server did not answer it (the
+/// connection closed or broke, a request timed out) rather than refusing it. A server's own
+/// error (PostgreSQL's SQLSTATE, a Data API statement FAILED) means it rolled back.
+fn commit_outcome_unknown(error: &anyhow::Error) -> bool {
+    for cause in error.chain() {
+        if let Some(postgres) = cause.downcast_ref::<tokio_postgres::Error>() {
+            return postgres.as_db_error().is_none();
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        // DuckDB is in this process: a COMMIT it failed did not happen.
+        if cause.downcast_ref::<duckdb::Error>().is_some() {
+            return false;
+        }
+    }
+    let text = format!("{error:#}");
+    ["dispatch failure", "timed out", "timeout", "connection"]
+        .iter()
+        .any(|sign| text.contains(sign))
 }
 
 /// The sources a run lists and plans against the ledger (see [`ledger::plan`]): the local
@@ -281,7 +311,7 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
         .iter()
         .any(|l| matches!(l, Location::S3 { .. }));
     let store = if in_s3 {
-        Some(S3Store::connect(&config.s3)?)
+        Some(S3Store::connect_as(&config.s3, &config.aws)?)
     } else {
         None
     };

@@ -23,6 +23,8 @@ fn escape(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c if c.is_control() => out.push(' '),
+            // A direction override would show the text around it reversed.
+            c if crate::record::is_bidi_control(c) => out.extend(c.escape_unicode()),
             c => out.push(c),
         }
     }

@@ -46,15 +46,29 @@ pub fn raw_excerpt(bytes: &[u8]) -> String {
     )
 }
 
-/// `text` with every control character (line breaks, tabs, escape, NUL...) written as
-/// `\u{..}`, for text that reaches a terminal or a column that must not hold them.
+/// Whether `c` reorders the text around it when shown: Unicode's bidirectional formatting
+/// characters (embeddings, overrides, isolates, and the implicit marks), with which
+/// `gnp\u{202e}.exe` reads as `exe.png`
+/// (https://www.unicode.org/reports/tr9/#Explicit_Directional_Formatting_Characters).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether `c` must not reach a terminal or a report as it is.
+fn is_hidden(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// `text` with every control character (line breaks, tabs, escape, NUL...) and every
+/// bidirectional formatting character written as `\u{..}`, for text that reaches a terminal, a
+/// report or a column that must not hold them.
 pub fn escape_controls(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(is_hidden) {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if is_hidden(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -343,5 +357,15 @@ mod tests {
         let long = "é".repeat(500);
         assert_eq!(raw_excerpt(long.as_bytes()).chars().count(), RAW_TEXT_CHARS);
         assert_eq!(raw_excerpt(b"ab\xffcd"), "ab\u{fffd}cd");
+    }
+
+    #[test]
+    fn direction_overrides_are_shown_escaped() {
+        assert_eq!(escape_controls("gnp\u{202e}.exe"), "gnp\\u{202e}.exe");
+        assert_eq!(
+            escape_controls("a\u{2066}b\u{200f}"),
+            "a\\u{2066}b\\u{200f}"
+        );
+        assert_eq!(escape_controls("שלום"), "שלום");
     }
 }

@@ -339,6 +339,29 @@ fn sslmodes_encrypt_and_verify_as_libpq_does() {
     assert!(!err.contains("sentinel-password-123"), "{err}");
 }
 
+/// A session the toolkit opens ends itself on the server when it sits idle inside a
+/// transaction (a client stopped where the network does not show it), over TCP and over the
+/// Unix socket, which the toolkit opens itself too.
+#[test]
+fn sessions_end_themselves_when_idle_in_a_transaction() {
+    use sparkify::warehouse::{PostgresWarehouse, Warehouse};
+    let Some(db) = TestDatabase::create("idle") else {
+        return;
+    };
+    for host in ["localhost", "/var/run/postgresql"] {
+        let mut cluster = cluster_config(&db, "");
+        cluster.host = host.into();
+        if host.starts_with('/') && !std::path::Path::new(host).exists() {
+            continue;
+        }
+        let mut warehouse = PostgresWarehouse::connect(&cluster).unwrap();
+        let shown = warehouse
+            .query("SHOW idle_in_transaction_session_timeout")
+            .unwrap();
+        assert_eq!(shown.rows[0][0].to_string(), "15min", "{host}");
+    }
+}
+
 /// The redshift engine's own code (connection with verified TLS, transactions, the shared
 /// transform and analysis SQL in the Redshift dialect) run against PostgreSQL, which speaks the
 /// same protocol: staging is loaded by the postgres engine, then the redshift engine transforms

@@ -88,10 +88,21 @@ fn main() -> ExitCode {
         if args.html.is_some() || args.png.is_some() {
             return Ok(());
         }
-        sparkify::cli::print(&sparkify::report::render_answers(
-            &warehouse.describe(),
-            &answers,
-            args.format,
-        ))
+        let rendered =
+            sparkify::report::render_answers(&warehouse.describe(), &answers, args.format);
+        // CSV and JSON are data for a file or a program, kept exact; on a terminal an escape
+        // sequence or a direction override in the data must not act.
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            let shown: Vec<String> = rendered
+                .split_inclusive('\n')
+                .map(|line| {
+                    let body = line.trim_end_matches('\n');
+                    let end = &line[body.len()..];
+                    format!("{}{end}", sparkify::record::escape_controls(body))
+                })
+                .collect();
+            return sparkify::cli::print(&shown.concat());
+        }
+        sparkify::cli::print(&rendered)
     })())
 }

@@ -298,6 +298,11 @@ pub fn duckdb_session(memory_limit: &MemoryLimit) -> String {
     )
 }
 
+/// The file and format of the database a DuckDB connection opened
+/// (https://duckdb.org/docs/stable/sql/meta/duckdb_table_functions#duckdb_databases).
+pub const DUCKDB_OPENED_DATABASE: &str =
+    "SELECT path, type FROM duckdb_databases() WHERE database_name = current_database()";
+
 /// PostgreSQL's bulk load of `table` from the client, text format, columns in schema order.
 pub fn copy_from_stdin(table: &Table) -> String {
     let columns: Vec<&str> = table.column_names().collect();
@@ -307,6 +312,15 @@ pub fn copy_from_stdin(table: &Table) -> String {
 /// Asks PostgreSQL to check every second, while a query runs, that the client is still there,
 /// so the work of a killed client is rolled back and its locks released.
 pub const POSTGRES_CHECK_CLIENT: &str = "SET client_connection_check_interval = 1000";
+
+/// Ends this session on the server when it sits inside a transaction without sending anything
+/// for 15 minutes (a client stopped in a way the network does not show), so its locks do not
+/// hold readers and the next load for ever
+/// (https://www.postgresql.org/docs/15/runtime-config-client.html#GUC-IDLE-IN-TRANSACTION-SESSION-TIMEOUT).
+/// A load never pauses that long between statements: its longest pause is an S3 request's
+/// retries, bounded by `[S3] ATTEMPT_TIMEOUT`.
+pub const POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT: &str =
+    "SET idle_in_transaction_session_timeout = '15min'";
 
 /// Whether this PostgreSQL session is encrypted, as the server sees it.
 pub const POSTGRES_SESSION_USES_TLS: &str =
@@ -399,7 +413,11 @@ pub const REDSHIFT_MAXERROR_LIMIT: u64 = 100_000;
 /// while `MAX_ERRORS` is the number of rejects still tolerated: 0 stays 0 (fail on the first
 /// error), n becomes n + 1, at most Redshift's limit.
 pub fn redshift_maxerror(max_errors: u64) -> Result<u64, String> {
-    let maxerror = if max_errors == 0 { 0 } else { max_errors + 1 };
+    let maxerror = if max_errors == 0 {
+        0
+    } else {
+        max_errors.saturating_add(1)
+    };
     if maxerror > REDSHIFT_MAXERROR_LIMIT {
         return Err(format!(
             "MAX_ERRORS = {max_errors} is more than Redshift's COPY can skip: its MAXERROR is at \

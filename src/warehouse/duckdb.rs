@@ -33,6 +33,95 @@ pub enum Access {
     Read,
 }
 
+/// The bytes a DuckDB database file holds at offset 8, after the block checksum: its magic
+/// number (`MainHeader::MAGIC_BYTES` at `MAGIC_BYTE_OFFSET` in the bundled DuckDB's
+/// src/storage/single_file_block_manager.cpp and storage_info.hpp).
+const DUCKDB_MAGIC: &[u8; 4] = b"DUCK";
+
+/// Checks, before DuckDB opens it, that `path` names a DuckDB file or nothing yet (for a load,
+/// in a directory it may write): a file of another format is refused rather than opened or
+/// rewritten, and a path DuckDB would read differently (a `\`, which it takes for a
+/// directory separator) is refused. Whether the file exists, as the open will see it.
+fn check_file(path: &Path, access: Access) -> Result<bool> {
+    let shown = path.display();
+    if path.to_string_lossy().contains('\\') {
+        anyhow::bail!(
+            "[WAREHOUSE] DUCKDB_PATH = {shown} holds a backslash, which DuckDB reads as a \
+             directory separator, so it would open another file than the one named: use / \
+             (or a name without \\)"
+        );
+    }
+    let exists = match std::fs::metadata(path) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => anyhow::bail!("cannot look at the DuckDB warehouse {shown}: {e}"),
+    };
+    if exists {
+        let (file, metadata) = crate::files::open_regular(path)
+            .with_context(|| format!("[WAREHOUSE] DUCKDB_PATH = {shown} is not a DuckDB file"))?;
+        if metadata.len() > 0 {
+            use std::io::Read;
+            let mut header = [0u8; 12];
+            let read = (&file).take(12).read(&mut header).unwrap_or(0);
+            if read < 12 || &header[8..12] != DUCKDB_MAGIC {
+                anyhow::bail!(
+                    "[WAREHOUSE] DUCKDB_PATH = {shown} is not a DuckDB database (its header is \
+                     not DuckDB's): it was left as it is; point DUCKDB_PATH at a new file name \
+                     or at the warehouse's own file"
+                );
+            }
+        }
+    }
+    if access != Access::Read {
+        // DuckDB writes its .wal beside the file: a directory it cannot write would fail the
+        // load only at COMMIT, after all the work.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        tempfile::Builder::new()
+            .prefix(".sparkify-write-check")
+            .tempfile_in(dir)
+            .with_context(|| {
+                format!(
+                    "cannot write in {}, the directory of the DuckDB warehouse {shown} (DuckDB \
+                     writes its .wal file there): make it writable, or set [WAREHOUSE] \
+                     DUCKDB_PATH elsewhere",
+                    dir.display()
+                )
+            })?;
+    }
+    Ok(exists)
+}
+
+/// Checks that DuckDB opened `path` itself as a DuckDB database: not an in-memory database,
+/// not another file, not another format.
+fn check_opened(conn: &Connection, path: &Path) -> Result<()> {
+    let opened: (Option<String>, String) = conn
+        .query_row(sql::DUCKDB_OPENED_DATABASE, [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .context("cannot ask DuckDB which database it opened")?;
+    let same_file = opened.0.as_deref().is_some_and(|opened| {
+        let opened = Path::new(opened);
+        opened == path
+            || matches!(
+                (std::fs::canonicalize(opened), std::fs::canonicalize(path)),
+                (Ok(a), Ok(b)) if a == b
+            )
+    });
+    if !same_file || !opened.1.eq_ignore_ascii_case("duckdb") {
+        anyhow::bail!(
+            "DuckDB opened {} as a {} database instead of the DuckDB file {}: point \
+             [WAREHOUSE] DUCKDB_PATH at a plain file name such as sparkify.duckdb",
+            opened.0.as_deref().unwrap_or("(nothing: in memory)"),
+            opened.1,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 impl DuckDbWarehouse {
     /// Opens (or makes) the file for `create_tables`.
     pub fn open(path: &Path, memory_limit: &MemoryLimit) -> Result<Self> {
@@ -48,7 +137,8 @@ impl DuckDbWarehouse {
         access: Access,
         timeout: Duration,
     ) -> Result<Self> {
-        if access == Access::Read && !path.exists() {
+        let exists = check_file(path, access)?;
+        if access == Access::Read && !exists {
             anyhow::bail!(
                 "no warehouse at {}: check [WAREHOUSE] DUCKDB_PATH, or run etl (its first run \
                  creates it)",
@@ -58,12 +148,18 @@ impl DuckDbWarehouse {
         let started = Instant::now();
         let mut said = false;
         let conn = loop {
-            let opened = match access {
-                Access::Read => duckdb::Config::default()
-                    .access_mode(duckdb::AccessMode::ReadOnly)
-                    .and_then(|config| Connection::open_with_flags(path, config)),
-                Access::Create | Access::Write => Connection::open(path),
-            };
+            // Extensions are never installed or loaded by themselves: a file of another format
+            // (SQLite, say) would otherwise make DuckDB download a scanner over the network
+            // and open that file through it
+            // (https://duckdb.org/docs/stable/configuration/overview, autoinstall_known_extensions
+            // and autoload_known_extensions).
+            let opened = duckdb::Config::default()
+                .enable_autoload_extension(false)
+                .and_then(|config| match access {
+                    Access::Read => config.access_mode(duckdb::AccessMode::ReadOnly),
+                    Access::Create | Access::Write => Ok(config),
+                })
+                .and_then(|config| Connection::open_with_flags(path, config));
             match opened {
                 Ok(conn) => break conn,
                 Err(e) if is_lock_conflict(&e) => {
@@ -107,6 +203,7 @@ impl DuckDbWarehouse {
                 }
             }
         };
+        check_opened(&conn, path)?;
         conn.execute_batch(&sql::duckdb_session(memory_limit))
             .context("cannot configure DuckDB: check [WAREHOUSE] DUCKDB_MEMORY_LIMIT")?;
         // Ctrl-C stops the running statement (see crate::interrupt).
