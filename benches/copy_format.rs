@@ -108,7 +108,7 @@ fn main() {
         &indicatif::ProgressBar::hidden(),
     )
     .expect("log files");
-    let contents = logs.read(&logs.files);
+    let contents = logs.read(&logs.files, u64::MAX);
     let mut rows = Vec::new();
     for (file, contents) in logs.files.iter().zip(&contents) {
         let parsed = parse_file(file, contents, SourceKind::Log, Some(&mapping)).expect("readable");

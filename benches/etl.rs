@@ -466,7 +466,7 @@ fn floor(songs: &Discovered, logs: &Discovered, mapping: &JsonPaths) -> (f64, f6
         for source in [songs, logs] {
             for chunk in chunks(source) {
                 total += source
-                    .read(&source.files[chunk])
+                    .read(&source.files[chunk], u64::MAX)
                     .iter()
                     .map(|contents| contents.as_ref().map_or(0, |b| b.len()))
                     .sum::<usize>();
@@ -487,7 +487,7 @@ fn floor(songs: &Discovered, logs: &Discovered, mapping: &JsonPaths) -> (f64, f6
     ] {
         for chunk in chunks(source) {
             let files = &source.files[chunk];
-            let contents = source.read(files);
+            let contents = source.read(files, u64::MAX);
             records += files
                 .par_iter()
                 .zip(&contents)

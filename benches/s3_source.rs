@@ -17,7 +17,7 @@ use sparkify::warehouse::coalesce::coalesce;
 
 fn total(source: &Discovered) -> usize {
     source
-        .read(&source.files)
+        .read(&source.files, u64::MAX)
         .iter()
         .map(|contents| contents.as_ref().map(|b| b.len()).unwrap_or(0))
         .sum()

@@ -1001,7 +1001,7 @@ struct IniFile<'a> {
     order: Vec<(String, Vec<String>)>,
     /// (section, key), lower case → the line (from 1) of its last setting and the key as
     /// written there.
-    lines: HashMap<(String, String), (usize, String)>,
+    lines: KeyLines,
     path: &'a Path,
     base: &'a Path,
 }
@@ -1139,12 +1139,15 @@ impl<'a> IniFile<'a> {
     }
 }
 
+/// (section, key), lower case → (line, key as written): see [`key_lines`].
+type KeyLines = HashMap<(String, String), (usize, String)>;
+
 /// Where each key is set, read line by line the way the configparser crate reads the file
 /// (a section header `[...]`, `#` and `;` comments, an indented line continuing the value above
 /// it, `key = value` or `key: value`): (section, key), lower case → (line, key as written).
 /// A line that is none of these (no `=` or `:`) is the error, by its number: configparser would
 /// take its text as a key without a value, and print it as an unknown key.
-fn key_lines(text: &str) -> Result<HashMap<(String, String), (usize, String)>, usize> {
+fn key_lines(text: &str) -> Result<KeyLines, usize> {
     let mut lines = HashMap::new();
     let mut section = "default".to_string();
     for (index, line) in text.lines().enumerate() {
@@ -1608,7 +1611,7 @@ mod tests {
         assert_eq!(config.cluster.connect_timeout.as_secs(), 3600);
         assert_eq!(config.warehouse.max_errors, MAX_ERRORS_LIMIT);
         // Redshift's MAXERROR is one more, and never wraps.
-        assert_eq!(crate::sql::redshift_maxerror(u64::MAX).is_err(), true);
+        assert!(crate::sql::redshift_maxerror(u64::MAX).is_err());
     }
 
     #[test]

@@ -534,7 +534,7 @@ fn a_file_that_is_not_a_duckdb_database_is_refused_and_left_alone() {
     let sqlite = b"SQLite format 3\0"
         .iter()
         .copied()
-        .chain(std::iter::repeat(0).take(4080))
+        .chain(std::iter::repeat_n(0, 4080))
         .collect::<Vec<u8>>();
     fs::write(ws.duckdb(), &sqlite).unwrap();
     for binary in ["create_tables", "etl", "analysis"] {

@@ -760,28 +760,27 @@ fn create_leaves_a_role_it_did_not_make_alone_unless_adopting() {
     assert_eq!(report.0.lock().unwrap()[0].change, Change::Adopted);
 }
 
-#[test]
-fn delete_removes_nothing_when_a_resource_is_not_its_own() {
+/// An iac_delete of the configured names where the role is `role`, the workgroup and the
+/// namespace exist and their tags come from `tags`: the error it stops with, and the mocks
+/// (which hold no delete call: an unmatched call would fail the run another way).
+fn delete_refused(role: Role, tags: Vec<Rule>) -> (String, Mocks) {
+    let mut serverless = vec![
+        mock!(aws_sdk_redshiftserverless::Client::get_workgroup).then_output(|| {
+            GetWorkgroupOutput::builder()
+                .workgroup(workgroup("AVAILABLE"))
+                .build()
+        }),
+        mock!(aws_sdk_redshiftserverless::Client::get_namespace).then_output(|| {
+            GetNamespaceOutput::builder()
+                .namespace(namespace("AVAILABLE"))
+                .build()
+        }),
+    ];
+    serverless.extend(tags);
     let mocks = Mocks {
         iam: vec![mock!(aws_sdk_iam::Client::get_role)
-            .then_output(|| GetRoleOutput::builder().role(role()).build())],
-        serverless: vec![
-            mock!(aws_sdk_redshiftserverless::Client::get_workgroup).then_output(|| {
-                GetWorkgroupOutput::builder()
-                    .workgroup(workgroup("AVAILABLE"))
-                    .build()
-            }),
-            mock!(aws_sdk_redshiftserverless::Client::get_namespace).then_output(|| {
-                GetNamespaceOutput::builder()
-                    .namespace(namespace("AVAILABLE"))
-                    .build()
-            }),
-            // The workgroup carries someone else's tags only.
-            mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource)
-                .match_requests(|r| r.resource_arn() == Some(WORKGROUP_ARN))
-                .then_output(|| tags_output(&[("team", "analytics")])),
-            owned_tags(),
-        ],
+            .then_output(move || GetRoleOutput::builder().role(role.clone()).build())],
+        serverless,
         ec2: vec![],
     };
     let err = runtime()
@@ -792,11 +791,26 @@ fn delete_removes_nothing_when_a_resource_is_not_its_own() {
         ))
         .unwrap_err()
         .to_string();
+    (err, mocks)
+}
+
+#[test]
+fn delete_removes_nothing_when_a_resource_is_not_its_own() {
+    let (err, mocks) = delete_refused(
+        role(),
+        vec![
+            // The workgroup carries someone else's tags only.
+            mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource)
+                .match_requests(|r| r.resource_arn() == Some(WORKGROUP_ARN))
+                .then_output(|| tags_output(&[("team", "analytics")])),
+            owned_tags(),
+        ],
+    );
     assert!(
         err.contains("workgroup sparkify-workgroup exists but was not made by iac_create"),
         "{err}"
     );
-    // Only looked: no delete call exists among the rules, and an unmatched call would fail.
+    // Only looked.
     assert_eq!(mocks.serverless[0].num_calls(), 1);
 }
 
@@ -805,82 +819,35 @@ fn delete_removes_nothing_when_a_resource_is_not_its_own() {
 /// and deletes nothing.
 #[test]
 fn delete_leaves_what_another_configs_iac_create_made_alone() {
-    let theirs = || {
-        tags_output(&[
-            (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
-            (iac::CONFIG_TAG_KEY, "dwh.cfg"),
-            (iac::INSTANCE_TAG_KEY, "fedcba9876543210"),
-        ])
-    };
-    for (label, tags) in [
-        ("another config's id", theirs()),
-        // An older iac_create tagged no instance: it may be anyone's.
-        (
-            "no id",
-            tags_output(&[(iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE)]),
-        ),
-    ] {
-        let mocks = Mocks {
-            iam: vec![mock!(aws_sdk_iam::Client::get_role)
-                .then_output(|| GetRoleOutput::builder().role(role()).build())],
-            serverless: vec![
-                mock!(aws_sdk_redshiftserverless::Client::get_workgroup).then_output(|| {
-                    GetWorkgroupOutput::builder()
-                        .workgroup(workgroup("AVAILABLE"))
-                        .build()
-                }),
-                mock!(aws_sdk_redshiftserverless::Client::get_namespace).then_output(|| {
-                    GetNamespaceOutput::builder()
-                        .namespace(namespace("AVAILABLE"))
-                        .build()
-                }),
+    let theirs = [
+        (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
+        (iac::CONFIG_TAG_KEY, "dwh.cfg"),
+        (iac::INSTANCE_TAG_KEY, "fedcba9876543210"),
+    ];
+    // An older iac_create tagged no instance: it may be anyone's.
+    let no_id = [(iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE)];
+    for (label, tags) in [("another config's id", &theirs[..]), ("no id", &no_id[..])] {
+        let output = tags_output(tags);
+        let (err, _) = delete_refused(
+            role(),
+            vec![
                 mock!(aws_sdk_redshiftserverless::Client::list_tags_for_resource)
-                    .then_output(move || tags.clone()),
+                    .then_output(move || output.clone()),
             ],
-            ec2: vec![],
-        };
-        let err = runtime()
-            .block_on(iac::delete(
-                &mocks.clients(),
-                &delete_plan(false),
-                &Collect::default(),
-            ))
-            .unwrap_err()
-            .to_string();
+        );
         assert!(
             err.contains("workgroup sparkify-workgroup exists but was made by iac_create"),
             "{label}: {err}"
         );
         assert!(err.contains("--adopt"), "{label}: {err}");
     }
-    // The same names, this config's id on the role only: the role is refused too.
-    let mocks = Mocks {
-        iam: vec![mock!(aws_sdk_iam::Client::get_role).then_output(|| {
-            GetRoleOutput::builder()
-                .role(role_tagged(&[
-                    (iac::OWNER_TAG_KEY, iac::OWNER_TAG_VALUE),
-                    (iac::INSTANCE_TAG_KEY, "fedcba9876543210"),
-                ]))
-                .build()
-        })],
-        serverless: vec![
-            mock!(aws_sdk_redshiftserverless::Client::get_workgroup)
-                .then_error(not_found_workgroup),
-            mock!(aws_sdk_redshiftserverless::Client::get_namespace)
-                .then_error(not_found_namespace),
-        ],
-        ec2: vec![],
-    };
-    let err = runtime()
-        .block_on(iac::delete(
-            &mocks.clients(),
-            &delete_plan(false),
-            &Collect::default(),
-        ))
-        .unwrap_err()
-        .to_string();
+    // The same names, another config's id on the role only: the role is refused too.
+    let (err, _) = delete_refused(role_tagged(&theirs), vec![owned_tags()]);
     assert!(
-        err.contains("IAM role sparkify-redshift-s3-read exists but was made by iac_create from another config"),
+        err.contains(
+            "IAM role sparkify-redshift-s3-read exists but was made by iac_create from another \
+             config"
+        ),
         "{err}"
     );
 }
