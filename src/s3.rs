@@ -97,9 +97,9 @@ impl std::fmt::Debug for S3Store {
 }
 
 impl S3Store {
-    /// A client for the `[S3]` settings: `REGION`, and `ENDPOINT` unless `AWS_ENDPOINT_URL`
-    /// (or `AWS_ENDPOINT_URL_S3`) is set. A custom endpoint is addressed path-style, as MinIO,
-    /// Ceph and R2 expect.
+    /// A client for the `[S3]` settings: `REGION`, and `ENDPOINT` (else `AWS_ENDPOINT_URL_S3` or
+    /// `AWS_ENDPOINT_URL` from the environment). A custom endpoint is addressed path-style, as
+    /// MinIO, Ceph and R2 expect.
     pub fn connect(settings: &S3Config) -> Result<Arc<S3Store>> {
         Self::connect_as(settings, &crate::config::AwsKeys::default())
     }
@@ -114,9 +114,14 @@ impl S3Store {
             .enable_all()
             .build()
             .context("cannot start the S3 client runtime")?;
-        let env_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-            .iter()
-            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        // [S3] ENDPOINT, when set, wins over the environment's AWS_ENDPOINT_URL(_S3), as an
+        // endpoint set in code wins over the environment's in the SDKs
+        // (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html): a shell
+        // set up for LocalStack does not redirect a config that names its own store.
+        let env_endpoint = settings.endpoint.is_none()
+            && ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+                .iter()
+                .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
         let custom_endpoint = env_endpoint || settings.endpoint.is_some();
         let (client, anonymous) = runtime.block_on(async {
             let loader = || {

@@ -60,6 +60,7 @@ fn ctrl_c_cancels_the_running_statement_and_lets_the_rollback_through() {
             first: Duration::from_millis(5),
             max: Duration::from_millis(20),
             timeout: Duration::from_secs(30),
+            session_keep_alive: Duration::from_secs(60),
         },
     );
     warehouse.execute("BEGIN").unwrap();

@@ -1074,6 +1074,7 @@ fn fast_polling() -> Polling {
         first: Duration::from_millis(1),
         max: Duration::from_millis(4),
         timeout: Duration::from_secs(5),
+        session_keep_alive: Duration::from_secs(60),
     }
 }
 
@@ -1152,8 +1153,12 @@ fn data_api_polls_until_finished_and_reads_every_page_in_one_session() {
 #[test]
 fn a_failed_data_api_statement_names_its_sql_and_the_reason() {
     let rules = [
-        mock!(aws_sdk_redshiftdata::Client::execute_statement)
-            .then_output(|| ExecuteStatementOutput::builder().id("stmt-1").build()),
+        mock!(aws_sdk_redshiftdata::Client::execute_statement).then_output(|| {
+            ExecuteStatementOutput::builder()
+                .id("stmt-1")
+                .session_id("session-1")
+                .build()
+        }),
         mock!(aws_sdk_redshiftdata::Client::describe_statement).then_output(|| {
             DescribeStatementOutput::builder()
                 .id("stmt-1")
@@ -1173,6 +1178,117 @@ fn a_failed_data_api_statement_names_its_sql_and_the_reason() {
         err.contains("relation \"songplays\" does not exist"),
         "{err}"
     );
+}
+
+/// Without a session id each later statement would run in a session of its own, outside the
+/// transaction BEGIN opened: the run stops after the first statement.
+#[test]
+fn a_data_api_answer_without_a_session_stops_the_run_after_the_first_statement() {
+    let rules = [
+        mock!(aws_sdk_redshiftdata::Client::execute_statement)
+            .then_output(|| ExecuteStatementOutput::builder().id("stmt-1").build()),
+        mock!(aws_sdk_redshiftdata::Client::describe_statement)
+            .then_output(|| described(StatusString::Finished, false)),
+    ];
+    let mut warehouse = data_api(&rules);
+    let err = format!("{:#}", warehouse.execute("BEGIN").unwrap_err());
+    assert!(err.contains("no SessionId"), "{err}");
+    assert!(warehouse.execute("DELETE FROM songplays").is_err());
+    assert_eq!(
+        rules[0].num_calls(),
+        1,
+        "nothing sent after the first statement"
+    );
+}
+
+/// The session is asked to be kept as long as `session_keep_alive`, and between statements (S3
+/// work) a statement that changes nothing refreshes it once a third of that has passed, in the
+/// same session; not more often.
+#[test]
+fn the_data_api_session_is_kept_alive_through_s3_work() {
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Option<i32>)>::new()));
+    let log = sent.clone();
+    let rules = [
+        mock!(aws_sdk_redshiftdata::Client::execute_statement).then_compute_output(move |input| {
+            log.lock().unwrap().push((
+                input.sql().unwrap_or_default().to_string(),
+                input.session_keep_alive_seconds(),
+            ));
+            ExecuteStatementOutput::builder()
+                .id("stmt-1")
+                .session_id("session-1")
+                .build()
+        }),
+        mock!(aws_sdk_redshiftdata::Client::describe_statement)
+            .then_output(|| described(StatusString::Finished, false)),
+    ];
+    let client = mock_client!(aws_sdk_redshiftdata, &rules);
+    let mut warehouse = RedshiftDataWarehouse::with_client(
+        runtime(),
+        client,
+        Target::Workgroup("sparkify-workgroup".into()),
+        "dwh".into(),
+        Polling {
+            session_keep_alive: Duration::from_secs(3),
+            ..fast_polling()
+        },
+    );
+    use sparkify::warehouse::Warehouse;
+    warehouse.keep_alive().unwrap();
+    assert!(
+        sent.lock().unwrap().is_empty(),
+        "no session yet: nothing to keep"
+    );
+    warehouse.execute("BEGIN").unwrap();
+    warehouse.keep_alive().unwrap();
+    assert_eq!(sent.lock().unwrap().len(), 1, "the session was just used");
+    std::thread::sleep(Duration::from_millis(1100));
+    warehouse.keep_alive().unwrap();
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        [
+            ("BEGIN".to_string(), Some(3)),
+            ("SELECT 1".to_string(), None)
+        ]
+    );
+}
+
+/// A statement past the longest wait is cancelled, not left running (and billing, and holding
+/// its locks) on the server.
+#[test]
+fn a_data_api_statement_that_outlasts_the_wait_is_cancelled() {
+    let rules = [
+        mock!(aws_sdk_redshiftdata::Client::execute_statement).then_output(|| {
+            ExecuteStatementOutput::builder()
+                .id("stmt-1")
+                .session_id("session-1")
+                .build()
+        }),
+        mock!(aws_sdk_redshiftdata::Client::describe_statement)
+            .then_output(|| described(StatusString::Started, false)),
+        mock!(aws_sdk_redshiftdata::Client::cancel_statement)
+            .match_requests(|r| r.id() == Some("stmt-1"))
+            .then_output(|| {
+                aws_sdk_redshiftdata::operation::cancel_statement::CancelStatementOutput::builder()
+                    .status(true)
+                    .build()
+            }),
+    ];
+    let client = mock_client!(aws_sdk_redshiftdata, &rules);
+    let mut warehouse = RedshiftDataWarehouse::with_client(
+        runtime(),
+        client,
+        Target::Workgroup("sparkify-workgroup".into()),
+        "dwh".into(),
+        Polling {
+            timeout: Duration::from_millis(50),
+            ..fast_polling()
+        },
+    );
+    let err = format!("{:#}", warehouse.execute("COPY staging_songs").unwrap_err());
+    assert!(err.contains("it was cancelled"), "{err}");
+    assert_eq!(rules[2].num_calls(), 1);
 }
 
 #[test]

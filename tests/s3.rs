@@ -144,13 +144,16 @@ fn s3_workspace(server: &Server, bucket: &str) -> Workspace {
     ws
 }
 
-/// Runs a binary of `ws` with signed requests (the test keys in the environment).
+/// Runs a binary of `ws` with signed requests (the test keys in the environment), in a shell
+/// set up for another S3 (LocalStack's variables, pointing at a closed port): the config's own
+/// `[S3] ENDPOINT` must win over them.
 fn signed(ws: &Workspace, binary: &str) -> assert_cmd::Command {
     let mut cmd = ws.cmd(binary);
     cmd.envs(NO_CREDENTIALS.iter().copied())
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
         .env_remove("AWS_PROFILE");
     cmd
 }

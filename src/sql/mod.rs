@@ -298,6 +298,10 @@ pub fn duckdb_session(memory_limit: &MemoryLimit) -> String {
     )
 }
 
+/// What keeps a Data API session alive while a load works on S3: it reads nothing and changes
+/// nothing, inside the load's transaction or out of it.
+pub const KEEP_SESSION_ALIVE: &str = "SELECT 1";
+
 /// The file and format of the database a DuckDB connection opened
 /// (https://duckdb.org/docs/stable/sql/meta/duckdb_table_functions#duckdb_databases).
 pub const DUCKDB_OPENED_DATABASE: &str =

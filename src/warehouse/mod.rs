@@ -128,6 +128,11 @@ pub trait Warehouse {
     /// A comment among the statements: shown by a warehouse that only prints them
     /// (`--print-sql`), ignored by the others.
     fn note(&mut self, _comment: &str) {}
+    /// Called between long steps that send the warehouse nothing (S3 listing and writing), so
+    /// that a session that lapses when idle (the Data API's) outlasts them.
+    fn keep_alive(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Appends a batch of rows (see [`crate::batch`]) to a table in bulk.
     fn append(&mut self, table: &Table, batch: &RecordBatch) -> Result<()>;
     /// Adds a few rows the tool made (the ledger's, say), appended in batches. The Redshift

@@ -18,7 +18,7 @@ use crate::aws::explain;
 use crate::config::Config;
 use crate::progress::Progress;
 use crate::schema::Table;
-use crate::sql::Dialect;
+use crate::sql::{self, Dialect};
 use crate::stats::SourceStats;
 
 /// Where the statements go.
@@ -58,6 +58,15 @@ pub struct Polling {
     pub max: Duration,
     /// Longest a statement may run.
     pub timeout: Duration,
+    /// How long the Data API keeps the session after a statement finishes, waiting for the
+    /// next ("SessionKeepAliveSeconds": "the number of seconds to keep the session alive after
+    /// the query finishes",
+    /// https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_ExecuteStatement.html).
+    /// Between two statements a load may work on S3 for minutes (listing, coalescing, writing
+    /// manifests), sending nothing: [`Warehouse::keep_alive`] refreshes the session during that
+    /// work, and the window is long enough for any one step of it. A run killed
+    /// mid-transaction holds its locks until the session ends: at most this long.
+    pub session_keep_alive: Duration,
 }
 
 impl Default for Polling {
@@ -66,15 +75,10 @@ impl Default for Polling {
             first: Duration::from_millis(100),
             max: Duration::from_secs(5),
             timeout: Duration::from_secs(3 * 3600),
+            session_keep_alive: Duration::from_secs(15 * 60),
         }
     }
 }
-
-/// How long the Data API keeps the session after a statement finishes, waiting for the next
-/// (https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_ExecuteStatement.html,
-/// "SessionKeepAliveSeconds"). A run sends its statements one after another, so a minute is
-/// plenty; short, so that a run killed mid-transaction does not hold its locks for long.
-const SESSION_KEEP_ALIVE_SECONDS: i32 = 60;
 
 pub struct RedshiftDataWarehouse {
     runtime: Runtime,
@@ -84,6 +88,11 @@ pub struct RedshiftDataWarehouse {
     polling: Polling,
     /// The Data API session of this run, once the first statement opened it.
     session: Option<String>,
+    /// When the last statement of the session finished (the keep-alive counts from there).
+    last_finished: Option<std::time::Instant>,
+    /// Set when the Data API opened no session: every later statement is refused, as it would
+    /// run outside the run's transaction.
+    sessionless: bool,
 }
 
 impl RedshiftDataWarehouse {
@@ -131,21 +140,36 @@ impl RedshiftDataWarehouse {
             database,
             polling,
             session: None,
+            last_finished: None,
+            sessionless: false,
         }
     }
 
     /// Submits `sql` and waits until it ends; returns the statement id and whether it has rows.
     fn run(&mut self, sql: &str) -> Result<(String, bool)> {
         crate::interrupt::check(sql)?;
+        if self.sessionless {
+            if sql == sql::ROLLBACK {
+                // Nothing ran in a transaction of this run: nothing to roll back (the first
+                // statement's own session ends by itself).
+                return Ok((String::new(), false));
+            }
+            bail!(
+                "not sent: the Data API opened no session for this run's first statement, so \
+                 this one would run outside its transaction"
+            );
+        }
         super::log_statement("redshift-data", sql);
         let client = self.client.clone();
         let mut request = client.execute_statement().sql(sql);
         request = match &self.session {
             Some(session) => request.session_id(session),
             None => {
-                let request = request
-                    .database(&self.database)
-                    .session_keep_alive_seconds(SESSION_KEEP_ALIVE_SECONDS);
+                let request = request.database(&self.database).session_keep_alive_seconds(
+                    i32::try_from(self.polling.session_keep_alive.as_secs())
+                        .unwrap_or(i32::MAX)
+                        .max(1),
+                );
                 match &self.target {
                     Target::Workgroup(name) => request.workgroup_name(name),
                     Target::Cluster {
@@ -162,14 +186,32 @@ impl RedshiftDataWarehouse {
             .map_err(|e| anyhow!("{}", explain(&e)))
             .with_context(context)?;
         if self.session.is_none() {
-            self.session = submitted.session_id().map(str::to_string);
+            // Without a session id every later statement would open a session of its own:
+            // BEGIN would protect nothing and each DELETE would commit alone. ExecuteStatement
+            // answers SessionId when SessionKeepAliveSeconds was asked
+            // (https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_ExecuteStatement.html,
+            // "SessionId" in the response).
+            let Some(session) = submitted.session_id().filter(|s| !s.is_empty()) else {
+                // The statement itself (the first: BEGIN or a read) runs alone; nothing else
+                // is sent.
+                self.sessionless = true;
+                bail!(
+                    "the Data API opened no session for the first statement (its answer holds no \
+                     SessionId), so the statements of this run could not share a transaction: \
+                     nothing else was sent. Check that the workgroup or cluster supports Data API \
+                     sessions, and run again"
+                );
+            };
+            self.session = Some(session.to_string());
         }
         let id = submitted
             .id()
             .ok_or_else(|| anyhow!("the Data API returned no statement id"))
             .with_context(context)?
             .to_string();
-        let has_rows = self.wait(&id, sql).with_context(context)?;
+        let waited = self.wait(&id, sql);
+        self.last_finished = Some(std::time::Instant::now());
+        let has_rows = waited.with_context(context)?;
         Ok((id, has_rows))
     }
 
@@ -211,7 +253,20 @@ impl RedshiftDataWarehouse {
                     return Err(crate::interrupt::Interrupted.into());
                 }
                 if start.elapsed() > polling.timeout {
-                    bail!("the statement ran longer than {:?}", polling.timeout);
+                    // Left alone it would go on running, billing and holding its locks: it is
+                    // cancelled first
+                    // (https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_CancelStatement.html).
+                    let cancelled = match client.cancel_statement().id(id).send().await {
+                        Ok(_) => "it was cancelled".to_string(),
+                        Err(e) => format!(
+                            "cancelling it failed ({}): cancel statement {id} yourself",
+                            explain(&e)
+                        ),
+                    };
+                    bail!(
+                        "the statement ran longer than {} s, the longest this run waits; {cancelled}",
+                        polling.timeout.as_secs()
+                    );
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(polling.max);
@@ -270,6 +325,20 @@ fn cell(field: &Field) -> Cell {
 }
 
 impl Warehouse for RedshiftDataWarehouse {
+    /// Sends a statement that changes nothing on the session once a third of its keep-alive
+    /// has passed since the last one finished, so the session, its transaction, its locks and
+    /// its TEMP tables outlast the S3 work between two statements.
+    fn keep_alive(&mut self) -> Result<()> {
+        let due = match (&self.session, self.last_finished) {
+            (Some(_), Some(finished)) => finished.elapsed() >= self.polling.session_keep_alive / 3,
+            _ => false,
+        };
+        if due {
+            self.run(sql::KEEP_SESSION_ALIVE)?;
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         match &self.target {
             Target::Workgroup(name) => {

@@ -477,9 +477,14 @@ pub fn copy_staging_from_s3(
     };
     let jsonpaths = config.s3_sources()?.log_jsonpath.to_string();
     let mut planned = plan_copies(config, listing, load)?;
+    // Each S3 step sends the warehouse nothing for as long as it takes: the session is kept
+    // alive between them (see Warehouse::keep_alive).
+    warehouse.keep_alive()?;
     if let Listing::Live(store) = listing {
         coalesce_sources(store, config, &mut planned, progress)?;
+        warehouse.keep_alive()?;
         write_manifests(store, &planned)?;
+        warehouse.keep_alive()?;
     }
     let bar = progress.items("copy", planned.len() as u64);
     let mut all = Vec::new();
