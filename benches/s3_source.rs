@@ -108,6 +108,7 @@ fn main() {
         &prefix,
         &sparkify::schema::STAGING_SONGS,
         &hidden,
+        &mut || Ok(()),
     )
     .unwrap();
     let coalesce_s = start.elapsed().as_secs_f64();

@@ -1291,6 +1291,49 @@ fn a_data_api_statement_that_outlasts_the_wait_is_cancelled() {
     assert_eq!(rules[2].num_calls(), 1);
 }
 
+/// After `iac_create --no-ingress` the endpoint cannot be reached: the config is pointed at the
+/// Data API (unless it names an engine itself), and `iac_delete` points it back at auto.
+#[test]
+fn no_ingress_writes_the_data_api_engine_and_delete_undoes_it() {
+    let created = iac::Created {
+        host: HOST.into(),
+        port: 5439,
+        role_arn: ROLE_ARN.into(),
+        changed: true,
+    };
+    let keys = |settings: &[(&str, &str, String)]| -> Vec<String> {
+        settings
+            .iter()
+            .map(|(s, k, v)| format!("[{s}] {k} = {v}"))
+            .collect()
+    };
+    let written = keys(&iac::config_after_create(&config(), &created, true));
+    assert!(
+        written.contains(&"[WAREHOUSE] ENGINE = redshift-data".to_string()),
+        "{written:?}"
+    );
+    assert!(written.contains(&format!("[CLUSTER] HOST = {HOST}")));
+    let with_port = keys(&iac::config_after_create(&config(), &created, false));
+    assert!(
+        !with_port.iter().any(|s| s.contains("ENGINE")),
+        "{with_port:?}"
+    );
+    let mut chosen = config();
+    chosen.warehouse.engine = sparkify::config::EngineChoice::Redshift;
+    let kept = keys(&iac::config_after_create(&chosen, &created, true));
+    assert!(!kept.iter().any(|s| s.contains("ENGINE")), "{kept:?}");
+    let mut data_api = config();
+    data_api.warehouse.engine = sparkify::config::EngineChoice::RedshiftData;
+    assert_eq!(
+        keys(&iac::config_after_delete(&data_api)),
+        ["[CLUSTER] HOST = ", "[WAREHOUSE] ENGINE = auto"]
+    );
+    assert_eq!(
+        keys(&iac::config_after_delete(&config())),
+        ["[CLUSTER] HOST = "]
+    );
+}
+
 #[test]
 fn keys_from_the_config_never_show() {
     let config = config();

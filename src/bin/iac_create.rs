@@ -177,26 +177,17 @@ fn main() -> ExitCode {
         reporter.finish();
         let created = created?;
         let port = created.port.to_string();
-        config_edit::update(
-            &config.path,
-            &[
-                Setting {
-                    section: "CLUSTER",
-                    key: "HOST",
-                    value: &created.host,
-                },
-                Setting {
-                    section: "CLUSTER",
-                    key: "DB_PORT",
-                    value: &port,
-                },
-                Setting {
-                    section: "IAM_ROLE",
-                    key: "ARN",
-                    value: &created.role_arn,
-                },
-            ],
-        )?;
+        let written = iac::config_after_create(&config, &created, args.no_ingress);
+        let data_api = written.iter().any(|(_, key, _)| *key == "ENGINE");
+        let settings: Vec<Setting> = written
+            .iter()
+            .map(|(section, key, value)| Setting {
+                section,
+                key,
+                value,
+            })
+            .collect();
+        config_edit::update(&config.path, &settings)?;
         if created.changed {
             sparkify::cli::println(&format!(
                 "wrote HOST = {}, DB_PORT = {port} and ARN = {} into {}",
@@ -210,7 +201,13 @@ fn main() -> ExitCode {
                 config.path.display()
             ))?;
         }
-        if args.no_ingress {
+        if data_api {
+            sparkify::cli::println(&format!(
+                "no port was opened: [WAREHOUSE] ENGINE = redshift-data written into {}, so the \
+                 steps go through the Data API",
+                config.path.display()
+            ))?;
+        } else if args.no_ingress {
             sparkify::cli::println(
                 "no port was opened: run the steps with --engine redshift-data (or set \
                  [WAREHOUSE] ENGINE = redshift-data), which goes through the Data API",

@@ -119,14 +119,16 @@ fn main() -> ExitCode {
         let deleted = runtime.block_on(iac::delete(&clients, &plan, &reporter));
         reporter.finish();
         deleted?;
-        config_edit::update(
-            &config.path,
-            &[Setting {
-                section: "CLUSTER",
-                key: "HOST",
-                value: "",
-            }],
-        )?;
+        let written = iac::config_after_delete(&config);
+        let settings: Vec<Setting> = written
+            .iter()
+            .map(|(section, key, value)| Setting {
+                section,
+                key,
+                value,
+            })
+            .collect();
+        config_edit::update(&config.path, &settings)?;
         sparkify::cli::println(&format!(
             "done in {:.0} s; [CLUSTER] HOST emptied in {}",
             start.elapsed().as_secs_f64(),

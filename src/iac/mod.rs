@@ -101,6 +101,40 @@ pub struct Created {
     pub changed: bool,
 }
 
+/// What `iac_create` writes back into the config file after `created`: (section, key, value).
+/// With `no_ingress` and the engine left to `auto`, also `[WAREHOUSE] ENGINE = redshift-data`:
+/// without an open port the endpoint in HOST cannot be reached, and the auto engine would
+/// take the wire engine and wait on it.
+pub fn config_after_create(
+    config: &crate::config::Config,
+    created: &Created,
+    no_ingress: bool,
+) -> Vec<(&'static str, &'static str, String)> {
+    let mut settings = vec![
+        ("CLUSTER", "HOST", created.host.clone()),
+        ("CLUSTER", "DB_PORT", created.port.to_string()),
+        ("IAM_ROLE", "ARN", created.role_arn.clone()),
+    ];
+    if no_ingress && config.warehouse.engine == crate::config::EngineChoice::Auto {
+        settings.push(("WAREHOUSE", "ENGINE", "redshift-data".into()));
+    }
+    settings
+}
+
+/// What `iac_delete` writes back into the config file: HOST emptied (the embedded DuckDB
+/// warehouse again), and an engine set to the Data API of the deleted workgroup back to auto.
+pub fn config_after_delete(
+    config: &crate::config::Config,
+) -> Vec<(&'static str, &'static str, String)> {
+    let mut settings = vec![("CLUSTER", "HOST", String::new())];
+    if config.warehouse.engine == crate::config::EngineChoice::RedshiftData
+        && config.dwh.cluster_identifier.is_empty()
+    {
+        settings.push(("WAREHOUSE", "ENGINE", "auto".into()));
+    }
+    settings
+}
+
 /// Builds everything in `plan`, in order, each step reported as it ends.
 pub async fn create(
     clients: &Clients,

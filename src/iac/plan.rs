@@ -419,13 +419,45 @@ impl DeletePlan {
     }
 }
 
-/// The config file's name, as tagged on the resources (no directories: they may be private).
+/// The config file's name, as tagged on the resources (no directories: they may be private),
+/// in the characters an IAM tag value may hold (letters, digits, spaces and `_.:/=+-@`, at
+/// most 256: https://docs.aws.amazon.com/IAM/latest/APIReference/API_Tag.html); any other
+/// character becomes `_`, so that a name such as `dwh (copy).cfg` cannot fail CreateRole.
 fn config_name(config: &Config) -> String {
-    config
+    let name = config
         .path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dwh.cfg".into())
+        .unwrap_or_else(|| "dwh.cfg".into());
+    tag_value(&name)
+}
+
+/// `text` as an IAM tag value (see [`config_name`]).
+fn tag_value(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::tag_value;
+
+    #[test]
+    fn config_names_become_tag_values_iam_takes() {
+        assert_eq!(tag_value("dwh.cfg"), "dwh.cfg");
+        assert_eq!(tag_value("dwh (copy)#2.cfg"), "dwh _copy__2.cfg");
+        assert_eq!(tag_value("prod\u{1b}[0m.cfg"), "prod__0m.cfg");
+        assert_eq!(tag_value("é.cfg"), "é.cfg");
+        assert_eq!(tag_value(&"a".repeat(300)).len(), 256);
+    }
 }
 
 /// The refusal to send the admin password to an AWS endpoint over plain `http://` that is not

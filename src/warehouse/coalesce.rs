@@ -195,6 +195,8 @@ impl PartWriter<'_> {
 
 /// Coalesces the `.json` data objects `objects` of `bucket` into parts under `prefix`, named
 /// after `table`. A small object that cannot be fetched fails the run, as the COPY of it would.
+/// `tick` is called after each round of fetches (the warehouse's keep-alive: see
+/// `Warehouse::keep_alive`).
 pub fn coalesce(
     store: &S3Store,
     bucket: &str,
@@ -202,6 +204,7 @@ pub fn coalesce(
     prefix: &Location,
     table: &Table,
     bar: &ProgressBar,
+    tick: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Coalesced> {
     let url = |key: &str| format!("s3://{bucket}/{key}");
     let (small, large): (Vec<&Object>, Vec<&Object>) =
@@ -235,6 +238,7 @@ pub fn coalesce(
             }
         }
         bar.inc(round.len() as u64);
+        tick()?;
     }
     writer.flush()?;
     Ok(Coalesced {

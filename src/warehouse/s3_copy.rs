@@ -361,6 +361,7 @@ pub fn coalesce_sources(
     config: &Config,
     planned: &mut [PlannedCopy],
     progress: &Progress,
+    tick: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let Some(prefix) = config.manifest_prefix()? else {
         return Ok(());
@@ -373,7 +374,7 @@ pub fn coalesce_sources(
             unreachable!("s3_sources holds only S3 locations");
         };
         let bar = progress.items(&format!("coalesce {}", copy.kind.name()), 0);
-        let coalesced = coalesce(store, bucket, &objects, &prefix, copy.table, &bar)?;
+        let coalesced = coalesce(store, bucket, &objects, &prefix, copy.table, &bar, tick)?;
         bar.finish_and_clear();
         let urls = coalesced.manifest_urls();
         tracing::info!(
@@ -481,7 +482,9 @@ pub fn copy_staging_from_s3(
     // alive between them (see Warehouse::keep_alive).
     warehouse.keep_alive()?;
     if let Listing::Live(store) = listing {
-        coalesce_sources(store, config, &mut planned, progress)?;
+        coalesce_sources(store, config, &mut planned, progress, &mut || {
+            warehouse.keep_alive()
+        })?;
         warehouse.keep_alive()?;
         write_manifests(store, &planned)?;
         warehouse.keep_alive()?;
