@@ -1410,6 +1410,9 @@ struct Script {
     coalesce: bool,
     /// Where sys_load_error_detail says the song the songs COPY skipped is: (file, line).
     song_error_at: Option<(&'static str, i64)>,
+    /// How many times sys_load_history shows a COPY that returned as still `running` before
+    /// `completed` (the view holds running and finished COPYs alike).
+    history_lags: usize,
 }
 
 impl Default for Script {
@@ -1423,6 +1426,7 @@ impl Default for Script {
             manifest_prefix: false,
             coalesce: false,
             song_error_at: None,
+            history_lags: 0,
         }
     }
 }
@@ -1663,11 +1667,27 @@ impl Script {
                         (false, true) => EVENTS_STAGED,
                         (false, false) => SONGS_STAGED,
                     };
-                    let status = if failed { "aborted" } else { "completed" };
+                    // Asked how many times since the last COPY (this ask included).
+                    let last_copy = log.iter().rposition(|s| s.starts_with("COPY "));
+                    let asks = log[last_copy.map_or(0, |i| i + 1)..]
+                        .iter()
+                        .filter(|s| s.contains("FROM sys_load_history"))
+                        .count();
+                    let status = match (failed, asks <= self.history_lags) {
+                        (true, _) => "aborted",
+                        (false, true) => "running",
+                        (false, false) => "completed",
+                    };
+                    // A running COPY's counts are not final yet.
+                    let (loaded, skipped) = if status == "running" {
+                        (0, 0)
+                    } else {
+                        (loaded, self.skipped(events))
+                    };
                     vec![
                         Field::LongValue(FIRST_COPY_ID + n as i64),
                         Field::LongValue(loaded),
-                        Field::LongValue(self.skipped(events)),
+                        Field::LongValue(skipped),
                         Field::StringValue(status.into()),
                     ]
                 })
@@ -1804,6 +1824,29 @@ fn inserted_rejects(log: &[String]) -> Vec<String> {
         .filter(|s| s.starts_with("INSERT INTO load_errors"))
         .flat_map(|s| s.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
         .collect()
+}
+
+/// sys_load_history holds running and finished COPYs alike: a COPY that returned but still
+/// reads `running` is asked about again until `completed`, and the load goes on.
+#[test]
+fn a_copy_still_running_in_sys_load_history_is_waited_for() {
+    let fake = FakeRedshift::new(Script {
+        history_lags: 2,
+        ..Script::default()
+    });
+    let report = fake.etl(5).unwrap();
+    assert_eq!(report.sources[0].staged, SONGS_STAGED as u64);
+    assert_eq!(
+        report.rejected(),
+        3,
+        "the final counts, not the running ones"
+    );
+    let asked = fake
+        .log()
+        .iter()
+        .filter(|s| s.contains("FROM sys_load_history"))
+        .count();
+    assert_eq!(asked, 2 * 3, "each COPY asked three times");
 }
 
 #[test]

@@ -522,7 +522,7 @@ pub fn copy_staging_from_s3(
             // The failed COPY aborted the transaction, which refuses every statement until it
             // is rolled back; the COPY's rows in the SYS views outlive the rollback.
             let _ = warehouse.rollback();
-            let shown = match copy_outcome(warehouse, table)
+            let shown = match copy_outcome(warehouse, table, false)
                 .and_then(|outcome| skipped_records(warehouse, copy.kind, &outcome, false))
             {
                 Ok(rejects) if !rejects.is_empty() => rejects
@@ -569,7 +569,7 @@ pub fn copy_staging_from_s3(
             });
             continue;
         }
-        let outcome = copy_outcome(warehouse, table)?;
+        let outcome = copy_outcome(warehouse, table, true)?;
         let mut rejects = skipped_records(warehouse, copy.kind, &outcome, true)?;
         if raw_lines && !rejects.is_empty() {
             add_raw_lines(warehouse, &mut rejects)?;
@@ -667,10 +667,61 @@ struct CopyOutcome {
     error_count: u64,
 }
 
-/// The newest COPY into `table` of this session (see [`sql::redshift_copy_outcome`]).
-fn copy_outcome(warehouse: &mut dyn Warehouse, table: &'static Table) -> Result<CopyOutcome> {
-    let result = warehouse.query(&sql::redshift_copy_outcome(table))?;
-    let row = result.rows.first().ok_or_else(|| {
+/// How long a COPY that returned may still read as `running` (or be missing) in
+/// `sys_load_history` before the run gives up on it.
+const HISTORY_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The newest COPY into `table` of this session (see [`sql::redshift_copy_outcome`]). For a
+/// COPY that returned (`finished`), its row must say `completed`: the view "contains both
+/// running and finished COPY commands" (its valid statuses are running, completed and aborted:
+/// https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_HISTORY.html), and system views are
+/// filled apart from the tables, so a row not yet there or still `running` is asked again,
+/// backing off, for up to [`HISTORY_WAIT`]: a good load never fails for reading it too soon.
+/// For a COPY that failed, whatever row there is.
+fn copy_outcome(
+    warehouse: &mut dyn Warehouse,
+    table: &'static Table,
+    finished: bool,
+) -> Result<CopyOutcome> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(100);
+    let row = loop {
+        let result = warehouse.query(&sql::redshift_copy_outcome(table))?;
+        let row = result.rows.into_iter().next();
+        let status = row
+            .as_ref()
+            .and_then(|r| r.get(3))
+            .map(|c| c.to_string().trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match (&row, status.as_str()) {
+            _ if !finished => break row,
+            (Some(_), "completed") => break row,
+            (Some(_), "aborted") => bail!(
+                "sys_load_history records the COPY into {} as aborted though it returned \
+                 without error; nothing was committed: run etl again",
+                table.name
+            ),
+            _ if started.elapsed() >= HISTORY_WAIT => {
+                bail!(
+                    "sys_load_history still {} the COPY into {} {} s after it returned, so its \
+                     skipped records cannot be accounted for; nothing was committed: run etl \
+                     again",
+                    if row.is_none() {
+                        "holds no row for".to_string()
+                    } else {
+                        format!("shows {status:?} for")
+                    },
+                    table.name,
+                    HISTORY_WAIT.as_secs()
+                )
+            }
+            _ => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+        }
+    };
+    let row = row.ok_or_else(|| {
         anyhow!(
             "Redshift recorded no COPY into {} for this session in sys_load_history, so its \
              skipped records cannot be accounted for; nothing was committed",
