@@ -201,10 +201,19 @@ pub fn run(
     let lock_clock = Instant::now();
     if let Err(error) = warehouse.lock_for_load(options.lock_timeout) {
         let _ = warehouse.rollback();
-        return Err(error.context(crate::warehouse::held_by_another_load(
-            &warehouse.describe(),
-            lock_clock.elapsed(),
-        )));
+        // Only a wait that ran out is another load's doing; a lock refused at once (no such
+        // table, no permission, a lost connection) says what it is.
+        let context = if crate::warehouse::is_lock_wait(&error) {
+            crate::warehouse::held_by_another_load(&warehouse.describe(), lock_clock.elapsed())
+        } else {
+            format!(
+                "cannot lock {} for the load, and not because another load holds it: check \
+                 that its tables exist (create_tables makes them) and that [CLUSTER] DB_USER may \
+                 lock them",
+                warehouse.describe()
+            )
+        };
+        return Err(error.context(context));
     }
     let outcome = stage_and_transform(
         warehouse,

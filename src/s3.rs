@@ -79,6 +79,17 @@ pub struct Object {
     pub etag: String,
 }
 
+/// The slowest upload an attempt is given time for: 1 Mbit/s. A coalesced part of 64 MiB takes
+/// 8.5 minutes at that rate, where the attempt timeout alone (30 s by default) would need
+/// 17 Mbit/s.
+pub const SLOWEST_UPLOAD_BYTES_PER_SECOND: u64 = 1_000_000 / 8;
+
+/// How long one attempt of uploading `bytes` may take: the attempt timeout, plus the time the
+/// bytes take at [`SLOWEST_UPLOAD_BYTES_PER_SECOND`].
+pub fn upload_attempt_timeout(attempt: Duration, bytes: u64) -> Duration {
+    attempt + Duration::from_secs(bytes.div_ceil(SLOWEST_UPLOAD_BYTES_PER_SECOND))
+}
+
 /// A connection to S3: the client and the runtime its requests run on, for callers that are
 /// not async themselves.
 pub struct S3Store {
@@ -86,6 +97,9 @@ pub struct S3Store {
     client: Client,
     /// Whether requests go unsigned (no credentials found).
     pub anonymous: bool,
+    /// `[S3] ATTEMPT_TIMEOUT`: how long one attempt of a request may take (an upload gets more,
+    /// by its size: see [`upload_attempt_timeout`]).
+    attempt_timeout: Duration,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -171,6 +185,7 @@ impl S3Store {
             (Client::from_conf(config.build()), anonymous)
         });
         Ok(Arc::new(S3Store {
+            attempt_timeout: Duration::from_secs(settings.attempt_timeout_seconds.max(1)),
             runtime,
             client,
             anonymous,
@@ -246,6 +261,7 @@ impl S3Store {
 
     /// Writes one object. The error is a sentence for the user.
     pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+        let timeout = upload_attempt_timeout(self.attempt_timeout, body.len() as u64);
         self.runtime.block_on(async {
             self.client
                 .put_object()
@@ -253,6 +269,14 @@ impl S3Store {
                 .key(key)
                 .content_type("application/json")
                 .body(body.into())
+                .customize()
+                .config_override(
+                    aws_sdk_s3::config::Builder::default().timeout_config(
+                        TimeoutConfig::builder()
+                            .operation_attempt_timeout(timeout)
+                            .build(),
+                    ),
+                )
                 .send()
                 .await
                 .map(|_| ())
@@ -327,4 +351,22 @@ pub fn ensure_found(found: usize, setting: &str, bucket: &str, prefix: &str) -> 
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_gets_the_time_its_size_takes_at_one_megabit() {
+        let attempt = Duration::from_secs(30);
+        assert_eq!(upload_attempt_timeout(attempt, 0), attempt);
+        // A coalesced part of 64 MiB: 537 s at 1 Mbit/s, plus the attempt timeout.
+        assert_eq!(
+            upload_attempt_timeout(attempt, 64 << 20),
+            Duration::from_secs(30 + 537)
+        );
+        // A manifest of a few kilobytes changes nothing to speak of.
+        assert!(upload_attempt_timeout(attempt, 4096) <= Duration::from_secs(31));
+    }
 }

@@ -185,6 +185,22 @@ fn first_line(sql: &str) -> &str {
 }
 
 /// What a load says when another one holds the warehouse, on every engine.
+/// Whether a failed `lock_for_load` ran out of time waiting (another load holds the lock):
+/// PostgreSQL's own wait names the holder; Redshift's LOCK is ended by `statement_timeout`
+/// ("canceling statement due to statement timeout", or the Data API's "cancelled").
+pub fn is_lock_wait(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}").to_ascii_lowercase();
+    [
+        "lock is held by",
+        "statement timeout",
+        "canceling statement",
+        "cancelled on",
+        "timed out",
+    ]
+    .iter()
+    .any(|sign| text.contains(sign))
+}
+
 pub fn held_by_another_load(warehouse: &str, waited: std::time::Duration) -> String {
     format!(
         "another load holds the warehouse ({warehouse}); waited {} s: wait for it to finish, \
@@ -298,4 +314,33 @@ fn open_server(config: &Config, access: Access) -> Result<Box<dyn Warehouse>> {
         }
     }
     Ok(warehouse)
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::is_lock_wait;
+
+    #[test]
+    fn only_a_wait_that_ran_out_is_another_loads_doing() {
+        for waited in [
+            "the load's lock is held by etl (PID 7) since 10:00",
+            "Redshift Data API failed on: LOCK staging_events: the statement failed: ERROR: \
+             canceling statement due to statement timeout",
+            "db error: ERROR: Query (123) cancelled on user's request",
+        ] {
+            assert!(
+                is_lock_wait(&anyhow::anyhow!(waited.to_string())),
+                "{waited}"
+            );
+        }
+        for refused in [
+            "ERROR: relation \"staging_events\" does not exist",
+            "ERROR: permission denied for relation staging_events",
+        ] {
+            assert!(
+                !is_lock_wait(&anyhow::anyhow!(refused.to_string())),
+                "{refused}"
+            );
+        }
+    }
 }
