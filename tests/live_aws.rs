@@ -107,6 +107,53 @@ fn table_counts(summary: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// What the redshift-data engine relies on and no document states (the guide documents
+/// transactions only for BatchExecuteStatement): in one Data API session, a statement that
+/// fails inside BEGIN is rolled back with the transaction, a TEMP table made in it is gone after
+/// ROLLBACK, and the session still answers. Asked first, so that a real account that behaves
+/// otherwise says so before anything is loaded.
+fn data_api_session_semantics(config: &Path) {
+    let config = sparkify::config::Config::load(config).unwrap();
+    let mut warehouse = sparkify::warehouse::open(&config).unwrap();
+    let say = |what: &str| {
+        format!(
+            "the Data API session did not behave as the redshift-data engine needs: {what}; \
+             the engine's transactions cannot be trusted on this account"
+        )
+    };
+    warehouse
+        .execute("BEGIN")
+        .unwrap_or_else(|e| panic!("{}: {e:#}", say("BEGIN failed")));
+    warehouse
+        .execute("CREATE TEMP TABLE sparkify_session_probe (x INT)")
+        .unwrap_or_else(|e| panic!("{}: {e:#}", say("CREATE TEMP TABLE inside BEGIN failed")));
+    assert!(
+        warehouse
+            .execute("SELECT * FROM sparkify_no_such_table_probe")
+            .is_err(),
+        "{}",
+        say("a statement on a missing table succeeded")
+    );
+    warehouse
+        .execute("ROLLBACK")
+        .unwrap_or_else(|e| panic!("{}: {e:#}", say("ROLLBACK after a failed statement failed")));
+    assert!(
+        warehouse
+            .query("SELECT x FROM sparkify_session_probe")
+            .is_err(),
+        "{}",
+        say("the TEMP table made inside the rolled-back transaction is still there")
+    );
+    let answer = warehouse.query("SELECT 1").unwrap_or_else(|e| {
+        panic!(
+            "{}: {e:#}",
+            say("the session stopped answering after ROLLBACK")
+        )
+    });
+    assert_eq!(answer.rows.len(), 1, "{}", say("SELECT 1 returned no row"));
+    eprintln!("== Data API session: BEGIN, TEMP table, failure, ROLLBACK behave as relied on");
+}
+
 #[test]
 #[ignore = "creates Redshift Serverless resources on a real AWS account: see the module docs"]
 fn the_cloud_path_on_a_real_account() {
@@ -150,6 +197,7 @@ fn the_cloud_path_on_a_real_account() {
     );
     let _teardown = Teardown(&run);
     run.step("iac_create", &["--no-ingress"]);
+    data_api_session_semantics(&run.config());
     run.step("create_tables", &[]);
     let loaded = table_counts(&run.step("etl", &["-v"]));
     assert_eq!(loaded, expected, "Redshift and the local load disagree");
