@@ -650,6 +650,12 @@ fn print_sql_shows_every_statement_and_sends_none() {
     );
     // A Data API workgroup is Serverless: no STL table.
     assert!(!etl.contains("stl_load_errors"), "{etl}");
+    // What only a real run knows reads as a placeholder, not as SQL that would run.
+    assert!(
+        etl.contains("WHERE query_id = <query_id of the row above>"),
+        "{etl}"
+    );
+    assert!(!etl.contains("query_id = query_id"), "{etl}");
 
     // Before iac_create wrote the role, the COPY shows where it goes.
     let with_role = fs::read_to_string(&config).unwrap();

@@ -554,7 +554,7 @@ pub fn copy_staging_from_s3(
             // What follows depends on the COPY's id and its errors, known only in a real run.
             warehouse.query(&sql::redshift_copy_outcome(table))?;
             warehouse.note("-- then, with the query_id that row gives:");
-            warehouse.query(&sql::redshift_load_errors("query_id"))?;
+            warehouse.query(&sql::redshift_load_errors("<query_id of the row above>"))?;
             if raw_lines {
                 warehouse.query(sql::REDSHIFT_RAW_LINES)?;
             }
@@ -571,6 +571,23 @@ pub fn copy_staging_from_s3(
         }
         let outcome = copy_outcome(warehouse, table, true)?;
         let mut rejects = skipped_records(warehouse, copy.kind, &outcome, true)?;
+        // The views keep a file's first 256 bytes: a longer S3 URL is given back whole.
+        let source_index = match copy.kind {
+            SourceKind::Song => 0,
+            SourceKind::Log => 1,
+        };
+        let read: Vec<String> = load
+            .files
+            .map_or(&[][..], |files| files[source_index])
+            .iter()
+            .map(|file| file.location.to_string())
+            .chain(copy.coalesced.iter().flat_map(|c| c.manifest_urls()))
+            .collect();
+        for reject in &mut rejects {
+            if let Some(full) = full_file_name(&reject.file, &read) {
+                reject.file = full;
+            }
+        }
         if raw_lines && !rejects.is_empty() {
             add_raw_lines(warehouse, &mut rejects)?;
         }
@@ -589,10 +606,6 @@ pub fn copy_staging_from_s3(
             warehouse.execute(&statement)?;
         }
         let rejected = rejects.len() as u64 + out_of_range;
-        let source_index = match copy.kind {
-            SourceKind::Song => 0,
-            SourceKind::Log => 1,
-        };
         let chosen = load.files.map_or(&[][..], |files| files[source_index]);
         // Each file COPY read, with the records it skipped there (times out of range are
         // known per COPY only: their load_errors rows name the manifest).
@@ -665,6 +678,24 @@ struct CopyOutcome {
     query_id: i64,
     loaded_rows: u64,
     error_count: u64,
+}
+
+/// The whole URL of the file a SYS view names by its first 256 bytes (`file_name` is
+/// `character(256)`:
+/// https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_ERROR_DETAIL.html), among the
+/// files the COPY read; `None` when the name is whole already, or matches no file or several.
+fn full_file_name(reported: &str, read: &[String]) -> Option<String> {
+    const KEPT: usize = 256;
+    if read.iter().any(|file| file == reported) {
+        return None;
+    }
+    let mut cut_to_it = read.iter().filter(|file| {
+        file.len() > KEPT && file.as_bytes()[..KEPT].trim_ascii_end() == reported.as_bytes()
+    });
+    match (cut_to_it.next(), cut_to_it.next()) {
+        (Some(one), None) => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// How long a COPY that returned may still read as `running` (or be missing) in
@@ -803,4 +834,23 @@ fn add_raw_lines(warehouse: &mut dyn Warehouse, rejects: &mut [Reject]) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_file_name;
+
+    #[test]
+    fn a_file_name_cut_to_256_bytes_by_the_views_is_given_back_whole() {
+        let long = format!("s3://bucket/{}/events.json", "deep/".repeat(60));
+        let other = format!("s3://bucket/{}/other.json", "deep/".repeat(60));
+        let short = "s3://bucket/log_data/a.json".to_string();
+        let read = vec![long.clone(), short.clone()];
+        let cut = long[..256].to_string();
+        assert_eq!(full_file_name(&cut, &read), Some(long.clone()));
+        assert_eq!(full_file_name(&short, &read), None, "whole already");
+        // Two files that share their first 256 bytes cannot be told apart.
+        assert_eq!(full_file_name(&cut, &[long, other]), None);
+        assert_eq!(full_file_name("s3://elsewhere/x.json", &read), None);
+    }
 }
