@@ -284,6 +284,33 @@ impl S3Store {
         })
     }
 
+    /// The region `bucket` is in, as HeadBucket answers it (the `x-amz-bucket-region` header,
+    /// also sent with the 301 of a bucket asked for in the wrong region:
+    /// https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html); `None` when the
+    /// store does not say (an S3-compatible store may not implement HeadBucket, and a bucket
+    /// this caller may not head is left for the request that uses it to explain).
+    pub fn bucket_region(&self, bucket: &str) -> Option<String> {
+        self.runtime.block_on(async {
+            match self.client.head_bucket().bucket(bucket).send().await {
+                Ok(found) => found.bucket_region().map(str::to_string),
+                Err(e) => {
+                    let told = e
+                        .raw_response()
+                        .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                        .map(str::to_string);
+                    if told.is_none() {
+                        tracing::info!(
+                            bucket,
+                            "the bucket's region is not known: {}",
+                            crate::aws::explain(&e)
+                        );
+                    }
+                    told
+                }
+            }
+        })
+    }
+
     /// Fetches one object. The error is a sentence for the user.
     pub fn get(&self, bucket: &str, key: &str) -> Result<Bytes, String> {
         self.runtime.block_on(get(self.client.clone(), bucket, key))

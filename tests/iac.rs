@@ -1826,6 +1826,41 @@ fn inserted_rejects(log: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// With `[S3] REGION`, COPY needs the manifests in that region: a MANIFEST_PREFIX bucket
+/// elsewhere is refused before any part or manifest is written there.
+#[test]
+fn a_manifest_bucket_in_another_region_is_refused_before_anything_is_written() {
+    let fake = FakeRedshift::new(Script {
+        manifest_prefix: true,
+        coalesce: true,
+        ..Script::default()
+    });
+    std::fs::create_dir_all(fake.bucket.path().join("manifests-eu-west-1")).unwrap();
+    let mut config = fake.config();
+    config.s3.manifest_prefix = "s3://manifests-eu-west-1/sparkify".into();
+    let err = sparkify::etl::run(
+        &config,
+        &mut fake.warehouse(),
+        &sparkify::etl::EtlOptions {
+            max_errors: 5,
+            ..Default::default()
+        },
+        &sparkify::progress::Progress::hidden(),
+    )
+    .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("bucket manifests-eu-west-1 is in eu-west-1")
+            && err.contains("REGION 'us-west-2'"),
+        "{err}"
+    );
+    let written = std::fs::read_dir(fake.bucket.path().join("manifests-eu-west-1"))
+        .unwrap()
+        .count();
+    assert_eq!(written, 0, "nothing written in the other region");
+    assert!(!fake.log().iter().any(|s| s.starts_with("COPY ")));
+}
+
 /// sys_load_history holds running and finished COPYs alike: a COPY that returned but still
 /// reads `running` is asked about again until `completed`, and the load goes on.
 #[test]

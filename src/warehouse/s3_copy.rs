@@ -395,6 +395,45 @@ pub fn coalesce_sources(
     Ok(())
 }
 
+/// Refuses, before anything is written there, a `[S3] MANIFEST_PREFIX` bucket outside
+/// `[S3] REGION`: with REGION, COPY requires "all resources, including a manifest file", in
+/// that region
+/// (https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-source-s3.html#copy-region),
+/// and would fail only after the parts and manifests were written.
+pub fn check_manifest_region(
+    store: &S3Store,
+    config: &Config,
+    planned: &[PlannedCopy],
+) -> Result<()> {
+    let expected = config.s3.region.trim();
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let mut checked: Vec<&str> = Vec::new();
+    for copy in planned {
+        let Some(manifest) = &copy.manifest else {
+            continue;
+        };
+        let Location::S3 { bucket, .. } = &manifest.location else {
+            continue;
+        };
+        if checked.contains(&bucket.as_str()) {
+            continue;
+        }
+        checked.push(bucket);
+        let region = store.bucket_region(bucket);
+        if let Some(region) = region.filter(|r| !r.eq_ignore_ascii_case(expected)) {
+            bail!(
+                "{}: [S3] MANIFEST_PREFIX bucket {bucket} is in {region}, but COPY reads with \
+                 REGION '{expected}' ([S3] REGION), which requires the manifests in that region \
+                 too: use a bucket in {expected} for MANIFEST_PREFIX; nothing was written",
+                config.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Writes the manifests of the planned COPYs.
 pub fn write_manifests(store: &S3Store, planned: &[PlannedCopy]) -> Result<()> {
     for copy in planned {
@@ -482,6 +521,7 @@ pub fn copy_staging_from_s3(
     // alive between them (see Warehouse::keep_alive).
     warehouse.keep_alive()?;
     if let Listing::Live(store) = listing {
+        check_manifest_region(store, config, &planned)?;
         coalesce_sources(store, config, &mut planned, progress, &mut || {
             warehouse.keep_alive()
         })?;

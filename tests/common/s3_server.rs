@@ -1,7 +1,8 @@
 //! An S3-compatible server (s3s-fs) in process on loopback, for the S3 tests and the S3 source
 //! benchmark, with faults to retry on: the first GET of a key containing `flaky` fails with a
 //! 500 and the first GET of a key containing `slow` hangs for 5 s. It also takes PUTs (the
-//! manifests etl writes for Redshift).
+//! manifests etl writes for Redshift), and a bucket named `*-eu-west-1` answers HeadBucket with
+//! that region.
 
 #![allow(dead_code)]
 
@@ -13,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::dto::{
-    GetObjectInput, GetObjectOutput, ListObjectsV2Input, ListObjectsV2Output, PutObjectInput,
-    PutObjectOutput,
+    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, ListObjectsV2Input,
+    ListObjectsV2Output, PutObjectInput, PutObjectOutput,
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
@@ -66,6 +67,20 @@ impl S3 for FaultyFs {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         self.fs.put_object(req).await
+    }
+
+    /// A bucket whose name ends in `-eu-west-1` says it is in eu-west-1, as S3's
+    /// `x-amz-bucket-region` does; the others say nothing of their region.
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let elsewhere = req.input.bucket.ends_with("-eu-west-1");
+        let mut answer = self.fs.head_bucket(req).await?;
+        if elsewhere {
+            answer.output.bucket_region = Some("eu-west-1".into());
+        }
+        Ok(answer)
     }
 }
 
@@ -157,5 +172,12 @@ impl S3 for SharedFs {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         self.0.put_object(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.0.head_bucket(req).await
     }
 }
