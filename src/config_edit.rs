@@ -119,6 +119,20 @@ pub fn update(path: &Path, settings: &[Setting]) -> Result<()> {
     update_with(path, settings, || Ok(()))
 }
 
+/// [`update`] with settings given as (section, key, value), as `iac::config_after_create`
+/// and `iac::config_after_delete` give them.
+pub fn update_values(path: &Path, settings: &[(&str, &str, String)]) -> Result<()> {
+    let settings: Vec<Setting> = settings
+        .iter()
+        .map(|(section, key, value)| Setting {
+            section,
+            key,
+            value,
+        })
+        .collect();
+    update(path, &settings)
+}
+
 /// [`update`], with `before_rename` run between writing the new file and putting it in place;
 /// an error there (as a crash would) leaves the old file as it was.
 pub fn update_with(

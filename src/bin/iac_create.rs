@@ -179,15 +179,7 @@ fn main() -> ExitCode {
         let port = created.port.to_string();
         let written = iac::config_after_create(&config, &created, args.no_ingress);
         let data_api = written.iter().any(|(_, key, _)| *key == "ENGINE");
-        let settings: Vec<Setting> = written
-            .iter()
-            .map(|(section, key, value)| Setting {
-                section,
-                key,
-                value,
-            })
-            .collect();
-        config_edit::update(&config.path, &settings)?;
+        config_edit::update_values(&config.path, &written)?;
         if created.changed {
             sparkify::cli::println(&format!(
                 "wrote HOST = {}, DB_PORT = {port} and ARN = {} into {}",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use sparkify::cli::{exit_code, ConfigArgs};
-use sparkify::config_edit::{self, Setting};
+use sparkify::config_edit;
 use sparkify::iac::{self, Clients, ConsoleReporter, DeletePlan, Timing};
 
 /// Tear down the Redshift Serverless resources named in [DWH]: the ingress rule iac_create
@@ -119,16 +119,7 @@ fn main() -> ExitCode {
         let deleted = runtime.block_on(iac::delete(&clients, &plan, &reporter));
         reporter.finish();
         deleted?;
-        let written = iac::config_after_delete(&config);
-        let settings: Vec<Setting> = written
-            .iter()
-            .map(|(section, key, value)| Setting {
-                section,
-                key,
-                value,
-            })
-            .collect();
-        config_edit::update(&config.path, &settings)?;
+        config_edit::update_values(&config.path, &iac::config_after_delete(&config))?;
         sparkify::cli::println(&format!(
             "done in {:.0} s; [CLUSTER] HOST emptied in {}",
             start.elapsed().as_secs_f64(),
