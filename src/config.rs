@@ -407,6 +407,9 @@ pub struct DwhConfig {
     /// Redshift Processing Units of the workgroup (`DWH_BASE_CAPACITY`, default 8; which values
     /// Redshift takes is checked by `iac::capacity_problem`).
     pub base_capacity: i32,
+    /// The most RPUs the workgroup may scale to (`DWH_MAX_CAPACITY`); `None`: the base
+    /// capacity, so that no query costs more per second than the base does.
+    pub max_capacity: Option<i32>,
     /// A provisioned cluster for the redshift-data engine (`DWH_CLUSTER_IDENTIFIER`), instead of
     /// the workgroup.
     pub cluster_identifier: String,
@@ -485,6 +488,7 @@ pub const KNOWN_SETTINGS: &[(&str, &[&str])] = &[
             "DWH_WORKGROUP_NAME",
             "DWH_IAM_ROLE_NAME",
             "DWH_BASE_CAPACITY",
+            "DWH_MAX_CAPACITY",
             "DWH_CLUSTER_IDENTIFIER",
             "DWH_INSTANCE_ID",
         ],
@@ -851,6 +855,17 @@ impl Config {
                     8,
                     "Redshift Processing Units: 4, or 8 to 512 in steps of 8",
                 )?,
+                max_capacity: match file.get("DWH", "DWH_MAX_CAPACITY") {
+                    None => None,
+                    Some(text) => Some(text.parse().map_err(|_| {
+                        file.key_error(
+                            "DWH",
+                            "DWH_MAX_CAPACITY",
+                            &text,
+                            "Redshift Processing Units, at least DWH_BASE_CAPACITY",
+                        )
+                    })?),
+                },
                 cluster_identifier: file
                     .get("DWH", "DWH_CLUSTER_IDENTIFIER")
                     .unwrap_or_default(),

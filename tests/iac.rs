@@ -270,6 +270,8 @@ fn create_builds_everything_in_order_from_nothing() {
     let create_workgroup = mock!(aws_sdk_redshiftserverless::Client::create_workgroup)
         .match_requests(|r| {
             r.base_capacity() == Some(8)
+                // No ceiling set: it scales to no more than the base.
+                && r.max_capacity() == Some(8)
                 && tagged(r.tags().iter().map(|t| (t.key(), t.value())))
                 && r.config_parameters().iter().any(|p| {
                     p.parameter_key() == Some("require_ssl") && p.parameter_value() == Some("true")
@@ -952,7 +954,10 @@ fn iac_create_lists_every_problem_before_any_change_and_the_dry_run_shows_them_w
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("DB_PASSWORD =\n", "DB_PASSWORD = weakpass\n")
-        .replace("DWH_BASE_CAPACITY = 8\n", "DWH_BASE_CAPACITY = 12\n");
+        .replace(
+            "DWH_BASE_CAPACITY = 8\n",
+            "DWH_BASE_CAPACITY = 12\nDWH_MAX_CAPACITY = 4\n",
+        );
     std::fs::write(&path, text).unwrap();
     let (code, stdout, stderr) = iac_offline(
         "iac_create",
@@ -968,6 +973,7 @@ fn iac_create_lists_every_problem_before_any_change_and_the_dry_run_shows_them_w
         "DB_PASSWORD (not shown) has no upper-case letter, has no digit",
         "the region \"mars-north-1\" is not an AWS region the SDK knows",
         "[DWH] DWH_BASE_CAPACITY is 12 RPUs: Redshift Serverless takes 4, 8 to 512 in steps of 8",
+        "[DWH] DWH_MAX_CAPACITY is 4 RPUs, below DWH_BASE_CAPACITY (12)",
         "no AWS credentials were found",
     ] {
         assert!(stderr.contains(problem), "{problem:?} not in {stderr}");

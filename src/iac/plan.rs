@@ -20,6 +20,9 @@ pub struct CreatePlan {
     /// `None`: Secrets Manager keeps the admin password (`--manage-password`).
     pub admin_password: Option<Secret>,
     pub base_capacity: i32,
+    /// The most RPUs the workgroup may scale to (CreateWorkgroup's `maxCapacity`): the base
+    /// capacity unless `[DWH] DWH_MAX_CAPACITY` says more.
+    pub max_capacity: i32,
     /// The ingress rule's source, a /32 of the caller's address; `None`: no ingress rule.
     pub ingress_cidr: Option<String>,
     pub timing: Timing,
@@ -56,6 +59,7 @@ impl CreatePlan {
             admin_user: cluster.db_user.clone(),
             admin_password,
             base_capacity: config.dwh.base_capacity,
+            max_capacity: config.dwh.max_capacity.unwrap_or(config.dwh.base_capacity),
             ingress_cidr,
             timing,
             config_name: config_name(config),
@@ -94,9 +98,9 @@ impl CreatePlan {
                 }
             ),
             format!(
-                "workgroup {} in that namespace: {} RPU base capacity, publicly accessible, \
-                 require_ssl on",
-                self.workgroup, self.base_capacity
+                "workgroup {} in that namespace: {} RPU base capacity, scaling to at most {} \
+                 RPU, publicly accessible, require_ssl on",
+                self.workgroup, self.base_capacity, self.max_capacity
             ),
         ];
         steps.push(match &self.ingress_cidr {
@@ -159,6 +163,17 @@ pub fn create_problems(
     }
     if let Some(problem) = capacity_problem(config.dwh.base_capacity, region) {
         problems.push(format!("{file}: [DWH] DWH_BASE_CAPACITY {problem}"));
+    }
+    if let Some(max) = config.dwh.max_capacity {
+        if let Some(problem) = capacity_problem(max, region) {
+            problems.push(format!("{file}: [DWH] DWH_MAX_CAPACITY {problem}"));
+        } else if max < config.dwh.base_capacity {
+            problems.push(format!(
+                "{file}: [DWH] DWH_MAX_CAPACITY is {max} RPUs, below DWH_BASE_CAPACITY ({}): the \
+                 most a workgroup scales to cannot be less than what it starts with",
+                config.dwh.base_capacity
+            ));
+        }
     }
     if let Err(e) = s3_read_policy(config) {
         problems.push(format!("{e:#}"));

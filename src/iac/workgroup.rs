@@ -50,6 +50,11 @@ pub(super) async fn ensure_workgroup(clients: &Clients, plan: &CreatePlan) -> Re
             .workgroup_name(&plan.workgroup)
             .namespace_name(&plan.namespace)
             .base_capacity(plan.base_capacity)
+            // The ceiling on what a query may scale to: without it Serverless may use far more
+            // RPUs than the base, and bill them ("maxCapacity: the maximum data-warehouse
+            // capacity Amazon Redshift Serverless uses to serve queries", in RPUs:
+            // https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_CreateWorkgroup.html).
+            .max_capacity(plan.max_capacity)
             .publicly_accessible(plan.ingress_cidr.is_some())
             // require_ssl is one of the parameters CreateWorkgroup documents for
             // configParameters, and the port is left to its documented default, 5439
