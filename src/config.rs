@@ -153,6 +153,10 @@ pub struct ClusterConfig {
 /// says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 10;
 
+/// The daily compute limit on a new workgroup unless `[DWH] DWH_USAGE_LIMIT_RPU_HOURS` says
+/// otherwise: 24 RPU-hours, three hours of queries a day at the default 8 RPU.
+pub const DEFAULT_USAGE_LIMIT_RPU_HOURS: u64 = 24;
+
 /// The longest `CONNECT_TIMEOUT` or `ATTEMPT_TIMEOUT`: an hour. Larger values mean "never" in
 /// practice, and unbounded ones overflow the clock arithmetic they feed.
 pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
@@ -410,6 +414,9 @@ pub struct DwhConfig {
     /// The most RPUs the workgroup may scale to (`DWH_MAX_CAPACITY`); `None`: the base
     /// capacity, so that no query costs more per second than the base does.
     pub max_capacity: Option<i32>,
+    /// The daily compute limit `iac_create` puts on the workgroup, in RPU-hours
+    /// (`DWH_USAGE_LIMIT_RPU_HOURS`, default [`DEFAULT_USAGE_LIMIT_RPU_HOURS`]; 0: none).
+    pub usage_limit_rpu_hours: i64,
     /// A provisioned cluster for the redshift-data engine (`DWH_CLUSTER_IDENTIFIER`), instead of
     /// the workgroup.
     pub cluster_identifier: String,
@@ -489,6 +496,7 @@ pub const KNOWN_SETTINGS: &[(&str, &[&str])] = &[
             "DWH_IAM_ROLE_NAME",
             "DWH_BASE_CAPACITY",
             "DWH_MAX_CAPACITY",
+            "DWH_USAGE_LIMIT_RPU_HOURS",
             "DWH_CLUSTER_IDENTIFIER",
             "DWH_INSTANCE_ID",
         ],
@@ -866,6 +874,13 @@ impl Config {
                         )
                     })?),
                 },
+                usage_limit_rpu_hours: file.bounded(
+                    "DWH",
+                    "DWH_USAGE_LIMIT_RPU_HOURS",
+                    DEFAULT_USAGE_LIMIT_RPU_HOURS,
+                    0..=1_000_000,
+                    "RPU-hours a day (0: no limit)",
+                )? as i64,
                 cluster_identifier: file
                     .get("DWH", "DWH_CLUSTER_IDENTIFIER")
                     .unwrap_or_default(),

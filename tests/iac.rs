@@ -228,11 +228,50 @@ struct Mocks {
     ec2: Vec<Rule>,
 }
 
+/// The usage limits of a workgroup that has none yet: listed empty, created, deleted. Every
+/// client of [`Mocks`] answers them after the test's own rules (a test's own rule for one of
+/// them comes first and wins).
+fn no_usage_limit_yet() -> Vec<Rule> {
+    use aws_sdk_redshiftserverless::operation::{
+        create_usage_limit::CreateUsageLimitOutput, delete_usage_limit::DeleteUsageLimitOutput,
+        list_usage_limits::ListUsageLimitsOutput,
+    };
+    vec![
+        mock!(aws_sdk_redshiftserverless::Client::list_usage_limits)
+            .then_output(|| ListUsageLimitsOutput::builder().build()),
+        mock!(aws_sdk_redshiftserverless::Client::create_usage_limit)
+            .then_output(|| CreateUsageLimitOutput::builder().build()),
+        mock!(aws_sdk_redshiftserverless::Client::delete_usage_limit)
+            .then_output(|| DeleteUsageLimitOutput::builder().build()),
+    ]
+}
+
+/// The workgroup's usage limit as iac_create made it.
+fn one_usage_limit() -> Rule {
+    use aws_sdk_redshiftserverless::operation::list_usage_limits::ListUsageLimitsOutput;
+    mock!(aws_sdk_redshiftserverless::Client::list_usage_limits).then_output(|| {
+        ListUsageLimitsOutput::builder()
+            .usage_limits(
+                aws_sdk_redshiftserverless::types::UsageLimit::builder()
+                    .usage_limit_id("limit-1")
+                    .amount(24)
+                    .build(),
+            )
+            .build()
+    })
+}
+
 impl Mocks {
     fn clients(&self) -> Clients {
+        let serverless: Vec<Rule> = self
+            .serverless
+            .iter()
+            .cloned()
+            .chain(no_usage_limit_yet())
+            .collect();
         Clients {
             iam: mock_client!(aws_sdk_iam, &self.iam),
-            serverless: mock_client!(aws_sdk_redshiftserverless, &self.serverless),
+            serverless: mock_client!(aws_sdk_redshiftserverless, &serverless),
             ec2: mock_client!(aws_sdk_ec2, &self.ec2),
             sts: mock_client!(aws_sdk_sts, &[caller_identity()]),
         }
@@ -344,6 +383,25 @@ fn create_builds_everything_in_order_from_nothing() {
                 .repeatedly()
                 .build(),
             create_workgroup,
+            // A daily compute limit that stops queries when reached.
+            mock!(aws_sdk_redshiftserverless::Client::create_usage_limit)
+                .match_requests(|r| {
+                    r.resource_arn() == Some(WORKGROUP_ARN)
+                        && r.amount() == Some(24)
+                        && r.period()
+                            == Some(&aws_sdk_redshiftserverless::types::UsageLimitPeriod::Daily)
+                        && r.breach_action()
+                            == Some(
+                                &aws_sdk_redshiftserverless::types::UsageLimitBreachAction::Deactivate,
+                            )
+                        && r.usage_type()
+                            == Some(
+                                &aws_sdk_redshiftserverless::types::UsageLimitUsageType::ServerlessCompute,
+                            )
+                })
+                .then_output(|| {
+                    aws_sdk_redshiftserverless::operation::create_usage_limit::CreateUsageLimitOutput::builder().build()
+                }),
         ],
         ec2: vec![authorize],
     };
@@ -366,11 +424,13 @@ fn create_builds_everything_in_order_from_nothing() {
             Change::Created,
             Change::Created,
             Change::Created,
+            Change::Created,
             Change::Unchanged
         ],
         "{steps:#?}"
     );
-    assert!(steps[4].what.contains("203.0.113.7/32"));
+    assert!(steps[4].what.contains("24 RPU-hours a day"), "{steps:#?}");
+    assert!(steps[5].what.contains("203.0.113.7/32"));
     for rule in mocks.iam.iter().chain(&mocks.serverless).chain(&mocks.ec2) {
         assert!(rule.num_calls() > 0, "a step was skipped");
     }
@@ -399,6 +459,7 @@ fn existing() -> Mocks {
                     .build()
             }),
             owned_tags(),
+            one_usage_limit(),
         ],
         ec2: vec![
             mock!(aws_sdk_ec2::Client::authorize_security_group_ingress).then_error(|| {
@@ -630,6 +691,12 @@ fn delete_retries_busy_resources_waits_until_gone_and_revokes_only_its_rule() {
                 .match_requests(|r| r.final_snapshot_name() == Some("final"))
                 .then_output(|| DeleteNamespaceOutput::builder().build()),
             owned_tags(),
+            one_usage_limit(),
+            mock!(aws_sdk_redshiftserverless::Client::delete_usage_limit)
+                .match_requests(|r| r.usage_limit_id() == Some("limit-1"))
+                .then_output(|| {
+                    aws_sdk_redshiftserverless::operation::delete_usage_limit::DeleteUsageLimitOutput::builder().build()
+                }),
         ],
         ec2: vec![
             mock!(aws_sdk_ec2::Client::describe_security_group_rules).then_output(move || {
@@ -662,14 +729,22 @@ fn delete_retries_busy_resources_waits_until_gone_and_revokes_only_its_rule() {
         "the rule is revoked before the workgroup is deleted: {steps:#?}"
     );
     let changes: Vec<Change> = steps.iter().map(|s| s.change).collect();
+    // Rule, usage limit, workgroup, namespace, role.
     assert_eq!(
         changes,
         [
             Change::Deleted,
             Change::Deleted,
             Change::Deleted,
+            Change::Deleted,
             Change::Deleted
         ]
+    );
+    assert!(steps[1].what.contains("usage limits"), "{steps:#?}");
+    assert_eq!(
+        mocks.serverless.last().unwrap().num_calls(),
+        1,
+        "the workgroup's usage limit deleted"
     );
 }
 

@@ -20,6 +20,7 @@ mod policy;
 mod report;
 mod retry;
 mod role;
+mod usage_limit;
 mod wait;
 mod workgroup;
 
@@ -177,10 +178,19 @@ pub async fn create(
         clock,
     );
 
-    // 4. The ingress rule.
+    // 4. The ingress rule (and before it, the usage limit on the workgroup).
     let workgroup = workgroup::get_workgroup(clients, &plan.workgroup)
         .await?
         .ok_or_else(|| anyhow!("workgroup {} vanished after it was created", plan.workgroup))?;
+    if let (Some(rpu_hours), Some(arn)) = (plan.usage_limit_rpu_hours, workgroup.workgroup_arn()) {
+        let clock = Instant::now();
+        let change = usage_limit::ensure_usage_limit(clients, arn, rpu_hours).await?;
+        record(
+            format!("usage limit: at most {rpu_hours} RPU-hours a day, then queries stop"),
+            change,
+            clock,
+        );
+    }
     let port = workgroup
         .endpoint()
         .and_then(|e| e.port())
@@ -265,6 +275,16 @@ pub async fn delete(clients: &Clients, plan: &DeletePlan, report: &dyn Reporter)
         };
         let what = format!("ingress rule(s) made by iac_create on {group}: {revoked}");
         report.step(&Step::since(what, change, clock));
+    }
+
+    if let Some(arn) = workgroup.as_ref().and_then(|w| w.workgroup_arn()) {
+        let clock = Instant::now();
+        let change = usage_limit::delete_usage_limits(clients, arn).await?;
+        report.step(&Step::since(
+            format!("usage limits of workgroup {}", plan.workgroup),
+            change,
+            clock,
+        ));
     }
 
     let clock = Instant::now();

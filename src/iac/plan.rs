@@ -23,6 +23,9 @@ pub struct CreatePlan {
     /// The most RPUs the workgroup may scale to (CreateWorkgroup's `maxCapacity`): the base
     /// capacity unless `[DWH] DWH_MAX_CAPACITY` says more.
     pub max_capacity: i32,
+    /// The daily compute limit put on the workgroup, in RPU-hours (`[DWH]
+    /// DWH_USAGE_LIMIT_RPU_HOURS`); `None` with 0: no limit.
+    pub usage_limit_rpu_hours: Option<i64>,
     /// The ingress rule's source, a /32 of the caller's address; `None`: no ingress rule.
     pub ingress_cidr: Option<String>,
     pub timing: Timing,
@@ -60,6 +63,8 @@ impl CreatePlan {
             admin_password,
             base_capacity: config.dwh.base_capacity,
             max_capacity: config.dwh.max_capacity.unwrap_or(config.dwh.base_capacity),
+            usage_limit_rpu_hours: (config.dwh.usage_limit_rpu_hours > 0)
+                .then_some(config.dwh.usage_limit_rpu_hours),
             ingress_cidr,
             timing,
             config_name: config_name(config),
@@ -103,6 +108,15 @@ impl CreatePlan {
                 self.workgroup, self.base_capacity, self.max_capacity
             ),
         ];
+        steps.push(match self.usage_limit_rpu_hours {
+            Some(hours) => format!(
+                "usage limit on the workgroup: at most {hours} RPU-hours of compute a day, then \
+                 queries stop until the next day (about {:.0} hours at {} RPU)",
+                hours as f64 / f64::from(self.base_capacity.max(1)),
+                self.base_capacity
+            ),
+            None => "no usage limit ([DWH] DWH_USAGE_LIMIT_RPU_HOURS = 0)".to_string(),
+        });
         steps.push(match &self.ingress_cidr {
             Some(cidr) => format!(
                 "ingress rule on the workgroup's security group: TCP on its port from {cidr}"
