@@ -648,6 +648,15 @@ fn unknown_settings(file: &IniFile) -> Vec<UnknownSetting> {
     unknown
 }
 
+/// Whether `id` can be an instance id (`[DWH] DWH_INSTANCE_ID`, the tag value iac_create made): 1 to 64 lowercase hex
+/// digits, letters or hyphens, so a hand-edited value is still a plain tag value.
+pub fn is_instance_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// Default file name of the DuckDB warehouse, relative to the config file.
 pub const DEFAULT_DUCKDB_PATH: &str = "sparkify.duckdb";
 
@@ -886,7 +895,7 @@ impl Config {
                     .unwrap_or_default(),
                 instance_id: match file.get("DWH", "DWH_INSTANCE_ID") {
                     None => String::new(),
-                    Some(id) if crate::iac::is_instance_id(&id) => id,
+                    Some(id) if is_instance_id(&id) => id,
                     Some(id) => {
                         return Err(file.key_error(
                             "DWH",

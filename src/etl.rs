@@ -234,7 +234,7 @@ pub fn run(
     };
     let clock = Instant::now();
     if let Err(error) = warehouse.commit() {
-        if commit_outcome_unknown(&error) {
+        if warehouse.commit_outcome_unknown(&error) {
             return Err(error.context(
                 "the connection was lost during COMMIT, so whether the server kept this run's \
                  load is not known (it may have committed it). Running etl again is safe either \
@@ -248,28 +248,6 @@ pub fn run(
     report.created = created;
     report.peak_memory = crate::stats::peak_memory_bytes();
     Ok(report)
-}
-
-/// Whether a failed COMMIT may have been carried out: the server did not answer it (the
-/// connection closed or broke, a request timed out) rather than refusing it. A server's own
-/// error (PostgreSQL's SQLSTATE, a Data API statement FAILED) means it rolled back.
-fn commit_outcome_unknown(error: &anyhow::Error) -> bool {
-    for cause in error.chain() {
-        if let Some(postgres) = cause.downcast_ref::<tokio_postgres::Error>() {
-            return postgres.as_db_error().is_none();
-        }
-        if cause.downcast_ref::<std::io::Error>().is_some() {
-            return true;
-        }
-        // DuckDB is in this process: a COMMIT it failed did not happen.
-        if cause.downcast_ref::<duckdb::Error>().is_some() {
-            return false;
-        }
-    }
-    let text = format!("{error:#}");
-    ["dispatch failure", "timed out", "timeout", "connection"]
-        .iter()
-        .any(|sign| text.contains(sign))
 }
 
 /// The sources a run lists and plans against the ledger (see [`ledger::plan`]): the local

@@ -123,16 +123,12 @@ fn read_in_pieces(
     mut send: impl FnMut(Result<Bytes, String>, u64) -> bool,
 ) {
     let (offset, lines_before) = (found.offset, found.lines_before);
-    let changed = |now: &std::fs::Metadata| {
-        now.len() != found.size
-            || (!found.version.is_empty() && crate::files::version_of(now) != found.version)
-    };
     let opened = crate::files::open_regular(path).and_then(|(mut file, metadata)| {
         file.seek(std::io::SeekFrom::Start(offset))?;
         Ok((file, metadata))
     });
     let mut file = match opened {
-        Ok((_, metadata)) if changed(&metadata) => {
+        Ok((_, metadata)) if found.differs_from(&metadata) => {
             send(
                 Err(crate::files::changed_while_read(
                     found.size, &metadata, None,
@@ -210,7 +206,7 @@ fn read_in_pieces(
         if at_end && carry.is_empty() {
             // Read to the size found: the file is that version only if it has not moved since.
             match file.metadata() {
-                Ok(now) if changed(&now) => {
+                Ok(now) if found.differs_from(&now) => {
                     send(
                         Err(crate::files::changed_while_read(found.size, &now, None)),
                         lines_before,

@@ -66,6 +66,18 @@ fn csv_cell(cell: &Cell) -> String {
     }
 }
 
+/// Rendered answers as a terminal may show them: each line's control characters and direction
+/// overrides escaped (see [`escape_controls`]), its line ends kept.
+pub fn for_terminal(rendered: &str) -> String {
+    rendered
+        .split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches('\n');
+            format!("{}{}", escape_controls(body), &line[body.len()..])
+        })
+        .collect()
+}
+
 /// Renders answers in the chosen format.
 pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> String {
     match format {

@@ -52,6 +52,13 @@ impl SourceFile {
     pub fn bytes_to_read(&self) -> u64 {
         self.size.saturating_sub(self.offset)
     }
+
+    /// Whether the local file described by `now` is no longer the version found: another
+    /// size, or another modification time (when one was found).
+    pub fn differs_from(&self, now: &std::fs::Metadata) -> bool {
+        now.len() != self.size
+            || (!self.version.is_empty() && crate::files::version_of(now) != self.version)
+    }
 }
 
 /// The content hash the ledger keeps of a local file: `sha256=` and 64 hex digits.
@@ -200,11 +207,7 @@ impl Discovered {
 pub fn read_local(path: &Path, file: &SourceFile) -> Result<Bytes, String> {
     use std::io::Read;
     let (opened, metadata) = crate::files::open_regular(path).map_err(|e| e.to_string())?;
-    let changed = |now: &std::fs::Metadata| {
-        now.len() != file.size
-            || (!file.version.is_empty() && crate::files::version_of(now) != file.version)
-    };
-    if changed(&metadata) {
+    if file.differs_from(&metadata) {
         return Err(crate::files::changed_while_read(file.size, &metadata, None));
     }
     let mut bytes = Vec::with_capacity(file.size as usize);
@@ -213,7 +216,7 @@ pub fn read_local(path: &Path, file: &SourceFile) -> Result<Bytes, String> {
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
     let after = opened.metadata().map_err(|e| e.to_string())?;
-    if (bytes.len() as u64) < file.size || changed(&after) {
+    if (bytes.len() as u64) < file.size || file.differs_from(&after) {
         return Err(crate::files::changed_while_read(
             file.size,
             &after,
@@ -304,14 +307,23 @@ pub fn discover_dir(root: &Path, setting: &str, found: &ProgressBar) -> Result<D
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|entry| {
-            // Directories (and files) already visited through another path are passed over.
-            entry.metadata().map_or(true, |m| seen.insert(identity(&m)))
+            // A directory already visited through another path is not entered again (files
+            // are told apart below, from the metadata read for them anyway).
+            !entry.file_type().is_dir()
+                || entry.metadata().map_or(true, |m| seen.insert(identity(&m)))
         });
+    let mut seen_files = std::collections::HashSet::new();
     for entry in walk {
         match entry {
             Ok(entry) if entry.file_type().is_dir() => {}
             Ok(entry) if is_json(entry.path()) => {
                 let metadata = entry.metadata().ok();
+                if metadata
+                    .as_ref()
+                    .is_some_and(|m| !seen_files.insert(identity(m)))
+                {
+                    continue; // the same file through another link
+                }
                 let size = metadata.as_ref().map_or(0, |m| m.len());
                 let version = metadata
                     .as_ref()

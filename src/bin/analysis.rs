@@ -93,15 +93,7 @@ fn main() -> ExitCode {
         // CSV and JSON are data for a file or a program, kept exact; on a terminal an escape
         // sequence or a direction override in the data must not act.
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            let shown: Vec<String> = rendered
-                .split_inclusive('\n')
-                .map(|line| {
-                    let body = line.trim_end_matches('\n');
-                    let end = &line[body.len()..];
-                    format!("{}{end}", sparkify::record::escape_controls(body))
-                })
-                .collect();
-            return sparkify::cli::print(&shown.concat());
+            return sparkify::cli::print(&sparkify::report::for_terminal(&rendered));
         }
         sparkify::cli::print(&rendered)
     })())

@@ -35,8 +35,7 @@ use self::workgroup::get_workgroup;
 pub use self::ingress::{caller_cidr, check_cidr, check_ip_endpoint, ingress_description};
 pub use self::namespace::role_arns;
 pub use self::owner::{
-    is_instance_id, new_instance_id, CONFIG_TAG_KEY, INSTANCE_TAG_KEY, OWNER_TAG_KEY,
-    OWNER_TAG_VALUE,
+    new_instance_id, CONFIG_TAG_KEY, INSTANCE_TAG_KEY, OWNER_TAG_KEY, OWNER_TAG_VALUE,
 };
 pub use self::plan::{
     capacity_problem, create_problems, final_snapshot_name, password_problems, region_problem,
@@ -44,6 +43,8 @@ pub use self::plan::{
 };
 pub use self::policy::s3_read_policy;
 pub use self::report::{print_dry_run, Change, Collect, ConsoleReporter, Reporter, Step};
+/// Whether a `[DWH] DWH_INSTANCE_ID` value is one (see [`owner`]).
+pub use crate::config::is_instance_id;
 
 /// The AWS clients the IaC steps use.
 #[derive(Debug, Clone)]

@@ -201,15 +201,6 @@ pub fn new_instance_id() -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// Whether `id` can be an instance id (a tag value iac_create made): 1 to 64 lowercase hex
-/// digits, letters or hyphens, so a hand-edited value is still a plain tag value.
-pub fn is_instance_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,7 +238,11 @@ mod tests {
         let a = new_instance_id();
         let b = new_instance_id();
         assert_ne!(a, b);
-        assert!(is_instance_id(&a) && a.len() == 16, "{a}");
-        assert!(!is_instance_id("") && !is_instance_id("ABC") && !is_instance_id("a b"));
+        assert!(crate::config::is_instance_id(&a) && a.len() == 16, "{a}");
+        assert!(
+            !crate::config::is_instance_id("")
+                && !crate::config::is_instance_id("ABC")
+                && !crate::config::is_instance_id("a b")
+        );
     }
 }

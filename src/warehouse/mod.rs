@@ -91,6 +91,12 @@ pub trait Warehouse {
     fn commit(&mut self) -> Result<()> {
         self.execute(crate::sql::COMMIT)
     }
+    /// Whether a failed [`commit`](Warehouse::commit) may have been carried out: the server
+    /// did not answer it (the connection broke, a request timed out) rather than refusing it.
+    /// An engine in this process (DuckDB) knows: a COMMIT it failed did not happen.
+    fn commit_outcome_unknown(&self, _error: &anyhow::Error) -> bool {
+        false
+    }
     fn rollback(&mut self) -> Result<()> {
         self.execute(crate::sql::ROLLBACK)
     }

@@ -394,6 +394,17 @@ fn auth_policy(cluster: &ClusterConfig, sslmode: SslMode) -> AuthPolicy {
     AuthPolicy::new(cluster.require_auth.as_deref(), verified, &why, &place)
 }
 
+/// Whether `error` (of a COMMIT) carries no answer of the server: a tokio-postgres error
+/// without a SQLSTATE, or an I/O error. Shared with the Redshift wire engine.
+pub(super) fn commit_unanswered(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(|e| e.as_db_error().is_none())
+            || cause.downcast_ref::<std::io::Error>().is_some()
+    })
+}
+
 /// Whether a connection insists on SCRAM channel binding over TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
@@ -571,6 +582,12 @@ impl Warehouse for PostgresWarehouse {
 
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
+    }
+
+    /// Unknown unless the server answered: a SQLSTATE means it refused and rolled back; a
+    /// closed or broken connection leaves the COMMIT's fate with the server.
+    fn commit_outcome_unknown(&self, error: &anyhow::Error) -> bool {
+        commit_unanswered(error)
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {

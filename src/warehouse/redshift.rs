@@ -57,6 +57,10 @@ impl Warehouse for RedshiftWarehouse {
         Dialect::Redshift
     }
 
+    fn commit_outcome_unknown(&self, error: &anyhow::Error) -> bool {
+        super::postgres::commit_unanswered(error)
+    }
+
     fn execute(&mut self, sql: &str) -> Result<()> {
         self.wire.execute(sql)
     }

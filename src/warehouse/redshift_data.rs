@@ -354,6 +354,16 @@ impl Warehouse for RedshiftDataWarehouse {
         Dialect::Redshift
     }
 
+    /// Unknown when the request got no answer (the SDK's dispatch failure or timeout, in the
+    /// words [`crate::aws::explain`] gives them); a statement the Data API reports FAILED was
+    /// refused and rolled back.
+    fn commit_outcome_unknown(&self, error: &anyhow::Error) -> bool {
+        let text = format!("{error:#}");
+        ["dispatch failure", "timed out", "timeout", "connection"]
+            .iter()
+            .any(|sign| text.contains(sign))
+    }
+
     fn execute(&mut self, sql: &str) -> Result<()> {
         self.run(sql).map(|_| ())
     }
