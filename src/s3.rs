@@ -284,9 +284,10 @@ impl S3Store {
         })
     }
 
-    /// The region `bucket` is in, as HeadBucket answers it (the `x-amz-bucket-region` header,
-    /// also sent with the 301 of a bucket asked for in the wrong region:
-    /// https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html); `None` when the
+    /// The region `bucket` is in, as HeadBucket answers it (the `x-amz-bucket-region` response
+    /// header: https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html; read from an
+    /// error response too, such as the redirect of a bucket asked for through another region's
+    /// endpoint, when the header is there); `None` when the
     /// store does not say (an S3-compatible store may not implement HeadBucket, and a bucket
     /// this caller may not head is left for the request that uses it to explain).
     pub fn bucket_region(&self, bucket: &str) -> Option<String> {

@@ -14,7 +14,8 @@ use aws_sdk_redshiftserverless::types::{
 use super::{Change, Clients};
 use crate::aws::explain;
 
-/// The compute usage limits of the workgroup `arn` (ListUsageLimits).
+/// The compute usage limits of the workgroup `arn`
+/// (https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_ListUsageLimits.html).
 async fn compute_limits(clients: &Clients, arn: &str) -> Result<Vec<(String, i64)>> {
     let listed = clients
         .serverless
@@ -65,7 +66,8 @@ pub(super) async fn ensure_usage_limit(
     Ok(Change::Created)
 }
 
-/// Deletes the compute usage limits of the workgroup `arn`, before the workgroup goes.
+/// Deletes the compute usage limits of the workgroup `arn`, before the workgroup goes
+/// (https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_DeleteUsageLimit.html).
 pub(super) async fn delete_usage_limits(clients: &Clients, arn: &str) -> Result<Change> {
     let limits = compute_limits(clients, arn).await?;
     if limits.is_empty() {
