@@ -42,7 +42,7 @@ pub fn run(warehouse: &mut dyn Warehouse, names: &[String], limit: u32) -> Resul
         .map(|query| {
             tracing::info!(query = query.name, "running");
             let result = warehouse
-                .query(&query.sql(limit))
+                .query(&query.sql(warehouse.dialect(), limit))
                 .with_context(|| format!("question {} failed (run etl first?)", query.name))?;
             Ok(Answer {
                 name: query.name,

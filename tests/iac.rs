@@ -1811,10 +1811,10 @@ impl Script {
                     ]
                 })
                 .collect()
-        } else if sql.starts_with("SELECT COUNT(*) FROM staging_events WHERE ts <")
-            || sql.starts_with("SELECT COUNT(*) FROM incoming_events WHERE ts <")
+        } else if sql.starts_with("SELECT COUNT(*) FROM ") && sql.contains(" WHERE (OCTET_LENGTH(")
         {
-            // Event times out of range: the scripted COPY stages none.
+            // What the local loader would reject (event times out of range, texts cut to
+            // their width): the scripted COPY stages none.
             vec![vec![Field::LongValue(0)]]
         } else if let Some(table) = sql
             .strip_prefix("SELECT COUNT(*) FROM ")

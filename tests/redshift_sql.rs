@@ -101,9 +101,16 @@ fn statements() -> Vec<(String, String)> {
         .unwrap(),
     ));
     for statement in
-        sql::redshift_reject_event_times(&STAGING_EVENTS, "s3://udacity-dend/log_data/").unwrap()
+        sql::redshift_reject_unloadable(&STAGING_EVENTS, "log_data", "s3://udacity-dend/log_data/")
+            .unwrap()
     {
-        all.push(("event times out of range".into(), statement));
+        all.push(("events the local loader rejects".into(), statement));
+    }
+    for statement in
+        sql::redshift_reject_unloadable(&STAGING_SONGS, "song_data", "s3://udacity-dend/song_data/")
+            .unwrap()
+    {
+        all.push(("songs the local loader rejects".into(), statement));
     }
     // An incremental load: the new files into the incoming tables, then the merge.
     all.push((
@@ -119,13 +126,14 @@ fn statements() -> Vec<(String, String)> {
         })
         .unwrap(),
     ));
-    for statement in sql::redshift_reject_event_times(
+    for statement in sql::redshift_reject_unloadable(
         &INCOMING_EVENTS,
+        "log_data",
         "s3://my-bucket/sparkify-manifests/sparkify-incoming_events.manifest",
     )
     .unwrap()
     {
-        all.push(("incoming event times out of range".into(), statement));
+        all.push(("incoming events the local loader rejects".into(), statement));
     }
     all.push(("ledger entries".into(), sql::ledger_entries()));
     all.push((
@@ -196,7 +204,10 @@ fn statements() -> Vec<(String, String)> {
         ));
     }
     for query in sql::ANALYSIS_QUERIES {
-        all.push((format!("analysis {}", query.name), query.sql(5)));
+        all.push((
+            format!("analysis {}", query.name),
+            query.sql(Dialect::Redshift, 5),
+        ));
     }
     all
 }

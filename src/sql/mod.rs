@@ -86,6 +86,17 @@ impl Dialect {
         }
     }
 
+    /// A text key in PARTITION BY, GROUP BY or a DISTINCT list: its values kept apart exactly.
+    /// Redshift would put `'SOX'` and `'SOX '` in one group (see [`Dialect::text_equal`]);
+    /// their lengths differ, so grouping by the length too keeps them apart, as the other
+    /// engines do.
+    pub fn text_key(self, column: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::Postgres => column.to_string(),
+            Dialect::Redshift => format!("{column}, LENGTH({column})"),
+        }
+    }
+
     /// A text column as a tie-break in ORDER BY, nulls last. On Redshift, values that differ
     /// only by trailing blanks compare equal (see [`Dialect::text_equal`]); ordering them by
     /// LENGTH next puts the shorter first, as byte order does on the other engines.
@@ -102,27 +113,75 @@ pub const BEGIN: &str = "BEGIN";
 pub const COMMIT: &str = "COMMIT";
 pub const ROLLBACK: &str = "ROLLBACK";
 
-/// Redshift's COPY stages `ts` as it finds it; the local loader rejects a time outside
-/// [`crate::schema::EVENT_TIME`] when it types the record. The same records are rejected on
-/// Redshift after the COPY, so the transform's conversion never fails on them: these
-/// statements count them, move them into `load_errors` (file: the COPY's source, no line) and
-/// delete them from `table`, which the COPY filled (`staging_events`, or `incoming_events` in
-/// an incremental load).
-pub fn redshift_reject_event_times(table: &Table, from: &str) -> Result<[String; 3], String> {
-    let range = crate::schema::EVENT_TIME;
-    let outside = format!("ts < {} OR ts > {}", range.min, range.max);
+/// What Redshift's COPY stages that the local loader rejects when it types a record: a value
+/// outside its column's range (`ts` outside [`crate::schema::EVENT_TIME`], which the transform
+/// could not convert), and a text longer than its column's width whose excess is blanks, which
+/// Redshift stores cut to the width instead of refusing ("unless the extra characters are all
+/// spaces (blanks), in which case the string is truncated to the maximum length",
+/// https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html, "Significance of
+/// trailing blanks"). So that such a text is seen at all, the tables COPY fills are one byte
+/// wider on Redshift (see [`loaded_by_copy`]). These statements count the records, move them
+/// into `load_errors` (file: the COPY's source, no line; the reason of the first failing column,
+/// in column order, as the local loader gives) and delete them from `table`, which the COPY
+/// filled (a staging table, or an incoming one in an incremental load).
+pub fn redshift_reject_unloadable(
+    table: &Table,
+    source: &str,
+    from: &str,
+) -> Result<[String; 3], String> {
+    let mut conditions = Vec::new();
+    let mut reasons = Vec::new();
+    for column in table.columns {
+        let name = column.name;
+        if let Some(range) = column.range {
+            let outside = format!("{name} < {} OR {name} > {}", range.min, range.max);
+            reasons.push(format!(
+                "WHEN {outside} THEN '{name}: ' || CAST({name} AS VARCHAR(24)) || ' is outside {}'",
+                range.meaning
+            ));
+            conditions.push(outside);
+        }
+        if let ColumnType::Text(width) = column.ty {
+            let longer = format!("OCTET_LENGTH({name}) > {width}");
+            reasons.push(format!(
+                "WHEN {longer} THEN '{name}: is longer than the column''s width of {width} bytes \
+                 (blanks beyond it included)'"
+            ));
+            conditions.push(longer);
+        }
+    }
+    let any = conditions
+        .iter()
+        .map(|c| format!("({c})"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
     let table = table.name;
     Ok([
-        format!("SELECT COUNT(*) FROM {table} WHERE {outside}"),
+        format!("SELECT COUNT(*) FROM {table} WHERE {any}"),
         format!(
             "INSERT INTO load_errors (source, file, line, reason, raw_text) \
-             SELECT 'log_data', {}, NULL, 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside {}', \
-             NULL FROM {table} WHERE {outside}",
+             SELECT {}, {}, NULL, CASE {} END, NULL FROM {table} WHERE {any}",
+            redshift_literal(source)?,
             redshift_literal(from)?,
-            range.meaning
+            reasons.join(" ")
         ),
-        format!("DELETE FROM {table} WHERE {outside}"),
+        format!("DELETE FROM {table} WHERE {any}"),
     ])
+}
+
+/// Whether Redshift's COPY fills `table` (the staging and incoming tables). Their text columns
+/// are declared one byte wider there than the contract's width, so that a value cut to the
+/// width by COPY is still longer than it and rejected (see [`redshift_reject_unloadable`]).
+pub fn loaded_by_copy(table: &Table) -> bool {
+    use crate::schema::{INCOMING_EVENTS, INCOMING_SONGS, STAGING_EVENTS, STAGING_SONGS};
+    [
+        &STAGING_EVENTS,
+        &STAGING_SONGS,
+        &INCOMING_EVENTS,
+        &INCOMING_SONGS,
+    ]
+    .iter()
+    .any(|t| t.name == table.name)
 }
 
 /// What runs between loading staging and the transform, so the transform's plans cannot turn
@@ -340,7 +399,15 @@ pub fn create_table(table: &Table, dialect: Dialect) -> String {
         .iter()
         .map(|c| {
             let null = if c.required { " NOT NULL" } else { "" };
-            format!("    {} {}{null}", c.name, dialect.type_name(c.ty))
+            let ty = match c.ty {
+                ColumnType::Text(width)
+                    if dialect == Dialect::Redshift && loaded_by_copy(table) =>
+                {
+                    ColumnType::Text(width + 1)
+                }
+                other => other,
+            };
+            format!("    {} {}{null}", c.name, dialect.type_name(ty))
         })
         .collect();
     if dialect.declares_keys() {
@@ -946,13 +1013,14 @@ SELECT song_id, title, artist_id, artist_name, year, duration
 FROM (
     SELECT song_id, title, artist_id, artist_name, year, duration,
            ROW_NUMBER() OVER (
-               PARTITION BY song_id
+               PARTITION BY {song_id}
                ORDER BY {artist_id}, {title}, year NULLS LAST, duration NULLS LAST,
                         {artist_name}
            ) AS pick
     FROM staging_songs
 ) ranked
 WHERE pick = 1",
+        song_id = d.text_key("song_id"),
         artist_id = d.text_order("artist_id"),
         title = d.text_order("title"),
         artist_name = d.text_order("artist_name"),
@@ -982,7 +1050,7 @@ SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitud
 FROM (
     SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitude,
            ROW_NUMBER() OVER (
-               PARTITION BY artist_id
+               PARTITION BY {artist_id}
                ORDER BY CASE WHEN artist_latitude IS NULL THEN 1 ELSE 0 END,
                         CASE WHEN artist_location IS NULL OR LENGTH(artist_location) = 0
                              THEN 1 ELSE 0 END,
@@ -992,6 +1060,7 @@ FROM (
     FROM staging_songs
 ) ranked
 WHERE pick = 1",
+        artist_id = d.text_key("artist_id"),
         name = d.text_order("artist_name"),
         location = d.text_order("artist_location"),
     )
@@ -1153,8 +1222,27 @@ impl AnalysisQuery {
         self.sql.contains("{limit}")
     }
 
-    pub fn sql(&self, limit: u32) -> String {
-        self.sql.replace("{limit}", &limit.to_string())
+    /// The question in `d`'s SQL. In the text, `{limit}` is the ranking's length, and text
+    /// keys are written `{key:c}` (grouped by, [`Dialect::text_key`]), `{equal:a:b}`
+    /// ([`Dialect::text_equal`]) and `{order:c}` (a tie-break, [`Dialect::text_order`]).
+    pub fn sql(&self, d: Dialect, limit: u32) -> String {
+        let mut out = String::new();
+        let mut rest = self.sql;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let end = start + rest[start..].find('}').expect("a closed placeholder");
+            let parts: Vec<&str> = rest[start + 1..end].split(':').collect();
+            out.push_str(&match parts.as_slice() {
+                ["limit"] => limit.to_string(),
+                ["key", column] => d.text_key(column),
+                ["equal", a, b] => d.text_equal(a, b),
+                ["order", column] => d.text_order(column).replace(" NULLS LAST", ""),
+                other => panic!("unknown placeholder {other:?} in {}", self.name),
+            });
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -1255,9 +1343,9 @@ ORDER BY t.weekday",
         sql: "\
 SELECT a.artist_id, a.name, p.plays
 FROM (SELECT artist_id, COUNT(*) AS plays FROM songplays WHERE artist_id IS NOT NULL
-      GROUP BY artist_id) p
-JOIN artists a ON a.artist_id = p.artist_id
-ORDER BY p.plays DESC, a.artist_id
+      GROUP BY {key:artist_id}) p
+JOIN artists a ON {equal:a.artist_id:p.artist_id}
+ORDER BY p.plays DESC, {order:a.artist_id}
 LIMIT {limit}",
     },
     AnalysisQuery {
@@ -1266,10 +1354,10 @@ LIMIT {limit}",
         sql: "\
 SELECT s.song_id, s.title, a.name AS artist, p.plays
 FROM (SELECT song_id, COUNT(*) AS plays FROM songplays WHERE song_id IS NOT NULL
-      GROUP BY song_id) p
-JOIN songs s ON s.song_id = p.song_id
-LEFT JOIN artists a ON a.artist_id = s.artist_id
-ORDER BY p.plays DESC, s.song_id
+      GROUP BY {key:song_id}) p
+JOIN songs s ON {equal:s.song_id:p.song_id}
+LEFT JOIN artists a ON {equal:a.artist_id:s.artist_id}
+ORDER BY p.plays DESC, {order:s.song_id}
 LIMIT {limit}",
     },
 ];
@@ -1351,7 +1439,7 @@ mod tests {
         assert_eq!(names.len(), 13);
         let top = analysis_query("top_songs").unwrap();
         assert!(top.is_ranking());
-        assert!(top.sql(5).ends_with("LIMIT 5"));
+        assert!(top.sql(Dialect::DuckDb, 5).ends_with("LIMIT 5"));
         assert!(!analysis_query("plays_by_hour").unwrap().is_ranking());
     }
 

@@ -180,12 +180,24 @@ fn from(check: &Check, d: Dialect) -> String {
         // Numbering the rows of each key value reads every row, where `GROUP BY ... HAVING`
         // may be planned away on Redshift, whose planner assumes declared keys hold
         // (https://docs.aws.amazon.com/redshift/latest/dg/t_Defining_constraints.html).
+        // Text keys partitioned with their lengths on Redshift (see Dialect::text_key).
         Check::Unique { table, key } => {
-            let key = key.join(", ");
+            let partition: Vec<String> = key
+                .iter()
+                .map(|c| {
+                    if is_text(table, c) {
+                        d.text_key(c)
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
             format!(
-                "FROM (SELECT {table}.*, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY \
+                "FROM (SELECT {table}.*, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY \
                  {key}) AS repeat_number FROM {table}) t",
-                table = table.name
+                table = table.name,
+                partition = partition.join(", "),
+                key = key.join(", ")
             )
         }
         // Against the parent's distinct values, so a parent held twice cannot count a
@@ -206,10 +218,21 @@ fn from(check: &Check, d: Dialect) -> String {
                     }
                 })
                 .collect();
+            // On Redshift, DISTINCT would merge values that differ by trailing blanks: their
+            // lengths keep them apart (see Dialect::text_key).
+            let distinct: Vec<String> = columns
+                .iter()
+                .map(|c| match d {
+                    Dialect::Redshift if is_text(child, c) => {
+                        format!("{c}, LENGTH({c}) AS {c}_length")
+                    }
+                    _ => c.to_string(),
+                })
+                .collect();
             format!(
                 "FROM {} t LEFT JOIN (SELECT DISTINCT {} FROM {}) p ON {}",
                 child.name,
-                columns.join(", "),
+                distinct.join(", "),
                 parent.name,
                 on.join(" AND ")
             )

@@ -586,10 +586,7 @@ pub fn copy_staging_from_s3(
                 copy.setting, copy.source, table.name
             )));
         }
-        let out_of_range = match copy.kind {
-            SourceKind::Log => reject_event_times(warehouse, table, &from)?,
-            SourceKind::Song => 0,
-        };
+        let out_of_range = reject_unloadable(warehouse, copy.kind, table, &from)?;
         if let Listing::Offline = listing {
             // What follows depends on the COPY's id and its errors, known only in a real run.
             warehouse.query(&sql::redshift_copy_outcome(table))?;
@@ -698,14 +695,19 @@ pub fn copy_staging_from_s3(
     Ok(all)
 }
 
-/// Moves the staged events whose time no engine can convert into `load_errors` (see
-/// [`sql::redshift_reject_event_times`]); returns how many.
-fn reject_event_times(warehouse: &mut dyn Warehouse, table: &Table, from: &str) -> Result<u64> {
-    let [count, insert, delete] = sql::redshift_reject_event_times(table, from)
+/// Moves the staged records the local loader would have rejected into `load_errors` (see
+/// [`sql::redshift_reject_unloadable`]); returns how many.
+fn reject_unloadable(
+    warehouse: &mut dyn Warehouse,
+    kind: SourceKind,
+    table: &Table,
+    from: &str,
+) -> Result<u64> {
+    let [count, insert, delete] = sql::redshift_reject_unloadable(table, kind.name(), from)
         .map_err(|e| anyhow!("the COPY source {from} cannot be named in SQL: {e}"))?;
     let found = warehouse
         .query(&count)?
-        .expect_int("the count of event times out of range")?;
+        .expect_int("the count of staged records the local loader would reject")?;
     warehouse.execute(&insert)?;
     warehouse.execute(&delete)?;
     Ok(found as u64)

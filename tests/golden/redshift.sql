@@ -3,23 +3,23 @@ DROP TABLE IF EXISTS staging_events;
 
 -- create staging_events
 CREATE TABLE staging_events (
-    artist VARCHAR(512) COLLATE CASE_SENSITIVE,
-    auth VARCHAR(32) COLLATE CASE_SENSITIVE,
-    first_name VARCHAR(256) COLLATE CASE_SENSITIVE,
-    gender VARCHAR(16) COLLATE CASE_SENSITIVE,
+    artist VARCHAR(513) COLLATE CASE_SENSITIVE,
+    auth VARCHAR(33) COLLATE CASE_SENSITIVE,
+    first_name VARCHAR(257) COLLATE CASE_SENSITIVE,
+    gender VARCHAR(17) COLLATE CASE_SENSITIVE,
     item_in_session INTEGER NOT NULL,
-    last_name VARCHAR(256) COLLATE CASE_SENSITIVE,
+    last_name VARCHAR(257) COLLATE CASE_SENSITIVE,
     length DOUBLE PRECISION,
-    level VARCHAR(16) COLLATE CASE_SENSITIVE,
-    location VARCHAR(512) COLLATE CASE_SENSITIVE,
-    method VARCHAR(16) COLLATE CASE_SENSITIVE,
-    page VARCHAR(64) COLLATE CASE_SENSITIVE,
+    level VARCHAR(17) COLLATE CASE_SENSITIVE,
+    location VARCHAR(513) COLLATE CASE_SENSITIVE,
+    method VARCHAR(17) COLLATE CASE_SENSITIVE,
+    page VARCHAR(65) COLLATE CASE_SENSITIVE,
     registration DOUBLE PRECISION,
     session_id INTEGER NOT NULL,
-    song VARCHAR(512) COLLATE CASE_SENSITIVE,
+    song VARCHAR(513) COLLATE CASE_SENSITIVE,
     status INTEGER,
     ts BIGINT NOT NULL,
-    user_agent VARCHAR(512) COLLATE CASE_SENSITIVE,
+    user_agent VARCHAR(513) COLLATE CASE_SENSITIVE,
     user_id INTEGER
 )
 DISTSTYLE EVEN;
@@ -30,13 +30,13 @@ DROP TABLE IF EXISTS staging_songs;
 -- create staging_songs
 CREATE TABLE staging_songs (
     num_songs INTEGER,
-    artist_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
+    artist_id VARCHAR(65) COLLATE CASE_SENSITIVE NOT NULL,
     artist_latitude DOUBLE PRECISION,
     artist_longitude DOUBLE PRECISION,
-    artist_location VARCHAR(512) COLLATE CASE_SENSITIVE,
-    artist_name VARCHAR(512) COLLATE CASE_SENSITIVE,
-    song_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
-    title VARCHAR(512) COLLATE CASE_SENSITIVE,
+    artist_location VARCHAR(513) COLLATE CASE_SENSITIVE,
+    artist_name VARCHAR(513) COLLATE CASE_SENSITIVE,
+    song_id VARCHAR(65) COLLATE CASE_SENSITIVE NOT NULL,
+    title VARCHAR(513) COLLATE CASE_SENSITIVE,
     duration DOUBLE PRECISION,
     year INTEGER
 )
@@ -47,23 +47,23 @@ DROP TABLE IF EXISTS incoming_events;
 
 -- create incoming_events
 CREATE TABLE incoming_events (
-    artist VARCHAR(512) COLLATE CASE_SENSITIVE,
-    auth VARCHAR(32) COLLATE CASE_SENSITIVE,
-    first_name VARCHAR(256) COLLATE CASE_SENSITIVE,
-    gender VARCHAR(16) COLLATE CASE_SENSITIVE,
+    artist VARCHAR(513) COLLATE CASE_SENSITIVE,
+    auth VARCHAR(33) COLLATE CASE_SENSITIVE,
+    first_name VARCHAR(257) COLLATE CASE_SENSITIVE,
+    gender VARCHAR(17) COLLATE CASE_SENSITIVE,
     item_in_session INTEGER NOT NULL,
-    last_name VARCHAR(256) COLLATE CASE_SENSITIVE,
+    last_name VARCHAR(257) COLLATE CASE_SENSITIVE,
     length DOUBLE PRECISION,
-    level VARCHAR(16) COLLATE CASE_SENSITIVE,
-    location VARCHAR(512) COLLATE CASE_SENSITIVE,
-    method VARCHAR(16) COLLATE CASE_SENSITIVE,
-    page VARCHAR(64) COLLATE CASE_SENSITIVE,
+    level VARCHAR(17) COLLATE CASE_SENSITIVE,
+    location VARCHAR(513) COLLATE CASE_SENSITIVE,
+    method VARCHAR(17) COLLATE CASE_SENSITIVE,
+    page VARCHAR(65) COLLATE CASE_SENSITIVE,
     registration DOUBLE PRECISION,
     session_id INTEGER NOT NULL,
-    song VARCHAR(512) COLLATE CASE_SENSITIVE,
+    song VARCHAR(513) COLLATE CASE_SENSITIVE,
     status INTEGER,
     ts BIGINT NOT NULL,
-    user_agent VARCHAR(512) COLLATE CASE_SENSITIVE,
+    user_agent VARCHAR(513) COLLATE CASE_SENSITIVE,
     user_id INTEGER
 )
 DISTSTYLE EVEN;
@@ -74,13 +74,13 @@ DROP TABLE IF EXISTS incoming_songs;
 -- create incoming_songs
 CREATE TABLE incoming_songs (
     num_songs INTEGER,
-    artist_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
+    artist_id VARCHAR(65) COLLATE CASE_SENSITIVE NOT NULL,
     artist_latitude DOUBLE PRECISION,
     artist_longitude DOUBLE PRECISION,
-    artist_location VARCHAR(512) COLLATE CASE_SENSITIVE,
-    artist_name VARCHAR(512) COLLATE CASE_SENSITIVE,
-    song_id VARCHAR(64) COLLATE CASE_SENSITIVE NOT NULL,
-    title VARCHAR(512) COLLATE CASE_SENSITIVE,
+    artist_location VARCHAR(513) COLLATE CASE_SENSITIVE,
+    artist_name VARCHAR(513) COLLATE CASE_SENSITIVE,
+    song_id VARCHAR(65) COLLATE CASE_SENSITIVE NOT NULL,
+    title VARCHAR(513) COLLATE CASE_SENSITIVE,
     duration DOUBLE PRECISION,
     year INTEGER
 )
@@ -297,14 +297,23 @@ REGION 'us-west-2'
 STATUPDATE ON
 MAXERROR 11;
 
--- event times out of range
-SELECT COUNT(*) FROM staging_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+-- events the local loader rejects
+SELECT COUNT(*) FROM staging_events WHERE (OCTET_LENGTH(artist) > 512) OR (OCTET_LENGTH(auth) > 32) OR (OCTET_LENGTH(first_name) > 256) OR (OCTET_LENGTH(gender) > 16) OR (OCTET_LENGTH(last_name) > 256) OR (OCTET_LENGTH(level) > 16) OR (OCTET_LENGTH(location) > 512) OR (OCTET_LENGTH(method) > 16) OR (OCTET_LENGTH(page) > 64) OR (OCTET_LENGTH(song) > 512) OR (ts < -2208988800000 OR ts > 253402300799999) OR (OCTET_LENGTH(user_agent) > 512);
 
--- event times out of range
-INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data', 's3://udacity-dend/log_data/', NULL, 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside years 1900 to 9999 as milliseconds since 1970-01-01', NULL FROM staging_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+-- events the local loader rejects
+INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data', 's3://udacity-dend/log_data/', NULL, CASE WHEN OCTET_LENGTH(artist) > 512 THEN 'artist: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(auth) > 32 THEN 'auth: is longer than the column''s width of 32 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(first_name) > 256 THEN 'first_name: is longer than the column''s width of 256 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(gender) > 16 THEN 'gender: is longer than the column''s width of 16 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(last_name) > 256 THEN 'last_name: is longer than the column''s width of 256 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(level) > 16 THEN 'level: is longer than the column''s width of 16 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(location) > 512 THEN 'location: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(method) > 16 THEN 'method: is longer than the column''s width of 16 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(page) > 64 THEN 'page: is longer than the column''s width of 64 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(song) > 512 THEN 'song: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN ts < -2208988800000 OR ts > 253402300799999 THEN 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside years 1900 to 9999 as milliseconds since 1970-01-01' WHEN OCTET_LENGTH(user_agent) > 512 THEN 'user_agent: is longer than the column''s width of 512 bytes (blanks beyond it included)' END, NULL FROM staging_events WHERE (OCTET_LENGTH(artist) > 512) OR (OCTET_LENGTH(auth) > 32) OR (OCTET_LENGTH(first_name) > 256) OR (OCTET_LENGTH(gender) > 16) OR (OCTET_LENGTH(last_name) > 256) OR (OCTET_LENGTH(level) > 16) OR (OCTET_LENGTH(location) > 512) OR (OCTET_LENGTH(method) > 16) OR (OCTET_LENGTH(page) > 64) OR (OCTET_LENGTH(song) > 512) OR (ts < -2208988800000 OR ts > 253402300799999) OR (OCTET_LENGTH(user_agent) > 512);
 
--- event times out of range
-DELETE FROM staging_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+-- events the local loader rejects
+DELETE FROM staging_events WHERE (OCTET_LENGTH(artist) > 512) OR (OCTET_LENGTH(auth) > 32) OR (OCTET_LENGTH(first_name) > 256) OR (OCTET_LENGTH(gender) > 16) OR (OCTET_LENGTH(last_name) > 256) OR (OCTET_LENGTH(level) > 16) OR (OCTET_LENGTH(location) > 512) OR (OCTET_LENGTH(method) > 16) OR (OCTET_LENGTH(page) > 64) OR (OCTET_LENGTH(song) > 512) OR (ts < -2208988800000 OR ts > 253402300799999) OR (OCTET_LENGTH(user_agent) > 512);
+
+-- songs the local loader rejects
+SELECT COUNT(*) FROM staging_songs WHERE (OCTET_LENGTH(artist_id) > 64) OR (OCTET_LENGTH(artist_location) > 512) OR (OCTET_LENGTH(artist_name) > 512) OR (OCTET_LENGTH(song_id) > 64) OR (OCTET_LENGTH(title) > 512);
+
+-- songs the local loader rejects
+INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'song_data', 's3://udacity-dend/song_data/', NULL, CASE WHEN OCTET_LENGTH(artist_id) > 64 THEN 'artist_id: is longer than the column''s width of 64 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(artist_location) > 512 THEN 'artist_location: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(artist_name) > 512 THEN 'artist_name: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(song_id) > 64 THEN 'song_id: is longer than the column''s width of 64 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(title) > 512 THEN 'title: is longer than the column''s width of 512 bytes (blanks beyond it included)' END, NULL FROM staging_songs WHERE (OCTET_LENGTH(artist_id) > 64) OR (OCTET_LENGTH(artist_location) > 512) OR (OCTET_LENGTH(artist_name) > 512) OR (OCTET_LENGTH(song_id) > 64) OR (OCTET_LENGTH(title) > 512);
+
+-- songs the local loader rejects
+DELETE FROM staging_songs WHERE (OCTET_LENGTH(artist_id) > 64) OR (OCTET_LENGTH(artist_location) > 512) OR (OCTET_LENGTH(artist_name) > 512) OR (OCTET_LENGTH(song_id) > 64) OR (OCTET_LENGTH(title) > 512);
 
 -- copy incoming_events through a manifest
 COPY incoming_events (artist, auth, first_name, gender, item_in_session, last_name, length, level, location, method, page, registration, session_id, song, status, ts, user_agent, user_id)
@@ -316,14 +325,14 @@ REGION 'us-west-2'
 STATUPDATE ON
 MAXERROR 0;
 
--- incoming event times out of range
-SELECT COUNT(*) FROM incoming_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+-- incoming events the local loader rejects
+SELECT COUNT(*) FROM incoming_events WHERE (OCTET_LENGTH(artist) > 512) OR (OCTET_LENGTH(auth) > 32) OR (OCTET_LENGTH(first_name) > 256) OR (OCTET_LENGTH(gender) > 16) OR (OCTET_LENGTH(last_name) > 256) OR (OCTET_LENGTH(level) > 16) OR (OCTET_LENGTH(location) > 512) OR (OCTET_LENGTH(method) > 16) OR (OCTET_LENGTH(page) > 64) OR (OCTET_LENGTH(song) > 512) OR (ts < -2208988800000 OR ts > 253402300799999) OR (OCTET_LENGTH(user_agent) > 512);
 
--- incoming event times out of range
-INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data', 's3://my-bucket/sparkify-manifests/sparkify-incoming_events.manifest', NULL, 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside years 1900 to 9999 as milliseconds since 1970-01-01', NULL FROM incoming_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+-- incoming events the local loader rejects
+INSERT INTO load_errors (source, file, line, reason, raw_text) SELECT 'log_data', 's3://my-bucket/sparkify-manifests/sparkify-incoming_events.manifest', NULL, CASE WHEN OCTET_LENGTH(artist) > 512 THEN 'artist: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(auth) > 32 THEN 'auth: is longer than the column''s width of 32 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(first_name) > 256 THEN 'first_name: is longer than the column''s width of 256 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(gender) > 16 THEN 'gender: is longer than the column''s width of 16 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(last_name) > 256 THEN 'last_name: is longer than the column''s width of 256 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(level) > 16 THEN 'level: is longer than the column''s width of 16 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(location) > 512 THEN 'location: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(method) > 16 THEN 'method: is longer than the column''s width of 16 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(page) > 64 THEN 'page: is longer than the column''s width of 64 bytes (blanks beyond it included)' WHEN OCTET_LENGTH(song) > 512 THEN 'song: is longer than the column''s width of 512 bytes (blanks beyond it included)' WHEN ts < -2208988800000 OR ts > 253402300799999 THEN 'ts: ' || CAST(ts AS VARCHAR(24)) || ' is outside years 1900 to 9999 as milliseconds since 1970-01-01' WHEN OCTET_LENGTH(user_agent) > 512 THEN 'user_agent: is longer than the column''s width of 512 bytes (blanks beyond it included)' END, NULL FROM incoming_events WHERE (OCTET_LENGTH(artist) > 512) OR (OCTET_LENGTH(auth) > 32) OR (OCTET_LENGTH(first_name) > 256) OR (OCTET_LENGTH(gender) > 16) OR (OCTET_LENGTH(last_name) > 256) OR (OCTET_LENGTH(level) > 16) OR (OCTET_LENGTH(location) > 512) OR (OCTET_LENGTH(method) > 16) OR (OCTET_LENGTH(page) > 64) OR (OCTET_LENGTH(song) > 512) OR (ts < -2208988800000 OR ts > 253402300799999) OR (OCTET_LENGTH(user_agent) > 512);
 
--- incoming event times out of range
-DELETE FROM incoming_events WHERE ts < -2208988800000 OR ts > 253402300799999;
+-- incoming events the local loader rejects
+DELETE FROM incoming_events WHERE (OCTET_LENGTH(artist) > 512) OR (OCTET_LENGTH(auth) > 32) OR (OCTET_LENGTH(first_name) > 256) OR (OCTET_LENGTH(gender) > 16) OR (OCTET_LENGTH(last_name) > 256) OR (OCTET_LENGTH(level) > 16) OR (OCTET_LENGTH(location) > 512) OR (OCTET_LENGTH(method) > 16) OR (OCTET_LENGTH(page) > 64) OR (OCTET_LENGTH(song) > 512) OR (ts < -2208988800000 OR ts > 253402300799999) OR (OCTET_LENGTH(user_agent) > 512);
 
 -- ledger entries
 SELECT source, file, bytes, version, records, staged, rejected, loaded_at FROM loaded_files;
@@ -403,7 +412,7 @@ SELECT song_id, title, artist_id, artist_name, year, duration
 FROM (
     SELECT song_id, title, artist_id, artist_name, year, duration,
            ROW_NUMBER() OVER (
-               PARTITION BY song_id
+               PARTITION BY song_id, LENGTH(song_id)
                ORDER BY artist_id NULLS LAST, LENGTH(artist_id), title NULLS LAST, LENGTH(title), year NULLS LAST, duration NULLS LAST,
                         artist_name NULLS LAST, LENGTH(artist_name)
            ) AS pick
@@ -487,7 +496,7 @@ SELECT song_id, title, artist_id, artist_name, year, duration
 FROM (
     SELECT song_id, title, artist_id, artist_name, year, duration,
            ROW_NUMBER() OVER (
-               PARTITION BY song_id
+               PARTITION BY song_id, LENGTH(song_id)
                ORDER BY artist_id NULLS LAST, LENGTH(artist_id), title NULLS LAST, LENGTH(title), year NULLS LAST, duration NULLS LAST,
                         artist_name NULLS LAST, LENGTH(artist_name)
            ) AS pick
@@ -502,7 +511,7 @@ SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitud
 FROM (
     SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitude,
            ROW_NUMBER() OVER (
-               PARTITION BY artist_id
+               PARTITION BY artist_id, LENGTH(artist_id)
                ORDER BY CASE WHEN artist_latitude IS NULL THEN 1 ELSE 0 END,
                         CASE WHEN artist_location IS NULL OR LENGTH(artist_location) = 0
                              THEN 1 ELSE 0 END,
@@ -558,7 +567,7 @@ SELECT song_id, title, artist_id, artist_name, year, duration
 FROM (
     SELECT song_id, title, artist_id, artist_name, year, duration,
            ROW_NUMBER() OVER (
-               PARTITION BY song_id
+               PARTITION BY song_id, LENGTH(song_id)
                ORDER BY artist_id NULLS LAST, LENGTH(artist_id), title NULLS LAST, LENGTH(title), year NULLS LAST, duration NULLS LAST,
                         artist_name NULLS LAST, LENGTH(artist_name)
            ) AS pick
@@ -666,16 +675,16 @@ SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END) FROM time t;
 SELECT t.start_time FROM time t WHERE t.start_time IS NULL ORDER BY t.start_time LIMIT 5;
 
 -- check unique(songs: song_id)
-SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT songs.*, ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY song_id) AS repeat_number FROM songs) t;
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT songs.*, ROW_NUMBER() OVER (PARTITION BY song_id, LENGTH(song_id) ORDER BY song_id) AS repeat_number FROM songs) t;
 
 -- offending rows unique(songs: song_id)
-SELECT t.song_id, t.title, t.artist_id, t.year, t.duration FROM (SELECT songs.*, ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY song_id) AS repeat_number FROM songs) t WHERE t.repeat_number > 1 ORDER BY t.song_id LIMIT 5;
+SELECT t.song_id, t.title, t.artist_id, t.year, t.duration FROM (SELECT songs.*, ROW_NUMBER() OVER (PARTITION BY song_id, LENGTH(song_id) ORDER BY song_id) AS repeat_number FROM songs) t WHERE t.repeat_number > 1 ORDER BY t.song_id LIMIT 5;
 
 -- check unique(artists: artist_id)
-SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT artists.*, ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY artist_id) AS repeat_number FROM artists) t;
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT artists.*, ROW_NUMBER() OVER (PARTITION BY artist_id, LENGTH(artist_id) ORDER BY artist_id) AS repeat_number FROM artists) t;
 
 -- offending rows unique(artists: artist_id)
-SELECT t.artist_id, t.name, t.location, t.latitude, t.longitude FROM (SELECT artists.*, ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY artist_id) AS repeat_number FROM artists) t WHERE t.repeat_number > 1 ORDER BY t.artist_id LIMIT 5;
+SELECT t.artist_id, t.name, t.location, t.latitude, t.longitude FROM (SELECT artists.*, ROW_NUMBER() OVER (PARTITION BY artist_id, LENGTH(artist_id) ORDER BY artist_id) AS repeat_number FROM artists) t WHERE t.repeat_number > 1 ORDER BY t.artist_id LIMIT 5;
 
 -- check unique(users: user_id)
 SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT users.*, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id) AS repeat_number FROM users) t;
@@ -708,22 +717,22 @@ SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NOT NULL AND p.user_id IS NULL THE
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t LEFT JOIN (SELECT DISTINCT user_id FROM users) p ON t.user_id = p.user_id WHERE t.user_id IS NOT NULL AND p.user_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
 
 -- check relationship(songplays(song_id) in songs(song_id))
-SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id));
+SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id));
 
 -- offending rows relationship(songplays(song_id) in songs(song_id))
-SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) WHERE t.song_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) WHERE t.song_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
 
 -- check relationship(songplays(artist_id) in artists(artist_id))
-SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
+SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id, LENGTH(artist_id) AS artist_id_length FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
 
 -- offending rows relationship(songplays(artist_id) in artists(artist_id))
-SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id, LENGTH(artist_id) AS artist_id_length FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
 
 -- check relationship(songplays(song_id, artist_id) in songs(song_id, artist_id))
-SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, artist_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
+SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length, artist_id, LENGTH(artist_id) AS artist_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
 
 -- offending rows relationship(songplays(song_id, artist_id) in songs(song_id, artist_id))
-SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, artist_id FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length, artist_id, LENGTH(artist_id) AS artist_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
 
 -- check relationship(songplays(start_time) in time(start_time))
 SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NOT NULL AND p.start_time IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT start_time FROM time) p ON t.start_time = p.start_time;
@@ -732,10 +741,10 @@ SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NOT NULL AND p.start_time IS NU
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.start_time FROM songplays t LEFT JOIN (SELECT DISTINCT start_time FROM time) p ON t.start_time = p.start_time WHERE t.start_time IS NOT NULL AND p.start_time IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
 
 -- check relationship(songs(artist_id) in artists(artist_id))
-SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL THEN 1 END) FROM songs t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
+SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL THEN 1 END) FROM songs t LEFT JOIN (SELECT DISTINCT artist_id, LENGTH(artist_id) AS artist_id_length FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id));
 
 -- offending rows relationship(songs(artist_id) in artists(artist_id))
-SELECT t.song_id, t.artist_id FROM songs t LEFT JOIN (SELECT DISTINCT artist_id FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.song_id LIMIT 5;
+SELECT t.song_id, t.artist_id FROM songs t LEFT JOIN (SELECT DISTINCT artist_id, LENGTH(artist_id) AS artist_id_length FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.song_id LIMIT 5;
 
 -- check accepted_values(songplays.level: free, paid)
 SELECT COUNT(*), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM songplays t;
@@ -845,16 +854,16 @@ ORDER BY t.weekday;
 -- analysis top_artists
 SELECT a.artist_id, a.name, p.plays
 FROM (SELECT artist_id, COUNT(*) AS plays FROM songplays WHERE artist_id IS NOT NULL
-      GROUP BY artist_id) p
-JOIN artists a ON a.artist_id = p.artist_id
-ORDER BY p.plays DESC, a.artist_id
+      GROUP BY artist_id, LENGTH(artist_id)) p
+JOIN artists a ON (a.artist_id = p.artist_id AND LENGTH(a.artist_id) = LENGTH(p.artist_id))
+ORDER BY p.plays DESC, a.artist_id, LENGTH(a.artist_id)
 LIMIT 5;
 
 -- analysis top_songs
 SELECT s.song_id, s.title, a.name AS artist, p.plays
 FROM (SELECT song_id, COUNT(*) AS plays FROM songplays WHERE song_id IS NOT NULL
-      GROUP BY song_id) p
-JOIN songs s ON s.song_id = p.song_id
-LEFT JOIN artists a ON a.artist_id = s.artist_id
-ORDER BY p.plays DESC, s.song_id
+      GROUP BY song_id, LENGTH(song_id)) p
+JOIN songs s ON (s.song_id = p.song_id AND LENGTH(s.song_id) = LENGTH(p.song_id))
+LEFT JOIN artists a ON (a.artist_id = s.artist_id AND LENGTH(a.artist_id) = LENGTH(s.artist_id))
+ORDER BY p.plays DESC, s.song_id, LENGTH(s.song_id)
 LIMIT 5;
