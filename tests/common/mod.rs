@@ -192,7 +192,7 @@ pub const BAD_LINES: &str =
 
 /// One log line with the fields the semantics tests vary; the rest as the app writes them.
 #[allow(clippy::too_many_arguments)]
-fn event(
+pub fn event(
     user: u32,
     session: u32,
     item: u32,
