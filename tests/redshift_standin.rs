@@ -241,7 +241,13 @@ fn assert_same(local: &Workspace, remote: &Remote, when: &str) {
 /// Loads `sources` on DuckDB and through `engine` on the stand-in, compares, then adds a day
 /// (a late file among the earlier ones, and a file of new plays repeating some known ones) and
 /// compares again.
-fn full_then_incremental(sources: &Path, engine: &'static str, max_errors: u64, etl: &[&str]) {
+fn full_then_incremental(
+    sources: &Path,
+    engine: &'static str,
+    max_errors: u64,
+    etl: &[&str],
+    after_full: &dyn Fn(&Remote),
+) {
     let Some(remote) = Remote::new(sources, engine, max_errors) else {
         return;
     };
@@ -268,6 +274,7 @@ fn full_then_incremental(sources: &Path, engine: &'static str, max_errors: u64, 
     };
     assert!(served > 0, "the stand-in served no {engine} session");
     assert_same(&local, &remote, "after a full load");
+    after_full(&remote);
 
     // A late file dated before the others and a day that repeats plays and changes a level.
     let mut late = String::new();
@@ -369,6 +376,14 @@ fn edge_cases() -> tempfile::TempDir {
     ] {
         std::fs::write(dir.path().join("song_data").join(name), text).unwrap();
     }
+    // A song object over several lines with a year that is not a number: COPY names the
+    // line it ends on.
+    std::fs::write(
+        dir.path().join("song_data/pretty.json"),
+        "{\n  \"num_songs\": 1,\n  \"artist_id\": \"ARP\", \"song_id\": \"SOP\",\n  \
+         \"title\": \"Pretty\", \"duration\": 1.0,\n  \"year\": \"soon\"\n}\n",
+    )
+    .unwrap();
     let padded_title = format!("{}{}", "y".repeat(510), " ".repeat(5));
     let plays = [
         common::event(7, 70, 1, "free", "Blank One", "Ex", 200.0, NOV_20),
@@ -408,28 +423,115 @@ fn edge_cases() -> tempfile::TempDir {
     dir
 }
 
+/// The pretty-printed song of [`edge_cases`] is rejected naming the line its record ends on.
+fn multi_line_reject_named(remote: &Remote) {
+    let rejects = remote.rows("load_errors");
+    assert!(
+        rejects.iter().any(|r| r.contains("pretty.json")
+            && r.contains("Int(6)")
+            && r.contains("record ending at line 6: year")),
+        "{rejects:#?}"
+    );
+}
+
 #[test]
 fn the_udacity_sample_through_the_wire_engine_gives_duckdbs_warehouse() {
     if let Some(sample) = common::udacity_sample() {
-        full_then_incremental(&sample, "redshift", 0, &[]);
+        full_then_incremental(&sample, "redshift", 0, &[], &|_| {});
     }
 }
 
 #[test]
 fn the_udacity_sample_through_the_data_api_gives_duckdbs_warehouse() {
     if let Some(sample) = common::udacity_sample() {
-        full_then_incremental(&sample, "redshift-data", 0, &[]);
+        full_then_incremental(&sample, "redshift-data", 0, &[], &|_| {});
     }
 }
 
 #[test]
 fn edge_cases_through_the_wire_engine_give_duckdbs_warehouse() {
     let sources = edge_cases();
-    full_then_incremental(sources.path(), "redshift", 10, &["--no-checks"]);
+    full_then_incremental(
+        sources.path(),
+        "redshift",
+        10,
+        &["--no-checks"],
+        &multi_line_reject_named,
+    );
 }
 
 #[test]
 fn edge_cases_through_the_data_api_give_duckdbs_warehouse() {
     let sources = edge_cases();
-    full_then_incremental(sources.path(), "redshift-data", 10, &["--no-checks"]);
+    full_then_incremental(
+        sources.path(),
+        "redshift-data",
+        10,
+        &["--no-checks"],
+        &multi_line_reject_named,
+    );
+}
+
+/// The Data API keeps a session for SessionKeepAliveSeconds after its last statement finishes
+/// (https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_ExecuteStatement.html),
+/// and the stand-in ends it then, with its transaction. With a window of 1 s, a run that calls
+/// `keep_alive` between silent steps (as etl does around its S3 work) keeps its transaction and
+/// its temporary table through 2.4 s of silence; one that does not loses the session, and its
+/// next statement fails saying so instead of running outside the transaction.
+#[test]
+fn a_data_api_session_outlives_silent_work_with_keep_alives_and_lapses_without() {
+    use sparkify::warehouse::{Polling, RedshiftDataWarehouse, Target, Warehouse};
+    use std::time::Duration;
+    let root = tempfile::tempdir().unwrap();
+    let schema = format!("standin_keepalive_{}", std::process::id());
+    let Some(standin) = StandIn::start(root.path(), &schema) else {
+        return;
+    };
+    sparkify::tls::install_crypto_provider();
+    let open = || {
+        let config = aws_sdk_redshiftdata::Config::builder()
+            .behavior_version(aws_sdk_redshiftdata::config::BehaviorVersion::latest())
+            .region(aws_sdk_redshiftdata::config::Region::new(
+                redshift_standin::REGION,
+            ))
+            .endpoint_url(&standin.data_api)
+            .credentials_provider(aws_sdk_redshiftdata::config::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            ))
+            .build();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        RedshiftDataWarehouse::with_client(
+            runtime,
+            aws_sdk_redshiftdata::Client::from_conf(config),
+            Target::Workgroup("sparkify-standin".into()),
+            "test".into(),
+            Polling {
+                first: Duration::from_millis(5),
+                max: Duration::from_millis(50),
+                timeout: Duration::from_secs(60),
+                session_keep_alive: Duration::from_secs(1),
+            },
+        )
+    };
+
+    let mut kept = open();
+    kept.begin().unwrap();
+    kept.execute("CREATE TEMP TABLE held (n INTEGER)").unwrap();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(400));
+        kept.keep_alive().unwrap();
+    }
+    let rows = kept.query("SELECT COUNT(*) FROM held").unwrap();
+    assert_eq!(rows.single_int(), Some(0), "the temporary table was lost");
+    kept.commit().unwrap();
+
+    let mut lapsed = open();
+    lapsed.begin().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let err = format!("{:#}", lapsed.query("SELECT 1").unwrap_err());
+    assert!(err.contains("not available"), "{err}");
+    assert_eq!(standin.data_api_sessions(), 2);
 }

@@ -834,14 +834,21 @@ fn skipped_records(
         .iter()
         .map(|row| {
             let text = |index: usize| row.get(index).map(Cell::to_string).unwrap_or_default();
+            let line = match row.get(1) {
+                Some(Cell::Int(line)) => u64::try_from(*line).ok(),
+                _ => None,
+            };
+            // COPY names the line a JSON record ends on: for a song file, whose one object may
+            // span many lines, that is said, so the line is not taken for where it starts.
+            let ending = match (kind, line) {
+                (SourceKind::Song, Some(line)) => format!("record ending at line {line}: "),
+                _ => String::new(),
+            };
             Reject {
                 source: kind.name(),
                 file: text(0),
-                line: match row.get(1) {
-                    Some(Cell::Int(line)) => u64::try_from(*line).ok(),
-                    _ => None,
-                },
-                reason: format!("{}: {}", text(2), text(3)),
+                line,
+                reason: format!("{ending}{}: {}", text(2), text(3)),
                 raw_text: String::new(),
             }
         })
