@@ -604,10 +604,29 @@ fn a_silent_s3_endpoint_says_each_attempt_at_v_and_the_total_when_it_gives_up() 
     assert!(waited < Duration::from_secs(45), "{waited:?}");
 }
 
-/// The flags the README gives each binary, from every command line in it (`etl --full-refresh`,
-/// `analysis --format json > answers.json`, ...): a flag is a word starting with `-` after the
-/// binary's name, up to the end of that command (a backtick, `|`, `;`, `&&`, `>` or the line's
-/// end).
+/// The README and the pages of `docs/`, with their paths.
+fn documentation() -> Vec<(std::path::PathBuf, String)> {
+    let mut pages = vec![common::repo().join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(common::repo().join("docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
+    pages
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            (path, text)
+        })
+        .collect()
+}
+
+/// The flags the README and docs give each binary, from every command line in them (`etl
+/// --full-refresh`, `analysis --format json > answers.json`, ...): a flag is a word starting
+/// with `-` after the binary's name, up to the end of that command (a backtick, `|`, `;`, `&&`,
+/// `>` or the line's end).
 fn readme_flags() -> Vec<(String, String)> {
     const BINARIES: [&str; 7] = [
         "analysis",
@@ -618,9 +637,9 @@ fn readme_flags() -> Vec<(String, String)> {
         "iac_create",
         "iac_delete",
     ];
-    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let pages = documentation();
     let mut found = Vec::new();
-    for line in readme.lines() {
+    for line in pages.iter().flat_map(|(_, text)| text.lines()) {
         let words: Vec<&str> = line.split_whitespace().collect();
         for (at, word) in words.iter().enumerate() {
             let name = word.trim_start_matches(['`', '(', '$']);
@@ -655,7 +674,7 @@ fn readme_flags() -> Vec<(String, String)> {
 }
 
 #[test]
-fn every_flag_the_readme_gives_a_binary_is_one_it_takes() {
+fn every_flag_the_readme_and_docs_give_a_binary_is_one_it_takes() {
     let flags = readme_flags();
     assert!(
         flags
@@ -682,8 +701,66 @@ fn every_flag_the_readme_gives_a_binary_is_one_it_takes() {
     }
     assert!(
         missing.is_empty(),
-        "the README names flags the binaries do not take: {missing:?}"
+        "the README or docs name flags the binaries do not take: {missing:?}"
     );
+}
+
+/// A heading's anchor as GitHub makes it: lower case, spaces to `-`, other punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_link_of_the_readme_and_docs_resolves_to_a_file_and_heading() {
+    let pages = documentation();
+    let mut checked = 0;
+    let mut broken = Vec::new();
+    for (page, text) in &pages {
+        let dir = page.parent().unwrap();
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            let target = &rest[..rest.find(')').unwrap()];
+            if target.starts_with("http://") || target.starts_with("https://") {
+                continue;
+            }
+            checked += 1;
+            let (file, heading) = target.split_once('#').unwrap_or((target, ""));
+            let path = if file.is_empty() {
+                page.clone()
+            } else {
+                dir.join(file)
+            };
+            if !path.exists() {
+                broken.push(format!("{}: {target} (no such file)", page.display()));
+                continue;
+            }
+            if !heading.is_empty() {
+                let linked = std::fs::read_to_string(&path).unwrap();
+                let found = linked
+                    .lines()
+                    .filter_map(|l| {
+                        l.trim_start_matches('#')
+                            .strip_prefix(' ')
+                            .filter(|_| l.starts_with('#'))
+                    })
+                    .any(|h| anchor(h) == heading);
+                if !found {
+                    broken.push(format!("{}: {target} (no such heading)", page.display()));
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "too few links found: {checked}");
+    assert!(broken.is_empty(), "broken links: {broken:#?}");
 }
 
 #[test]
