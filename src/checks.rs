@@ -253,14 +253,16 @@ pub fn failure_report(outcomes: &[CheckOutcome]) -> Option<String> {
         return None;
     }
     let mut out = format!(
-        "{} of {} quality check(s) failed:",
+        "{} of {} failed:",
         failed.len(),
-        outcomes.len()
+        crate::report::counted(outcomes.len(), "quality check", "quality checks")
     );
     for outcome in failed {
         out.push_str(&format!(
-            "\n  {}: {} of {} row(s) fail",
-            outcome.name, outcome.failures, outcome.examined
+            "\n  {}: {} of {} fail",
+            outcome.name,
+            outcome.failures,
+            crate::report::counted(outcome.examined, "row", "rows")
         ));
         let shown = outcome.sample.rows.len() as i64;
         for row in &outcome.sample.rows {

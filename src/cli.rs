@@ -39,16 +39,50 @@ impl LogArgs {
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         crate::redact::register_environment();
-        let _ = tracing_subscriber::fmt()
+        let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(crate::redact::RedactingStderr)
             .with_ansi(std::io::stderr().is_terminal() && !no_color)
-            .with_target(self.verbose >= 3)
-            .try_init();
+            .with_target(self.verbose >= 3);
+        // Up to -vv, a line says what it is as a compiler does ("warning: ..."), without the
+        // time to the microsecond; -vvv, for the libraries' logs, keeps their time and target.
+        let _ = if self.verbose >= 3 {
+            builder.try_init()
+        } else {
+            builder.event_format(PlainLine).try_init()
+        };
     }
 
     pub fn progress(&self) -> Progress {
         Progress::new(self.quiet)
+    }
+}
+
+/// A log event as one line, `level: message field=value ...`, the level in words
+/// (`warning`, `info`, `debug`).
+struct PlainLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PlainLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "{level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

@@ -105,8 +105,13 @@ pub fn ensure_tables_exist(warehouse: &mut dyn Warehouse, tables: &[&Table]) -> 
         .collect();
     if !missing.is_empty() {
         bail!(
-            "{} lacks the table(s) {}: run etl first (its first run creates them)",
+            "{} lacks {} {}: run etl first (its first run creates them)",
             warehouse.describe(),
+            if missing.len() == 1 {
+                "the table"
+            } else {
+                "the tables"
+            },
             missing.join(", ")
         );
     }
@@ -550,10 +555,11 @@ fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
         )
     };
     bail!(
-        "{rejected} record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = {max_errors}; nothing \
+        "{} rejected, more than [WAREHOUSE] MAX_ERRORS = {max_errors}; nothing \
          was committed and the warehouse is as it was. First rejects:\n{}{hint}\nFix the \
          input, or raise MAX_ERRORS (or pass --max-errors) to load the rest and keep the \
          rejects in load_errors",
+        crate::report::counted(rejected, "record", "records"),
         shown.join("\n")
     )
 }

@@ -260,6 +260,16 @@ pub fn plan_line(
 }
 
 /// A whole number with its thousands grouped by commas: `6,820`, `-1,602`.
+/// `n` things, in words: "1 record", "2,150 records" (never "record(s)").
+pub fn counted(n: impl TryInto<i64>, singular: &str, plural: &str) -> String {
+    let n: i64 = n.try_into().unwrap_or(i64::MAX);
+    format!(
+        "{} {}",
+        thousands(n),
+        if n == 1 { singular } else { plural }
+    )
+}
+
 pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
@@ -366,9 +376,13 @@ pub fn etl_summary(report: &EtlReport, detail: bool) -> String {
     if report.rejected() > 0 {
         let _ = writeln!(
             out,
-            "{} rejected record(s) are in load_errors (file, line, reason, raw_text; `check \
-             --rejects` lists them); the first:",
-            thousands(report.rejected() as i64)
+            "{} in load_errors (file, line, reason, raw_text; `check --rejects` lists \
+             them); the first:",
+            counted(
+                report.rejected(),
+                "rejected record is",
+                "rejected records are"
+            )
         );
         for reject in report.sources.iter().flat_map(|s| &s.first_rejects) {
             let _ = writeln!(out, "  {}", reject_line(reject));
@@ -378,9 +392,15 @@ pub fn etl_summary(report: &EtlReport, detail: bool) -> String {
     if !unreadable.is_empty() {
         let _ = writeln!(
             out,
-            "{} file(s) could not be read and were skipped (--skip-unreadable-files); they are in \
-             load_errors with reason '{}':",
-            unreadable.len(),
+            "{} not be read and {} skipped (--skip-unreadable-files); {} in load_errors \
+             with reason '{}':",
+            counted(unreadable.len(), "file could", "files could"),
+            if unreadable.len() == 1 { "was" } else { "were" },
+            if unreadable.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
             crate::load::UNREADABLE_FILE
         );
         for file in unreadable {
@@ -558,8 +578,8 @@ pub fn rejects_table(result: &QueryResult, total: i64) -> String {
         String::new()
     };
     format!(
-        "{} rejected record(s) in load_errors{more}\n{table}",
-        thousands(total)
+        "{} in load_errors{more}\n{table}",
+        counted(total, "rejected record", "rejected records")
     )
 }
 
@@ -625,6 +645,13 @@ pub fn reject_line(reject: &crate::record::Reject) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_said_in_words() {
+        assert_eq!(counted(1, "record", "records"), "1 record");
+        assert_eq!(counted(0, "record", "records"), "0 records");
+        assert_eq!(counted(2150_u64, "record", "records"), "2,150 records");
+    }
 
     #[test]
     fn thousands_are_grouped() {

@@ -801,3 +801,22 @@ fn the_readmes_etl_sample_is_what_etl_prints_on_the_bundled_data() {
         assert!(printed.iter().any(|l| l.starts_with(start)), "{start}");
     }
 }
+
+/// A warning reads as a compiler's does, `warning: ...`, with no timestamp or level column,
+/// with -q as without it.
+#[test]
+fn warnings_read_warning_colon_without_a_timestamp() {
+    let ws = Workspace::new(&common::repo().join("data"), "DUCKDB_PTH=elsewhere.duckdb");
+    for args in [&[][..], &["-q"][..]] {
+        let out = ws.cmd("check").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("DUCKDB_PTH"))
+            .unwrap_or_else(|| panic!("no warning about DUCKDB_PTH: {stderr}"));
+        assert!(
+            line.starts_with("warning: ") && line.contains("did you mean DUCKDB_PATH?"),
+            "{line}"
+        );
+    }
+}

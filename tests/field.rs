@@ -425,9 +425,7 @@ fn a_grown_log_is_read_from_where_it_ended_and_gives_what_a_full_load_gives() {
     assert!(run.stdout.contains("the first:\n"), "{run:#?}");
     let rejects = project.here("check", &["--rejects"]).ok();
     assert!(
-        rejects
-            .stdout
-            .contains("1 rejected record(s) in load_errors")
+        rejects.stdout.contains("1 rejected record in load_errors")
             && rejects.stdout.contains("2018-11-30-events.json")
             && rejects.stdout.contains(&(lines_before + 3).to_string())
             && rejects.stdout.contains("not json"),

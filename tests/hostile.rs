@@ -79,7 +79,7 @@ fn nul_bytes_impossible_times_and_broken_song_files_are_single_rejects() {
     hostile_sources(sources.path());
     let ws = Workspace::new(sources.path(), "MAX_ERRORS=5");
     let summary = ws.create_and_load();
-    assert!(summary.contains("5 rejected record(s)"), "{summary}");
+    assert!(summary.contains("5 rejected records"), "{summary}");
     let rejects = ws.dump("(SELECT file, line, reason, raw_text FROM load_errors)");
     assert_eq!(rejects.len(), HOSTILE_REJECTS.len(), "{rejects:#?}");
     for (file, line, reason) in HOSTILE_REJECTS {

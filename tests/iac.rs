@@ -1020,7 +1020,7 @@ fn iac_create_lists_every_problem_before_any_change_and_the_dry_run_shows_them_w
         "{stdout}"
     );
     assert!(
-        stderr.contains("2 problem(s) to fix before a real run"),
+        stderr.contains("2 problems to fix before a real run"),
         "{stderr}"
     );
 
@@ -2173,7 +2173,7 @@ fn a_reject_redshift_counted_but_did_not_detail_fails_the_run() {
     });
     let err = format!("{:#}", fake.etl(5).unwrap_err());
     assert!(
-        err.contains("counted 2 error(s) in sys_load_history but sys_load_error_detail holds 1"),
+        err.contains("counted 2 errors in sys_load_history but sys_load_error_detail holds 1"),
         "{err}"
     );
     let log = fake.log();
@@ -2277,7 +2277,7 @@ fn a_prefix_of_json_objects_only_is_copied_by_prefix_and_other_objects_need_a_ma
     });
     let err = format!("{:#}", fake.etl(5).unwrap_err());
     assert!(
-        err.contains("[S3] SONG_DATA = s3://udacity-dend/song_data/ also holds 2 object(s)"),
+        err.contains("[S3] SONG_DATA = s3://udacity-dend/song_data/ also holds 2 objects"),
         "{err}"
     );
     assert!(

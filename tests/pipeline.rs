@@ -199,17 +199,17 @@ fn bad_input_is_recorded_in_load_errors_and_counted() {
             .success();
         let summary = String::from_utf8(out.get_output().stdout.clone()).unwrap();
         assert!(
-            summary.contains("1 file(s) could not be read and were skipped"),
+            summary.contains("1 file could not be read and was skipped"),
             "{summary}"
         );
         assert!(summary.contains("broken.json"), "{summary}");
-        assert!(summary.contains("3 rejected record(s)"), "{summary}");
+        assert!(summary.contains("3 rejected records"), "{summary}");
         summary
     } else {
         String::from_utf8(ws.cmd("etl").assert().success().get_output().stdout.clone()).unwrap()
     };
     assert!(
-        summary.contains("rejected record(s) are in load_errors"),
+        summary.contains("rejected records are in load_errors"),
         "{summary}"
     );
     let errors = ws.dump("(SELECT file, line, reason, raw_text FROM load_errors)");
@@ -257,7 +257,7 @@ fn too_many_rejects_fail_the_run_and_keep_the_previous_warehouse() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "3 record(s) rejected, more than [WAREHOUSE] MAX_ERRORS = 2",
+            "3 records rejected, more than [WAREHOUSE] MAX_ERRORS = 2",
         ))
         .stderr(predicate::str::contains(
             "2018-11-01-events.json:3: not valid JSON",
@@ -557,7 +557,7 @@ fn every_binary_explains_itself_and_keeps_secrets() {
             "[S3] LOG_DATA = \"\" is not an s3:// URI",
         ))
         .stderr(predicate::str::contains(
-            "problem(s) to fix before a real run",
+            "problems to fix before a real run",
         ));
     for args in [
         &["create_tables", "-vv"][..],
@@ -806,11 +806,11 @@ fn a_load_that_fails_a_check_commits_nothing() {
     let out = ws.cmd("etl").assert().code(1);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("accepted_values(songplays.level: free, paid): 1 of 2 row(s) fail"),
+        stderr.contains("accepted_values(songplays.level: free, paid): 1 of 2 rows fail"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("accepted_values(users.level: free, paid): 1 of 2 row(s) fail"),
+        stderr.contains("accepted_values(users.level: free, paid): 1 of 2 rows fail"),
         "{stderr}"
     );
     assert!(stderr.contains("user_id=92, level=premium"), "{stderr}");

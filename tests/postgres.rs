@@ -595,7 +595,7 @@ fn hostile_input_gives_the_same_rejects_on_postgres_as_on_duckdb() {
         .arg("--skip-unreadable-files")
         .assert()
         .success()
-        .stdout(predicate::str::contains("1 file(s) could not be read"));
+        .stdout(predicate::str::contains("1 file could not be read"));
     let postgres = ws.rows(None, "load_errors");
     assert_eq!(postgres.len(), HOSTILE_REJECTS.len() + 1, "{postgres:#?}");
     assert!(postgres.iter().any(|r| r.contains("unreadable file: ")));

@@ -25,9 +25,7 @@ fn report(ws: &Workspace) -> String {
         .arg(&path)
         .assert()
         .success()
-        .stdout(predicates::str::contains(
-            "wrote the report of 13 answer(s)",
-        ));
+        .stdout(predicates::str::contains("wrote the report of 13 answers"));
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -213,7 +211,7 @@ fn pngs(ws: &Workspace, dir: &Path) -> Vec<String> {
         .arg(dir)
         .assert()
         .success()
-        .stdout(format!("wrote 11 chart(s) to {}\n", dir.display()));
+        .stdout(format!("wrote 11 charts to {}\n", dir.display()));
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())

@@ -71,8 +71,8 @@ fn main() -> ExitCode {
             let page = sparkify::html_report::render(&warehouse.describe(), &built_at, &answers)?;
             sparkify::html_report::write(path, &page)?;
             sparkify::cli::println(&format!(
-                "wrote the report of {} answer(s) to {}",
-                answers.len(),
+                "wrote the report of {} to {}",
+                sparkify::report::counted(answers.len(), "answer", "answers"),
                 path.display()
             ))?;
         }
@@ -82,7 +82,11 @@ fn main() -> ExitCode {
                 "wrote no chart: the answers asked for are counts, shown as numbers (see --help)"
                     .to_string()
             } else {
-                format!("wrote {} chart(s) to {}", written.len(), dir.display())
+                format!(
+                    "wrote {} to {}",
+                    sparkify::report::counted(written.len(), "chart", "charts"),
+                    dir.display()
+                )
             })?;
         }
         if args.html.is_some() || args.png.is_some() {

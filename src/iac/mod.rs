@@ -274,7 +274,7 @@ pub async fn delete(clients: &Clients, plan: &DeletePlan, report: &dyn Reporter)
         } else {
             Change::AlreadyGone
         };
-        let what = format!("ingress rule(s) made by iac_create on {group}: {revoked}");
+        let what = format!("the ingress rules made by iac_create on {group}: {revoked}");
         report.step(&Step::since(what, change, clock));
     }
 

@@ -127,8 +127,8 @@ pub fn print_dry_run(
     crate::cli::println(nothing_done)?;
     if !problems.is_empty() {
         anyhow::bail!(
-            "{} problem(s) to fix before a real run (listed above)",
-            problems.len()
+            "{} to fix before a real run (listed above)",
+            crate::report::counted(problems.len(), "problem", "problems")
         );
     }
     Ok(())

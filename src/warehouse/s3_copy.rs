@@ -243,11 +243,15 @@ pub fn plan_copies(config: &Config, listing: Listing, load: &S3Load) -> Result<V
                 .collect();
             let Some(prefix) = &manifest_prefix else {
                 bail!(
-                    "{name} = {source} also holds {} object(s) that are not .json data (such as \
+                    "{name} = {source} also holds {} not .json data (such as \
                      {}), which Redshift's COPY of the prefix would load as records: set [S3] \
                      MANIFEST_PREFIX to an s3:// prefix you may write and the IAM role may read, \
                      and etl will COPY through a manifest of exactly the .json objects",
-                    objects.len() - data.len(),
+                    crate::report::counted(
+                        objects.len() - data.len(),
+                        "object that is",
+                        "objects that are"
+                    ),
                     others.join(", ")
                 );
             };
@@ -855,12 +859,12 @@ fn skipped_records(
         .collect();
     ensure!(
         !complete || rejects.len() as u64 == outcome.error_count,
-        "Redshift's COPY into {} (query {}) counted {} error(s) in sys_load_history but \
+        "Redshift's COPY into {} (query {}) counted {} in sys_load_history but \
          sys_load_error_detail holds {}; so that no skipped record goes unrecorded, nothing was \
          committed",
         outcome.table,
         outcome.query_id,
-        outcome.error_count,
+        crate::report::counted(outcome.error_count, "error", "errors"),
         rejects.len()
     );
     Ok(rejects)

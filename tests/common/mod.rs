@@ -563,7 +563,7 @@ pub fn load_semantics(ws: &Workspace) {
     let refused = ws.cmd("etl").assert().code(1);
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("accepted_values(songplays.level: free, paid): 1 of 7 row(s) fail"),
+        stderr.contains("accepted_values(songplays.level: free, paid): 1 of 7 rows fail"),
         "{stderr}"
     );
     assert!(stderr.contains("level=FREE"), "{stderr}");
