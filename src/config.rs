@@ -663,6 +663,14 @@ pub const DEFAULT_DUCKDB_PATH: &str = "sparkify.duckdb";
 impl Config {
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
+        if std::fs::symlink_metadata(path).is_err() {
+            bail!(
+                "there is no config file {}: copy the clone's dwh.cfg here, or write one whose \
+                 [LOCAL] section names LOG_DATA, SONG_DATA and LOG_JSONPATH (`gen_data --out DIR` \
+                 prints those lines for a dataset it writes), or pass --config PATH",
+                path.display()
+            );
+        }
         // A config is a few kilobytes; 1 MiB bounds a device or FIFO passed as --config.
         let text = crate::files::read_small(path, 1 << 20)
             .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".into()))

@@ -420,15 +420,12 @@ fn config_errors_say_what_is_missing_in_the_words_of_the_file() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         stderr
     };
-    // No file: the cause first, then what to do.
+    // No file: the cause first, then how to get one.
     let stderr = run("etl", &["--dry-run"]);
     assert!(
-        stderr.contains(&format!(
-            "cannot read config file {}: No such file or directory",
-            config.display()
-        )) && stderr
-            .trim_end()
-            .ends_with("pass --config PATH to use another file"),
+        stderr.contains(&format!("there is no config file {}", config.display()))
+            && stderr.contains("gen_data --out DIR")
+            && stderr.trim_end().ends_with("or pass --config PATH"),
         "{stderr}"
     );
     // An empty file: no sources.
@@ -819,4 +816,34 @@ fn warnings_read_warning_colon_without_a_timestamp() {
             "{line}"
         );
     }
+}
+
+/// `gen_data` prints the `[LOCAL]` lines that load what it wrote: pasted into an empty
+/// `dwh.cfg` in another directory, `etl` loads it.
+#[test]
+fn gen_data_prints_the_config_lines_that_load_its_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("gen_data"))
+        .args(["--songs", "20", "--events", "200", "--out"])
+        .arg(dir.path().join("gen"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines = &stdout[stdout.find("[LOCAL]").expect("the [LOCAL] lines")..];
+    let run = dir.path().join("elsewhere");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("dwh.cfg"), lines).unwrap();
+    let etl = Command::new(assert_cmd::cargo::cargo_bin("etl"))
+        .current_dir(&run)
+        .arg("-q")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        etl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&etl.stderr)
+    );
+    assert!(run.join("sparkify.duckdb").exists());
 }

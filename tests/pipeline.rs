@@ -333,7 +333,7 @@ fn configuration_mistakes_are_one_line_errors_that_say_what_to_change() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "cannot read config file /nonexistent/dwh.cfg",
+            "there is no config file /nonexistent/dwh.cfg",
         ));
 }
 

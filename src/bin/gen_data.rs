@@ -64,13 +64,19 @@ fn main() -> ExitCode {
             out: args.out.clone(),
             force: args.force,
         })?;
+        let out = std::fs::canonicalize(&args.out).unwrap_or_else(|_| args.out.clone());
         sparkify::cli::println(&format!(
-            "wrote {} song files and {} log files ({} events, {} bytes) under {}",
+            "wrote {} song files and {} log files ({} events, {} bytes) under {}\n\
+             To load it, put these lines in dwh.cfg (in place of its [LOCAL] section):\n\
+             [LOCAL]\nLOG_DATA = {}\nSONG_DATA = {}\nLOG_JSONPATH = {}",
             summary.song_files,
             summary.log_files,
             summary.events,
             summary.bytes,
-            args.out.display()
+            args.out.display(),
+            out.join("log_data").display(),
+            out.join("song_data").display(),
+            out.join("log_json_path.json").display()
         ))
     })())
 }
