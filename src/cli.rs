@@ -58,6 +58,23 @@ impl LogArgs {
     }
 }
 
+/// Parses a binary's arguments; `--version` (or `-V`) says the release, the commit built and
+/// the DuckDB linked in: `etl 0.1.0 (commit 1a2b3c4d5e6f, DuckDB v1.4.1)`.
+pub fn parse<T: clap::Parser>() -> T {
+    let mut command = T::command();
+    if std::env::args_os().any(|arg| arg == "--version" || arg == "-V") {
+        let version = format!(
+            "{} (commit {}, DuckDB {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("SPARKIFY_COMMIT"),
+            crate::warehouse::DuckDbWarehouse::library_version()
+        );
+        command = command.version(&*Box::leak(version.into_boxed_str()));
+    }
+    let matches = command.get_matches();
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// A log event as one line, `level: message field=value ...`, the level in words
 /// (`warning`, `info`, `debug`).
 struct PlainLine;

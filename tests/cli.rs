@@ -364,10 +364,18 @@ fn every_binary_says_its_own_name_and_shows_examples() {
             .output()
             .unwrap();
         assert!(out.status.success());
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            format!("{binary} {}", env!("CARGO_PKG_VERSION"))
+        // The release, the commit built and the DuckDB linked in.
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let expected = format!(
+            "{binary} {} (commit {}, DuckDB v",
+            env!("CARGO_PKG_VERSION"),
+            env!("SPARKIFY_COMMIT")
         );
+        assert!(
+            version.starts_with(&expected) && version.ends_with(')'),
+            "{version}"
+        );
+        assert!(!version.contains("unknown"), "{version}");
         let out = Command::new(assert_cmd::cargo::cargo_bin(binary))
             .arg("--help")
             .output()

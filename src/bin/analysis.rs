@@ -56,7 +56,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = sparkify::cli::parse();
     exit_code((|| {
         let config = args.common.init()?;
         let mut warehouse = sparkify::warehouse::open_read_only(&config, args.lock.timeout())?;

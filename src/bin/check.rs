@@ -54,7 +54,7 @@ enum CheckFormat {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = sparkify::cli::parse();
     exit_code((|| {
         let config = args.common.init()?;
         if args.print_sql {

@@ -44,7 +44,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = sparkify::cli::parse();
     exit_code((|| {
         let config = args.common.init()?;
         let mut consent = |holding: &[(&'static str, i64)]| consent(args.yes, holding);

@@ -134,7 +134,7 @@ enum SummaryFormat {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = sparkify::cli::parse();
     exit_code((|| {
         let mut config = args.common.init()?;
         if args.coalesce && !config.engine().is_redshift() {

@@ -123,6 +123,17 @@ fn check_opened(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 impl DuckDbWarehouse {
+    /// The version of the DuckDB linked in (`v1.4.1`, say), or why it cannot be told.
+    pub fn library_version() -> String {
+        duckdb::Connection::open_in_memory()
+            .and_then(|c| {
+                c.query_row("SELECT library_version FROM pragma_version()", [], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap_or_else(|e| format!("unknown ({e})"))
+    }
+
     /// Opens (or makes) the file for `create_tables`.
     pub fn open(path: &Path, memory_limit: &MemoryLimit) -> Result<Self> {
         Self::open_with(path, memory_limit, Access::Create, Duration::ZERO)
