@@ -210,7 +210,22 @@ pub fn whole_number(
 ) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
     move |text: &str| match text.trim().parse::<i128>() {
         Ok(n) if n >= i128::from(min) && n <= i128::from(max) => Ok(n as u64),
-        _ => Err(format!("expected a whole number from {min} to {max}")),
+        _ => Err(whole_number_range(min, max)),
+    }
+}
+
+/// The range of a whole-number flag in words: "from 0 to 3,600", or "1 or more" when the
+/// ceiling is only the type's.
+fn whole_number_range(min: u64, max: u64) -> String {
+    let group = |n: u64| crate::report::thousands(i64::try_from(n).unwrap_or(i64::MAX));
+    if max >= u64::from(u32::MAX) {
+        format!("expected a whole number, {} or more", group(min))
+    } else {
+        format!(
+            "expected a whole number from {} to {}",
+            group(min),
+            group(max)
+        )
     }
 }
 

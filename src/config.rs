@@ -822,7 +822,7 @@ impl Config {
                     MemoryLimit::default_limit(),
                     "an amount of memory such as 512MB or 4GB",
                 )?,
-                strict: file.parse_or("WAREHOUSE", "STRICT", false, "true or false")?,
+                strict: file.boolean("WAREHOUSE", "STRICT", false)?,
                 schema: match file.get("WAREHOUSE", "SCHEMA") {
                     None => None,
                     Some(name) if is_plain_schema_name(&name) => Some(name),
@@ -854,7 +854,7 @@ impl Config {
                     "seconds",
                 )?,
                 manifest_prefix: file.get("S3", "MANIFEST_PREFIX").unwrap_or_default(),
-                coalesce: file.parse_or("S3", "COALESCE", false, "true or false")?,
+                coalesce: file.boolean("S3", "COALESCE", false)?,
             },
             local,
             warehouse,
@@ -1147,6 +1147,24 @@ impl<'a> IniFile<'a> {
             Some(text) => text
                 .parse()
                 .map_err(|_| self.key_error(section, key, &text, expected)),
+        }
+    }
+
+    /// A yes-or-no setting, read as Python's configparser reads one (`getboolean`): `1`,
+    /// `yes`, `true`, `on` and `0`, `no`, `false`, `off`, in any case; `default` when absent.
+    fn boolean(&self, section: &str, key: &str, default: bool) -> Result<bool> {
+        match self.get(section, key) {
+            None => Ok(default),
+            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "1" | "yes" | "true" | "on" => Ok(true),
+                "0" | "no" | "false" | "off" => Ok(false),
+                _ => Err(self.key_error(
+                    section,
+                    key,
+                    &text,
+                    "true or false (or yes/no, on/off, 1/0)",
+                )),
+            },
         }
     }
 

@@ -288,24 +288,20 @@ fn numbers_out_of_range_are_usage_errors_that_name_the_range() {
     sources_with_log_lines(sources.path(), "");
     let ws = Workspace::new(sources.path(), "");
     for (binary, args, range) in [
-        ("analysis", &["--limit", "-1"][..], "from 1 to 4294967295"),
-        ("analysis", &["--limit", "0"][..], "from 1 to 4294967295"),
-        ("analysis", &["--limit", "ten"][..], "from 1 to 4294967295"),
-        (
-            "etl",
-            &["--max-errors", "-1"][..],
-            "from 0 to 18446744073709551615",
-        ),
-        ("etl", &["--lock-timeout", "-5"][..], "from 0 to 31536000"),
+        ("analysis", &["--limit", "-1"][..], ", 1 or more"),
+        ("analysis", &["--limit", "0"][..], ", 1 or more"),
+        ("analysis", &["--limit", "ten"][..], ", 1 or more"),
+        ("etl", &["--max-errors", "-1"][..], ", 0 or more"),
+        ("etl", &["--lock-timeout", "-5"][..], "from 0 to 31,536,000"),
         (
             "gen_data",
             &["--out", "x", "--songs", "0"][..],
-            "from 1 to 4294967295",
+            ", 1 or more",
         ),
         (
             "gen_data",
             &["--out", "x", "--days", "-2"][..],
-            "from 1 to 3650",
+            "from 1 to 3,650",
         ),
     ] {
         let mut cmd = if binary == "gen_data" {
@@ -854,4 +850,34 @@ fn gen_data_prints_the_config_lines_that_load_its_dataset() {
         String::from_utf8_lossy(&etl.stderr)
     );
     assert!(run.join("sparkify.duckdb").exists());
+}
+
+/// Yes-or-no settings take what Python's configparser takes (`yes`, `on`, `1`, ...), as the
+/// original project's reader did; anything else names the words accepted.
+#[test]
+fn yes_or_no_settings_read_as_configparser_reads_them() {
+    for (strict, refused) in [
+        ("yes", true),
+        ("On", true),
+        ("1", true),
+        ("no", false),
+        ("off", false),
+    ] {
+        let ws = Workspace::new(
+            &common::repo().join("data"),
+            &format!("STRICT = {strict}\nDUCKDB_PTH = x.duckdb"),
+        );
+        let out = ws.cmd("etl").arg("--dry-run").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            !out.status.success(),
+            refused,
+            "STRICT = {strict}: {stderr}"
+        );
+    }
+    let ws = Workspace::new(&common::repo().join("data"), "STRICT = maybe");
+    let out = ws.cmd("etl").arg("--dry-run").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("yes/no, on/off, 1/0"), "{stderr}");
 }
