@@ -41,6 +41,7 @@ pub fn run(warehouse: &mut dyn Warehouse, names: &[String], limit: u32) -> Resul
         .into_iter()
         .map(|query| {
             tracing::info!(query = query.name, "running");
+            warehouse.note(&format!("-- {}: {}", query.name, query.title));
             let result = warehouse
                 .query(&query.sql(warehouse.dialect(), limit))
                 .with_context(|| format!("question {} failed (run etl first?)", query.name))?;

@@ -881,3 +881,39 @@ fn yes_or_no_settings_read_as_configparser_reads_them() {
     assert!(!out.status.success());
     assert!(stderr.contains("yes/no, on/off, 1/0"), "{stderr}");
 }
+
+/// `analysis --print-sql` shows the query of each question in the chosen engine's dialect and
+/// opens no warehouse: no file is created, none needs to exist.
+#[test]
+fn analysis_prints_its_queries_without_a_warehouse() {
+    let ws = Workspace::new(&common::repo().join("data"), "");
+    let out = ws.cmd("analysis").arg("--print-sql").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = String::from_utf8(out.stdout).unwrap();
+    for query in sparkify::sql::ANALYSIS_QUERIES {
+        assert!(
+            sql.contains(&format!("-- {}: {}", query.name, query.title)),
+            "{sql}"
+        );
+    }
+    assert!(sql.matches("SELECT ").count() >= 13, "{sql}");
+    assert!(!ws.duckdb().exists(), "a warehouse was created");
+    let out = ws
+        .cmd("analysis")
+        .args([
+            "--print-sql",
+            "--engine",
+            "redshift",
+            "--query",
+            "top_songs",
+        ])
+        .output()
+        .unwrap();
+    let sql = String::from_utf8(out.stdout).unwrap();
+    assert!(sql.contains("GROUP BY song_id, LENGTH(song_id)"), "{sql}");
+    assert!(!sql.contains("-- top_artists"), "{sql}");
+}

@@ -21,7 +21,7 @@ use sparkify::report::Format;
 #[command(
     name = "analysis",
     version,
-    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts\n  analysis --html report.html               every answer charted, in one file\n  analysis --png charts/                    each chart as a PNG, for slides and chat"
+    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts\n  analysis --html report.html               every answer charted, in one file\n  analysis --png charts/                    each chart as a PNG, for slides and chat\n  analysis --print-sql --query top_songs    the query a question sends, sent nowhere"
 )]
 struct Args {
     #[command(flatten)]
@@ -49,6 +49,11 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     png: Option<std::path::PathBuf>,
 
+    /// Print the query of each question asked, as the chosen engine would get it, and send
+    /// none.
+    #[arg(long, conflicts_with_all = ["html", "png"])]
+    print_sql: bool,
+
     /// Run only this question; repeat for several. Default: all thirteen.
     #[arg(long = "query", value_name = "NAME",
           value_parser = PossibleValuesParser::new(sparkify::analysis::query_names()))]
@@ -59,6 +64,11 @@ fn main() -> ExitCode {
     let args: Args = sparkify::cli::parse();
     exit_code((|| {
         let config = args.common.init()?;
+        if args.print_sql {
+            let mut printer = sparkify::warehouse::SqlPrinter::new(&config);
+            sparkify::analysis::run(&mut printer, &args.queries, args.limit as u32)?;
+            return sparkify::cli::print(&printer.script());
+        }
         let mut warehouse = sparkify::warehouse::open_read_only(&config, args.lock.timeout())?;
         sparkify::etl::ensure_tables_exist(warehouse.as_mut(), &sparkify::schema::STAR_TABLES)?;
         sparkify::analysis::say_if_empty(warehouse.as_mut())?;
