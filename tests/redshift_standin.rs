@@ -114,18 +114,7 @@ impl Remote {
 
     /// Runs `binary` with `args`, which must succeed; its stdout and stderr.
     fn run(&self, binary: &str, args: &[&str]) -> String {
-        let out = self.cmd(binary).args(args).output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success(),
-            "{binary} {args:?} on {} failed:\n{text}",
-            self.engine
-        );
-        text
+        succeeded(self.cmd(binary).args(args), self.engine)
     }
 
     /// The sorted rows of `table`, read from PostgreSQL directly (not through the stand-in).
@@ -175,16 +164,18 @@ fn answers(output: &str) -> serde_json::Value {
 }
 
 fn local_run(ws: &Workspace, binary: &str, args: &[&str]) -> String {
-    let out = ws.cmd(binary).args(args).output().unwrap();
+    succeeded(ws.cmd(binary).args(args), "duckdb")
+}
+
+/// Runs `cmd`, which must succeed on `engine`; its stdout and stderr.
+fn succeeded(cmd: &mut assert_cmd::Command, engine: &str) -> String {
+    let out = cmd.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.status.success(),
-        "{binary} {args:?} on duckdb failed:\n{text}"
-    );
+    assert!(out.status.success(), "{cmd:?} on {engine} failed:\n{text}");
     text
 }
 

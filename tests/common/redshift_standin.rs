@@ -273,10 +273,17 @@ fn is_s3_copy(statement: &str) -> bool {
 }
 
 fn split_statements(sql: &str) -> Vec<String> {
-    let mut statements = Vec::new();
+    split_outside(sql, ';')
+}
+
+/// `text` split at `separator` where it stands outside quotes (a backslash escaping within a
+/// string literal, as in Redshift) and parentheses; empty pieces dropped.
+fn split_outside(text: &str, separator: char) -> Vec<String> {
+    let mut pieces = Vec::new();
     let mut current = String::new();
     let mut quote: Option<char> = None;
-    let mut chars = sql.chars().peekable();
+    let mut depth = 0;
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match (quote, c) {
             (Some('\''), '\\') => {
@@ -287,10 +294,13 @@ fn split_statements(sql: &str) -> Vec<String> {
                 continue;
             }
             (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
             (None, '\'' | '"') => quote = Some(c),
-            (None, ';') => {
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, c) if c == separator && depth == 0 => {
                 if !current.trim().is_empty() {
-                    statements.push(std::mem::take(&mut current));
+                    pieces.push(std::mem::take(&mut current));
                 }
                 current.clear();
                 continue;
@@ -300,9 +310,9 @@ fn split_statements(sql: &str) -> Vec<String> {
         current.push(c);
     }
     if !current.trim().is_empty() {
-        statements.push(current);
+        pieces.push(current);
     }
-    statements
+    pieces
 }
 
 /// The CREATE TABLE rewrites of [`REWRITES`]; any other statement as it is.
@@ -330,7 +340,7 @@ fn rewrite_statement(statement: &str) -> Result<String, String> {
         }
     }
     let close = close.ok_or("CREATE TABLE with an unclosed column list")?;
-    let items = split_top_level(&trimmed[open + 1..close]);
+    let items = split_outside(&trimmed[open + 1..close], ',');
     let mut kept = Vec::new();
     for item in items {
         let upper = item.trim().to_ascii_uppercase();
@@ -397,28 +407,6 @@ fn rewrite_statement(statement: &str) -> Result<String, String> {
         &trimmed[..open].trim_end(),
         kept.join(",\n")
     ))
-}
-
-fn split_top_level(text: &str) -> Vec<String> {
-    let mut items = Vec::new();
-    let mut current = String::new();
-    let mut depth = 0;
-    for c in text.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                items.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    if !current.trim().is_empty() {
-        items.push(current);
-    }
-    items
 }
 
 // ---------------------------------------------------------------------------------------------
