@@ -376,30 +376,18 @@ fn edge_cases() -> tempfile::TempDir {
     )
     .unwrap();
     let padded_title = format!("{}{}", "y".repeat(510), " ".repeat(5));
-    let plays = [
-        common::event(7, 70, 1, "free", "Blank One", "Ex", 200.0, NOV_20),
-        common::event(
-            7,
-            70,
-            2,
-            "free",
-            "Blank Two",
-            "Ex Two",
-            200.0,
-            NOV_20 + 1000,
-        ),
-        common::event(
-            7,
-            70,
-            3,
-            "free",
-            "Blank Two",
-            "Ex Two",
-            200.0,
-            NOV_20 + 2000,
-        ),
-        common::event(7, 70, 4, "free", &padded_title, "Ex", 200.0, NOV_20 + 3000),
-    ];
+    let plays: Vec<String> = [
+        (1, "Blank One", "Ex"),
+        (2, "Blank Two", "Ex Two"),
+        (3, "Blank Two", "Ex Two"),
+        (4, padded_title.as_str(), "Ex"),
+    ]
+    .into_iter()
+    .map(|(item, title, artist)| {
+        let ts = NOV_20 + 1000 * (i64::from(item) - 1);
+        common::event(7, 70, item, "free", title, artist, 200.0, ts)
+    })
+    .collect();
     std::fs::write(
         dir.path().join("log_data/blanks.json"),
         plays.join("\n") + "\n",

@@ -1239,6 +1239,21 @@ struct DataApi {
     next_id: u64,
 }
 
+impl DataApi {
+    /// The statement whose `Id` the request names.
+    fn statement<'a>(
+        &'a self,
+        input: &'a Value,
+    ) -> Result<(&'a str, &'a Statement), (&'static str, String)> {
+        let id = input["Id"].as_str().unwrap_or_default();
+        let statement = self
+            .statements
+            .get(id)
+            .ok_or(("ResourceNotFoundException", format!("no statement {id}")))?;
+        Ok((id, statement))
+    }
+}
+
 struct Session {
     client: tokio_postgres::Client,
     pid: i32,
@@ -1317,11 +1332,7 @@ impl Shared {
             "ExecuteStatement" => self.execute_statement(input),
             "DescribeStatement" => {
                 let api = self.data_api.lock().unwrap();
-                let id = input["Id"].as_str().unwrap_or_default();
-                let statement = api
-                    .statements
-                    .get(id)
-                    .ok_or(("ResourceNotFoundException", format!("no statement {id}")))?;
+                let (id, statement) = api.statement(input)?;
                 let mut output = json!({
                     "Id": id,
                     "Status": if statement.error.is_some() { "FAILED" } else { "FINISHED" },
@@ -1341,11 +1352,7 @@ impl Shared {
             }
             "GetStatementResult" => {
                 let api = self.data_api.lock().unwrap();
-                let id = input["Id"].as_str().unwrap_or_default();
-                let statement = api
-                    .statements
-                    .get(id)
-                    .ok_or(("ResourceNotFoundException", format!("no statement {id}")))?;
+                let (_, statement) = api.statement(input)?;
                 if !statement.has_result_set {
                     return Err(("ValidationException", "Query does not have result.".into()));
                 }
