@@ -106,16 +106,27 @@ pub fn render(warehouse: &str, built_at: &str, answers: &[Answer]) -> Result<Str
 }
 
 /// Writes the page to `path` whole or not at all (see [`crate::cli::file_beside`]).
+/// Its directory is created when missing, as `--png` does; an error names the report's path
+/// and the cause, never the temporary file it was written to first.
 pub fn write(path: &std::path::Path, page: &str) -> Result<()> {
     use std::io::Write as _;
-    let written = crate::cli::file_beside(path, crate::cli::SHARED_FILE).and_then(|mut file| {
-        file.write_all(page.as_bytes())?;
-        file.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    });
+    let directory = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let written = directory
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| crate::cli::file_beside(path, crate::cli::SHARED_FILE))
+        .and_then(|mut file| {
+            file.write_all(page.as_bytes())?;
+            file.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        });
     written.map_err(|e| {
+        // tempfile's errors name the temporary file; only the cause is kept.
+        let cause = e
+            .raw_os_error()
+            .map(|code| std::io::Error::from_raw_os_error(code).to_string())
+            .unwrap_or_else(|| e.kind().to_string());
         anyhow!(
-            "cannot write the report to {}: {e}: check that its directory exists and is writable",
+            "cannot write the report to {}: {cause}: check that its directory is writable",
             path.display()
         )
     })

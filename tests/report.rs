@@ -342,3 +342,29 @@ fn an_empty_warehouse_draws_no_plays_yet_and_a_bad_directory_is_one_clear_error(
         .stderr(predicates::str::contains("cannot create"))
         .stderr(predicates::str::contains("for the charts"));
 }
+
+/// `--html` into a directory that does not exist yet creates it, as `--png` does; a report that
+/// cannot be written says where and why, never naming the temporary file.
+#[test]
+fn the_report_goes_into_a_new_directory_and_a_failure_names_no_temporary_file() {
+    let ws = loaded();
+    let path = ws.path().join("reports/2018/november.html");
+    ws.cmd("analysis")
+        .arg("--html")
+        .arg(&path)
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(&path).unwrap().contains("<svg"));
+    // A file where the directory should be.
+    std::fs::write(ws.path().join("blocked"), "").unwrap();
+    let out = ws
+        .cmd("analysis")
+        .arg("--html")
+        .arg(ws.path().join("blocked/report.html"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write the report to"), "{stderr}");
+    assert!(!stderr.contains(".sparkify-"), "{stderr}");
+}
