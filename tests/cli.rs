@@ -917,3 +917,26 @@ fn analysis_prints_its_queries_without_a_warehouse() {
     assert!(sql.contains("GROUP BY song_id, LENGTH(song_id)"), "{sql}");
     assert!(!sql.contains("-- top_artists"), "{sql}");
 }
+
+/// `-v` says what each binary logs: only those that send SQL speak of SQL statements.
+#[test]
+fn each_binary_says_what_its_verbose_levels_log() {
+    for (binary, sends_sql) in [
+        ("etl", true),
+        ("create_tables", true),
+        ("check", true),
+        ("analysis", true),
+        ("gen_data", false),
+        ("iac_create", false),
+        ("iac_delete", false),
+    ] {
+        let out = Command::new(assert_cmd::cargo::cargo_bin(binary))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let verbose = &help[help.find("--verbose").expect("a -v flag")..];
+        let verbose = &verbose[..verbose.find("RUST_LOG").expect("its text")];
+        assert_eq!(verbose.contains("SQL"), sends_sql, "{binary}: {verbose}");
+    }
+}
