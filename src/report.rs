@@ -16,8 +16,8 @@ use crate::warehouse::{Cell, QueryResult};
 pub enum Format {
     /// Titled tables for people.
     Table,
-    /// CSV with a header row; with several questions, each is preceded by a `# name: title` line.
-    /// A text cell starting with = + - @ (or a tab or carriage return) is written with a `'`
+    /// CSV with a header row, of one question (`--query NAME`): several tables in one file
+    /// would not be CSV a reader such as pandas takes. A text cell starting with = + - @ (or a tab or carriage return) is written with a `'`
     /// in front, so a spreadsheet shows it instead of running it as a formula.
     Csv,
     /// One JSON document holding every answer, for scripts.

@@ -940,3 +940,30 @@ fn each_binary_says_what_its_verbose_levels_log() {
         assert_eq!(verbose.contains("SQL"), sends_sql, "{binary}: {verbose}");
     }
 }
+
+/// CSV is one table: several answers in one stream would not be CSV, so `--format csv` asks for
+/// one question and says how to get the others.
+#[test]
+fn csv_is_refused_for_several_questions_and_given_for_one() {
+    let ws = Workspace::new(&common::repo().join("data"), "");
+    ws.cmd("etl").arg("-q").assert().success();
+    let out = ws
+        .cmd("analysis")
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pass --query NAME"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let out = ws
+        .cmd("analysis")
+        .args(["--format", "csv", "--query", "top_songs", "--limit", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "song_id,title,artist,plays");
+    assert_eq!(lines.len(), 3, "{csv}");
+}

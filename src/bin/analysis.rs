@@ -64,6 +64,20 @@ fn main() -> ExitCode {
     let args: Args = sparkify::cli::parse();
     exit_code((|| {
         let config = args.common.init()?;
+        let questions = {
+            let mut names = args.queries.clone();
+            names.sort();
+            names.dedup();
+            names.len()
+        };
+        if args.format == Format::Csv && questions != 1 && args.html.is_none() && args.png.is_none()
+        {
+            anyhow::bail!(
+                "--format csv writes one question's table (several in one file would not be CSV): \
+                 pass --query NAME (see --help for the names), once per file, or use --format \
+                 json for every answer in one document"
+            );
+        }
         if args.print_sql {
             let mut printer = sparkify::warehouse::SqlPrinter::new(&config);
             sparkify::analysis::run(&mut printer, &args.queries, args.limit as u32)?;
