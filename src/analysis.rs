@@ -22,10 +22,10 @@ pub fn say_if_empty(warehouse: &mut dyn Warehouse) -> Result<()> {
     Ok(())
 }
 
-/// Runs the named questions (all of them when `names` is empty; each once, in the order first
-/// named), rankings cut to `limit` rows.
-pub fn run(warehouse: &mut dyn Warehouse, names: &[String], limit: u32) -> Result<Vec<Answer>> {
-    let mut queries: Vec<&AnalysisQuery> = Vec::new();
+/// The named questions: all of them when `names` is empty; each once, in the order first
+/// named; an unknown name is an error.
+pub fn questions(names: &[String]) -> Result<Vec<&'static AnalysisQuery>> {
+    let mut queries: Vec<&'static AnalysisQuery> = Vec::new();
     if names.is_empty() {
         queries.extend(ANALYSIS_QUERIES.iter());
     }
@@ -37,7 +37,12 @@ pub fn run(warehouse: &mut dyn Warehouse, names: &[String], limit: u32) -> Resul
             queries.push(query);
         }
     }
-    queries
+    Ok(queries)
+}
+
+/// Runs the named questions (see [`questions`]), rankings cut to `limit` rows.
+pub fn run(warehouse: &mut dyn Warehouse, names: &[String], limit: u32) -> Result<Vec<Answer>> {
+    questions(names)?
         .into_iter()
         .map(|query| {
             tracing::info!(query = query.name, "running");

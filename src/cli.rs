@@ -61,17 +61,21 @@ impl LogArgs {
 /// Parses a binary's arguments; `--version` (or `-V`) says the release, the commit built and
 /// the DuckDB linked in: `etl 0.1.0 (commit 1a2b3c4d5e6f, DuckDB v1.4.1)`.
 pub fn parse<T: clap::Parser>() -> T {
-    let mut command = T::command();
-    // The shared -v text speaks of SQL; the binaries that send none say what they log.
-    if ["gen_data", "iac_create", "iac_delete"].contains(&command.get_name()) {
-        command = command.mut_arg("verbose", |arg| {
-            arg.help(
-                "More log output on stderr: -v for each step, -vv also the details of each, \
-                 -vvv also the libraries' own logs (the AWS SDK's requests, say). RUST_LOG \
-                 overrides.",
-            )
-        });
-    }
+    parse_command(T::command())
+}
+
+/// [`parse`] for a binary that sends no SQL (`gen_data`, the IaC steps): its `-v` text says
+/// what it logs instead of promising every SQL statement.
+pub fn parse_sending_no_sql<T: clap::Parser>() -> T {
+    parse_command(T::command().mut_arg("verbose", |arg| {
+        arg.help(
+            "More log output on stderr: -v for each step, -vv also the details of each, -vvv \
+             also the libraries' own logs (the AWS SDK's requests, say). RUST_LOG overrides.",
+        )
+    }))
+}
+
+fn parse_command<T: clap::Parser>(mut command: clap::Command) -> T {
     if std::env::args_os().any(|arg| arg == "--version" || arg == "-V") {
         let version = format!(
             "{} (commit {}, DuckDB {})",

@@ -64,12 +64,7 @@ fn main() -> ExitCode {
     let args: Args = sparkify::cli::parse();
     exit_code((|| {
         let config = args.common.init()?;
-        let questions = {
-            let mut names = args.queries.clone();
-            names.sort();
-            names.dedup();
-            names.len()
-        };
+        let questions = sparkify::analysis::questions(&args.queries)?.len();
         if args.format == Format::Csv && questions != 1 && args.html.is_none() && args.png.is_none()
         {
             anyhow::bail!(

@@ -53,7 +53,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = sparkify::cli::parse();
+    let args: Args = sparkify::cli::parse_sending_no_sql();
     args.common.init_logging();
     exit_code((|| {
         let summary = generate(&GenOptions {

@@ -89,7 +89,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = sparkify::cli::parse();
+    let args: Args = sparkify::cli::parse_sending_no_sql();
     // Flags that name a bad network are usage errors (exit 2), refused before anything.
     let flags = args
         .cidr

@@ -67,7 +67,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = sparkify::cli::parse();
+    let args: Args = sparkify::cli::parse_sending_no_sql();
     exit_code((|| {
         let config = args.common.init()?;
         if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {

@@ -101,9 +101,14 @@ impl Dialect {
     /// only by trailing blanks compare equal (see [`Dialect::text_equal`]); ordering them by
     /// LENGTH next puts the shorter first, as byte order does on the other engines.
     pub fn text_order(self, column: &str) -> String {
+        self.text_order_with(column, " NULLS LAST")
+    }
+
+    /// [`Dialect::text_order`] with `nulls` (" NULLS LAST", or "" for the engine's default).
+    pub fn text_order_with(self, column: &str, nulls: &str) -> String {
         match self {
-            Dialect::DuckDb | Dialect::Postgres => format!("{column} NULLS LAST"),
-            Dialect::Redshift => format!("{column} NULLS LAST, LENGTH({column})"),
+            Dialect::DuckDb | Dialect::Postgres => format!("{column}{nulls}"),
+            Dialect::Redshift => format!("{column}{nulls}, LENGTH({column})"),
         }
     }
 }
@@ -1236,7 +1241,7 @@ impl AnalysisQuery {
                 ["limit"] => limit.to_string(),
                 ["key", column] => d.text_key(column),
                 ["equal", a, b] => d.text_equal(a, b),
-                ["order", column] => d.text_order(column).replace(" NULLS LAST", ""),
+                ["order", column] => d.text_order_with(column, ""),
                 other => panic!("unknown placeholder {other:?} in {}", self.name),
             });
             rest = &rest[end + 1..];
