@@ -15,6 +15,11 @@ use rayon::prelude::*;
 use crate::record::{Field, Row};
 use crate::schema::{ColumnType, Table};
 
+/// Rows in one Arrow batch at most. Every text value is bounded by its column's width (2 KiB at
+/// most), so a batch's text column stays far below the 2 GiB Arrow's string offsets can
+/// address, whatever one file holds.
+pub const BATCH_ROWS: usize = 65_536;
+
 fn arrow_type(ty: ColumnType) -> DataType {
     match ty {
         ColumnType::Text(_) => DataType::Utf8,

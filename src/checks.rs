@@ -3,190 +3,25 @@
 //! in `songplays` once. `etl` runs them inside its transaction after the transform, so a load
 //! that breaks one commits nothing; the `check` binary runs them alone on a warehouse as it is.
 //!
-//! Each check is one query returning two numbers (rows examined, rows failing), written for
-//! every dialect in [`crate::sql::check_counts`]; a failed check is shown with up to
-//! [`SAMPLE_ROWS`] of its offending rows ([`crate::sql::offending_rows`]).
+//! The rules themselves are in [`crate::schema::rules`]. Each check is one query returning two
+//! numbers (rows examined, rows failing), written for every dialect in
+//! [`crate::sql::check_counts`]; a failed check is shown with up to [`SAMPLE_ROWS`] of its
+//! offending rows ([`crate::sql::offending_rows`]).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::schema::{Table, ARTISTS, SONGPLAYS, SONGS, STAGING_EVENTS, STAR_TABLES, TIME, USERS};
+use crate::schema::{Table, ARTISTS, SONGPLAYS, SONGS, STAGING_EVENTS, TIME, USERS};
 use crate::sql;
+
+pub use crate::schema::rules::{all, Accepted, Check};
+pub use crate::sql::SAMPLE_ROWS;
 use crate::warehouse::{Cell, QueryResult, Warehouse};
 
 /// The tables the checks read: the star schema and the staged events.
 pub static TABLES_READ: [&Table; 6] =
     [&SONGS, &ARTISTS, &USERS, &SONGPLAYS, &TIME, &STAGING_EVENTS];
-
-/// Offending rows shown for a failed check.
-pub const SAMPLE_ROWS: u32 = 5;
-
-/// What is accepted in a column.
-#[derive(Debug, Clone, Copy)]
-pub enum Accepted {
-    /// One of these texts (NULL is left to the not-null checks, as dbt's `accepted_values`).
-    Texts(&'static [&'static str]),
-    /// An integer from the first to the second, inclusive.
-    Range(i64, i64),
-}
-
-/// One data-quality rule.
-#[derive(Debug, Clone, Copy)]
-pub enum Check {
-    /// No row has NULL in the column.
-    NotNull {
-        table: &'static Table,
-        column: &'static str,
-    },
-    /// No two rows share a value of the key.
-    Unique {
-        table: &'static Table,
-        key: &'static [&'static str],
-    },
-    /// Every row of `child` whose `columns` are all set finds a row of `parent` with the same
-    /// values in the columns of the same names.
-    Relationship {
-        child: &'static Table,
-        columns: &'static [&'static str],
-        parent: &'static Table,
-    },
-    /// Every value of the column is accepted.
-    AcceptedValues {
-        table: &'static Table,
-        column: &'static str,
-        accepted: Accepted,
-    },
-    /// `songplays` holds one row per distinct play of staging (a NextSong event with a user,
-    /// by its natural key), and no other.
-    Reconciliation,
-}
-
-/// The references of the star schema, child columns first.
-const RELATIONSHIPS: [(&Table, &[&str], &Table); 6] = [
-    (&SONGPLAYS, &["user_id"], &USERS),
-    (&SONGPLAYS, &["song_id"], &SONGS),
-    (&SONGPLAYS, &["artist_id"], &ARTISTS),
-    // A play's artist is the artist of the song it matched, not another record's.
-    (&SONGPLAYS, &["song_id", "artist_id"], &SONGS),
-    (&SONGPLAYS, &["start_time"], &TIME),
-    (&SONGS, &["artist_id"], &ARTISTS),
-];
-
-const LEVELS: Accepted = Accepted::Texts(&["free", "paid"]);
-
-const ACCEPTED: [(&Table, &str, Accepted); 7] = [
-    (&SONGPLAYS, "level", LEVELS),
-    (&USERS, "level", LEVELS),
-    (&TIME, "hour", Accepted::Range(0, 23)),
-    (&TIME, "day", Accepted::Range(1, 31)),
-    (&TIME, "week", Accepted::Range(1, 53)),
-    (&TIME, "month", Accepted::Range(1, 12)),
-    // 0 = Sunday.
-    (&TIME, "weekday", Accepted::Range(0, 6)),
-];
-
-/// Every check, in the order they run: not null, unique, relationships, accepted values,
-/// reconciliation. Not null covers every column of a primary or unique key, and every
-/// reference column the schema requires.
-pub fn all() -> Vec<Check> {
-    let mut checks = Vec::new();
-    for table in STAR_TABLES {
-        let mut columns = table.key_columns();
-        let references = RELATIONSHIPS
-            .iter()
-            .filter(|(child, _, _)| child.name == table.name)
-            .flat_map(|(_, columns, _)| columns.iter().copied())
-            .filter(|column| is_required(table, column));
-        for column in references {
-            if !columns.contains(&column) {
-                columns.push(column);
-            }
-        }
-        checks.extend(
-            columns
-                .into_iter()
-                .map(|column| Check::NotNull { table, column }),
-        );
-    }
-    for table in STAR_TABLES {
-        for key in [table.primary_key, table.unique] {
-            if !key.is_empty() {
-                checks.push(Check::Unique { table, key });
-            }
-        }
-    }
-    checks.extend(
-        RELATIONSHIPS
-            .iter()
-            .map(|&(child, columns, parent)| Check::Relationship {
-                child,
-                columns,
-                parent,
-            }),
-    );
-    checks.extend(
-        ACCEPTED
-            .iter()
-            .map(|&(table, column, accepted)| Check::AcceptedValues {
-                table,
-                column,
-                accepted,
-            }),
-    );
-    checks.push(Check::Reconciliation);
-    checks
-}
-
-fn is_required(table: &Table, column: &str) -> bool {
-    table.columns.iter().any(|c| c.name == column && c.required)
-}
-
-impl Check {
-    /// The check's name, as the summary and errors show it.
-    pub fn name(&self) -> String {
-        match self {
-            Check::NotNull { table, column } => format!("not_null({}.{column})", table.name),
-            Check::Unique { table, key } => format!("unique({}: {})", table.name, key.join(", ")),
-            Check::Relationship {
-                child,
-                columns,
-                parent,
-            } => {
-                let columns = columns.join(", ");
-                format!(
-                    "relationship({}({columns}) in {}({columns}))",
-                    child.name, parent.name
-                )
-            }
-            Check::AcceptedValues {
-                table,
-                column,
-                accepted,
-            } => {
-                let values = match accepted {
-                    Accepted::Texts(values) => values.join(", "),
-                    Accepted::Range(low, high) => format!("{low}-{high}"),
-                };
-                format!("accepted_values({}.{column}: {values})", table.name)
-            }
-            Check::Reconciliation => {
-                "reconciliation(songplays = distinct NextSong plays in staging_events)".into()
-            }
-        }
-    }
-
-    /// The table whose rows the check reads and counts.
-    pub fn table(&self) -> &'static Table {
-        match self {
-            Check::NotNull { table, .. }
-            | Check::Unique { table, .. }
-            | Check::AcceptedValues { table, .. } => table,
-            Check::Relationship { child, .. } => child,
-            Check::Reconciliation => &SONGPLAYS,
-        }
-    }
-}
 
 /// What one check found.
 #[derive(Debug, Clone)]
@@ -255,14 +90,14 @@ pub fn failure_report(outcomes: &[CheckOutcome]) -> Option<String> {
     let mut out = format!(
         "{} of {} failed:",
         failed.len(),
-        crate::report::counted(outcomes.len(), "quality check", "quality checks")
+        crate::words::counted(outcomes.len(), "quality check", "quality checks")
     );
     for outcome in failed {
         out.push_str(&format!(
             "\n  {}: {} of {} fail",
             outcome.name,
             outcome.failures,
-            crate::report::counted(outcome.examined, "row", "rows")
+            crate::words::counted(outcome.examined, "row", "rows")
         ));
         let shown = outcome.sample.rows.len() as i64;
         for row in &outcome.sample.rows {

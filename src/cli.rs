@@ -231,7 +231,7 @@ pub fn whole_number(
 /// The range of a whole-number flag in words: "from 0 to 3,600", or "1 or more" when the
 /// ceiling is only the type's.
 fn whole_number_range(min: u64, max: u64) -> String {
-    let group = |n: u64| crate::report::thousands(i64::try_from(n).unwrap_or(i64::MAX));
+    let group = |n: u64| crate::words::thousands(i64::try_from(n).unwrap_or(i64::MAX));
     if max >= u64::from(u32::MAX) {
         format!("expected a whole number, {} or more", group(min))
     } else {

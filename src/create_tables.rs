@@ -81,7 +81,7 @@ pub fn describe_rows(tables: &[(&str, i64)]) -> String {
         .map(|(name, rows)| {
             format!(
                 "{name} ({} row{})",
-                crate::report::thousands(*rows),
+                crate::words::thousands(*rows),
                 if *rows == 1 { "" } else { "s" }
             )
         })

@@ -21,7 +21,7 @@ use crate::schema::{
     Table, ALL_TABLES, INCOMING_EVENTS, INCOMING_SONGS, LOADED_FILES, LOAD_ERRORS, STAGING_EVENTS,
     STAGING_SONGS, STAR_TABLES,
 };
-use crate::source::{discover, Discovered};
+use crate::source::{discover, Inputs};
 use crate::sql;
 use crate::stats::SourceStats;
 use crate::warehouse::{Cell, S3Load, Warehouse};
@@ -152,13 +152,11 @@ pub fn start_line(config: &Config) -> Option<String> {
 /// full refresh its first run is. Redshift without `[S3] MANIFEST_PREFIX` reads everything.
 pub fn dry_run_plan(config: &Config, inputs: &Inputs, full_refresh: bool) -> Result<String> {
     let first = |why: &str| {
-        crate::report::dry_run_plan(
-            &ledger::Plan {
-                mode: LoadMode::FullRefresh(why.to_string()),
-                ..ledger::Plan::default()
-            },
-            0,
-        )
+        ledger::Plan {
+            mode: LoadMode::FullRefresh(why.to_string()),
+            ..ledger::Plan::default()
+        }
+        .describe(0)
     };
     if config.engine().is_redshift() && config.manifest_prefix()?.is_none() {
         return Ok(first(
@@ -177,7 +175,7 @@ pub fn dry_run_plan(config: &Config, inputs: &Inputs, full_refresh: bool) -> Res
         return Ok(first("no ledger yet: the first run creates the tables"));
     }
     let plan = ledger::plan(warehouse.as_mut(), inputs, full_refresh)?;
-    Ok(crate::report::dry_run_plan(&plan, 10))
+    Ok(plan.describe(10))
 }
 
 /// Runs the whole job against `warehouse`.
@@ -282,17 +280,6 @@ fn unplanned_reason(warehouse: &dyn Warehouse) -> String {
          MANIFEST_PREFIX: set it for incremental loads"
             .into()
     }
-}
-
-/// The sources of one run, found and checked.
-#[derive(Debug, Clone)]
-pub struct Inputs {
-    pub songs: Discovered,
-    pub logs: Discovered,
-    /// The JSONPaths mapping of log records onto staging columns.
-    pub mapping: JsonPaths,
-    /// The file it was read from, as `[..] LOG_JSONPATH` names it.
-    pub mapping_file: String,
 }
 
 /// Finds the files of both sources and reads the JSONPaths file: everything a load needs
@@ -529,7 +516,7 @@ fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
     let shown: Vec<String> = stats
         .iter()
         .flat_map(|s| &s.first_rejects)
-        .map(|r| format!("  {}", crate::report::reject_line(r)))
+        .map(|r| format!("  {}", r.one_line()))
         .collect();
     // Every record of a source rejected, and all for a missing value: the classic mistake is
     // SONG_DATA and LOG_DATA pointing at each other's files.
@@ -559,7 +546,7 @@ fn fail_over_max_errors(stats: &[SourceStats], max_errors: u64) -> Result<()> {
          was committed and the warehouse is as it was. First rejects:\n{}{hint}\nFix the \
          input, or raise MAX_ERRORS (or pass --max-errors) to load the rest and keep the \
          rejects in load_errors",
-        crate::report::counted(rejected, "record", "records"),
+        crate::words::counted(rejected, "record", "records"),
         shown.join("\n")
     )
 }

@@ -137,10 +137,11 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
-/// Fails with [`Interrupted`] once the run was interrupted: called before each statement and
-/// batch, so that the run stops at its next step. A rollback always goes through.
-pub fn check(sql: &str) -> anyhow::Result<()> {
-    if requested() && sql != crate::sql::ROLLBACK {
+/// Fails with [`Interrupted`] once the run was interrupted: the engines call it before each
+/// statement and batch (except a rollback, which always goes through), so that the run stops at
+/// its next step.
+pub fn check() -> anyhow::Result<()> {
+    if requested() {
         return Err(Interrupted.into());
     }
     Ok(())

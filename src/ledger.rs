@@ -12,15 +12,15 @@
 //! the run saw, are renamed on the next run.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::io::Read;
 
 use anyhow::Result;
 
-use crate::etl::Inputs;
 use crate::parse::SourceKind;
-use crate::record::{Field, Row};
+use crate::record::{escape_controls, Field, Row};
 use crate::schema::LOADED_FILES;
-use crate::source::{Discovered, SourceFile};
+use crate::source::{Discovered, Inputs, SourceFile};
 use crate::stats::SourceStats;
 use crate::warehouse::{Cell, Warehouse};
 
@@ -541,6 +541,80 @@ pub fn record(
         })
         .collect();
     warehouse.insert_rows(&LOADED_FILES, &rows)
+}
+
+impl Plan {
+    /// What `etl --dry-run` says a run would read: the `load:` line it would print and the
+    /// files it would read (up to `shown` of them by name), or why it cannot plan.
+    pub fn describe(&self, shown: usize) -> String {
+        let plan = self;
+        let mut out = plan_line("load (would be)", &plan.mode, Some(&plan.changes));
+        let files: Vec<String> = [("song_data", &plan.songs), ("log_data", &plan.logs)]
+            .iter()
+            .flat_map(|(source, files)| {
+                files.iter().map(move |f| {
+                    let grown = if f.offset > 0 {
+                        format!(" (from byte {})", f.offset)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "  [{source}] {}{grown}",
+                        escape_controls(&f.location.to_string())
+                    )
+                })
+            })
+            .collect();
+        if matches!(plan.mode, LoadMode::Incremental) {
+            let _ = write!(out, "\nfiles it would read ({}):", files.len());
+            for line in files.iter().take(shown) {
+                let _ = write!(out, "\n{line}");
+            }
+            if files.len() > shown {
+                let _ = write!(out, "\n  ... and {} more", files.len() - shown);
+            }
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// `{label}: ` how a run loads (`mode`), and how the files compared with the ledger
+/// (`changes`).
+pub fn plan_line(label: &str, mode: &LoadMode, changes: Option<&FileChanges>) -> String {
+    let files = changes.map(|c| {
+        let mut parts = vec![format!("{} new", c.new), format!("{} changed", c.changed)];
+        if c.appended > 0 {
+            parts.push(format!(
+                "{} grown (only what was appended read)",
+                c.appended
+            ));
+        }
+        parts.push(format!("{} unchanged", c.unchanged));
+        if c.touched > 0 {
+            parts.push(format!(
+                "of which {} touched (new modification time, same contents)",
+                c.touched
+            ));
+        }
+        if c.gone > 0 {
+            let records = if matches!(mode, LoadMode::FullRefresh(_)) {
+                "their records are gone with this full refresh"
+            } else {
+                "their records stay until --full-refresh"
+            };
+            parts.push(format!("{} no longer found ({records})", c.gone));
+        }
+        format!("files: {}", parts.join(", "))
+    });
+    let files = files.map_or(String::new(), |f| format!("; {f}"));
+    match mode {
+        LoadMode::FullRefresh(why) => format!("{label}: full refresh ({why}){files}"),
+        LoadMode::Incremental => format!("{label}: incremental, only the new files read{files}"),
+        LoadMode::NothingNew => format!(
+            "{label}: nothing new, nothing read or changed; the warehouse is as it was{files}"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -50,3 +50,4 @@ pub mod sql;
 pub mod stats;
 pub mod tls;
 pub mod warehouse;
+pub mod words;

@@ -15,12 +15,12 @@ use arrow_array::RecordBatch;
 use bytes::Bytes;
 use rayon::prelude::*;
 
-use crate::batch::record_batch;
+use crate::batch::{record_batch, BATCH_ROWS};
 use crate::config::Location;
 use crate::jsonpaths::JsonPaths;
 use crate::parse::{parse_log_file, parse_song_file, ParsedFile, SourceKind};
 use crate::progress::Progress;
-use crate::record::{Reject, Row};
+use crate::record::{Reject, Row, UNREADABLE_FILE};
 use crate::schema::Table;
 use crate::schema::LOAD_ERRORS;
 use crate::source::{Discovered, SourceFile};
@@ -31,14 +31,8 @@ use crate::warehouse::Warehouse;
 /// larger than this is read in pieces of about this size.
 const CHUNK_BYTES: u64 = 16 << 20;
 const CHUNK_FILES: usize = 2048;
-/// Rows in one Arrow batch at most. Every text value is bounded by its column's width (2 KiB at
-/// most), so a batch's text column stays far below the 2 GiB Arrow's string offsets can
-/// address, whatever one file holds.
-pub const BATCH_ROWS: usize = 65_536;
 /// Chunks parsed ahead of the one being appended.
 const CHUNKS_AHEAD: usize = 2;
-/// The reason `load_errors` gives a file that could not be read.
-pub const UNREADABLE_FILE: &str = "unreadable file";
 
 /// What the reader hands the parser: some files with their contents (or why each could not be
 /// read), or one piece of a large log file.

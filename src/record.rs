@@ -30,6 +30,20 @@ pub struct Reject {
     pub raw_text: String,
 }
 
+impl Reject {
+    /// The reject as one line for people: `file:line: reason`, control characters escaped.
+    pub fn one_line(&self) -> String {
+        let place = match self.line {
+            Some(line) => format!("{}:{line}", self.file),
+            None => self.file.clone(),
+        };
+        escape_controls(&format!("{place}: {}", self.reason))
+    }
+}
+
+/// The reason `load_errors` gives a file that could not be read.
+pub const UNREADABLE_FILE: &str = "unreadable file";
+
 /// How much of a rejected record's text is kept.
 pub const RAW_TEXT_CHARS: usize = 200;
 

@@ -6,10 +6,13 @@ use std::fmt::Write;
 use prettytable::{format, Cell as TableCell, Row as TableRow, Table};
 use serde_json::{json, Map, Value};
 
-use crate::etl::{EtlReport, Inputs};
+use crate::etl::EtlReport;
 use crate::ledger::LoadMode;
 use crate::record::escape_controls;
+use crate::source::Inputs;
 use crate::warehouse::{Cell, QueryResult};
+/// The words the reports count in, also reachable here for the report's callers.
+pub use crate::words::{counted, thousands};
 
 /// How `analysis` prints its answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,40 +155,6 @@ pub fn render_answers(warehouse: &str, answers: &[Answer], format: Format) -> St
     }
 }
 
-/// What `etl --dry-run` prints: the files and bytes a load would read, per source.
-/// What `etl --dry-run` says a run would read: the `load:` line it would print and the files
-/// it would read (up to `shown` of them by name), or why it cannot plan.
-pub fn dry_run_plan(plan: &crate::ledger::Plan, shown: usize) -> String {
-    let mut out = plan_line("load (would be)", &plan.mode, Some(&plan.changes));
-    let files: Vec<String> = [("song_data", &plan.songs), ("log_data", &plan.logs)]
-        .iter()
-        .flat_map(|(source, files)| {
-            files.iter().map(move |f| {
-                let grown = if f.offset > 0 {
-                    format!(" (from byte {})", f.offset)
-                } else {
-                    String::new()
-                };
-                format!(
-                    "  [{source}] {}{grown}",
-                    escape_controls(&f.location.to_string())
-                )
-            })
-        })
-        .collect();
-    if matches!(plan.mode, LoadMode::Incremental) {
-        let _ = write!(out, "\nfiles it would read ({}):", files.len());
-        for line in files.iter().take(shown) {
-            let _ = write!(out, "\n{line}");
-        }
-        if files.len() > shown {
-            let _ = write!(out, "\n  ... and {} more", files.len() - shown);
-        }
-    }
-    out.push('\n');
-    out
-}
-
 pub fn dry_run_summary(inputs: &Inputs) -> String {
     let sources = text_table(
         &["source", "root", "files", "bytes", "unreadable"],
@@ -214,76 +183,7 @@ pub fn dry_run_summary(inputs: &Inputs) -> String {
 
 /// What a run read, as one line: the mode and how the files compared with the ledger.
 pub fn load_mode_line(report: &EtlReport) -> String {
-    plan_line("load", &report.mode, report.changes.as_ref())
-}
-
-/// `{label}: ` how a run loads (`mode`), and how the files compared with the ledger
-/// (`changes`).
-pub fn plan_line(
-    label: &str,
-    mode: &LoadMode,
-    changes: Option<&crate::ledger::FileChanges>,
-) -> String {
-    let files = changes.map(|c| {
-        let mut parts = vec![format!("{} new", c.new), format!("{} changed", c.changed)];
-        if c.appended > 0 {
-            parts.push(format!(
-                "{} grown (only what was appended read)",
-                c.appended
-            ));
-        }
-        parts.push(format!("{} unchanged", c.unchanged));
-        if c.touched > 0 {
-            parts.push(format!(
-                "of which {} touched (new modification time, same contents)",
-                c.touched
-            ));
-        }
-        if c.gone > 0 {
-            let records = if matches!(mode, LoadMode::FullRefresh(_)) {
-                "their records are gone with this full refresh"
-            } else {
-                "their records stay until --full-refresh"
-            };
-            parts.push(format!("{} no longer found ({records})", c.gone));
-        }
-        format!("files: {}", parts.join(", "))
-    });
-    let files = files.map_or(String::new(), |f| format!("; {f}"));
-    match mode {
-        LoadMode::FullRefresh(why) => format!("{label}: full refresh ({why}){files}"),
-        LoadMode::Incremental => format!("{label}: incremental, only the new files read{files}"),
-        LoadMode::NothingNew => format!(
-            "{label}: nothing new, nothing read or changed; the warehouse is as it was{files}"
-        ),
-    }
-}
-
-/// A whole number with its thousands grouped by commas: `6,820`, `-1,602`.
-/// `n` things, in words: "1 record", "2,150 records" (never "record(s)").
-pub fn counted(n: impl TryInto<i64>, singular: &str, plural: &str) -> String {
-    let n: i64 = n.try_into().unwrap_or(i64::MAX);
-    format!(
-        "{} {}",
-        thousands(n),
-        if n == 1 { singular } else { plural }
-    )
-}
-
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    crate::ledger::plan_line("load", &report.mode, report.changes.as_ref())
 }
 
 /// The summary `etl` prints when it is done: a few lines (what was read, staged and rejected,
@@ -385,7 +285,7 @@ pub fn etl_summary(report: &EtlReport, detail: bool) -> String {
             )
         );
         for reject in report.sources.iter().flat_map(|s| &s.first_rejects) {
-            let _ = writeln!(out, "  {}", reject_line(reject));
+            let _ = writeln!(out, "  {}", reject.one_line());
         }
     }
     let unreadable: Vec<_> = report.unreadable().collect();
@@ -401,7 +301,7 @@ pub fn etl_summary(report: &EtlReport, detail: bool) -> String {
             } else {
                 "they are"
             },
-            crate::load::UNREADABLE_FILE
+            crate::record::UNREADABLE_FILE
         );
         for file in unreadable {
             let _ = writeln!(out, "  {}", escape_controls(&file.file));
@@ -633,40 +533,9 @@ pub fn checks_json(warehouse: &str, outcomes: &[crate::checks::CheckOutcome]) ->
     format!("{document:#}\n")
 }
 
-/// A reject as one line for people: `file:line: reason`, control characters escaped.
-pub fn reject_line(reject: &crate::record::Reject) -> String {
-    let place = match reject.line {
-        Some(line) => format!("{}:{line}", reject.file),
-        None => reject.file.clone(),
-    };
-    escape_controls(&format!("{place}: {}", reject.reason))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_are_said_in_words() {
-        assert_eq!(counted(1, "record", "records"), "1 record");
-        assert_eq!(counted(0, "record", "records"), "0 records");
-        assert_eq!(counted(2150_u64, "record", "records"), "2,150 records");
-    }
-
-    #[test]
-    fn thousands_are_grouped() {
-        let cases = [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (6820, "6,820"),
-            (-1602, "-1,602"),
-        ];
-        for (n, shown) in cases {
-            assert_eq!(thousands(n), shown);
-        }
-        assert_eq!(thousands(1_234_567_890), "1,234,567,890");
-    }
 
     fn answer() -> Answer {
         Answer {

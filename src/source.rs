@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use walkdir::WalkDir;
 
 use crate::config::Location;
+use crate::jsonpaths::JsonPaths;
 use crate::s3::{ensure_found, S3Store};
 
 /// One `.json` file (or S3 object) found below a source root.
@@ -75,6 +76,18 @@ pub fn digest_text(hash: &[u8]) -> String {
         out.push_str(&format!("{byte:02x}"));
     }
     out
+}
+
+/// The sources of one run, found and checked: what `etl` discovers before it touches the
+/// warehouse, and what the ledger plans from.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub songs: Discovered,
+    pub logs: Discovered,
+    /// The JSONPaths mapping of log records onto staging columns.
+    pub mapping: JsonPaths,
+    /// The file it was read from, as `[..] LOG_JSONPATH` names it.
+    pub mapping_file: String,
 }
 
 /// What a source root holds, and how to read it.

@@ -91,7 +91,7 @@ fn main() -> ExitCode {
             sparkify::html_report::write(path, &page)?;
             sparkify::cli::println(&format!(
                 "wrote the report of {} to {}",
-                sparkify::report::counted(answers.len(), "answer", "answers"),
+                sparkify::words::counted(answers.len(), "answer", "answers"),
                 path.display()
             ))?;
         }
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
             } else {
                 format!(
                     "wrote {} to {}",
-                    sparkify::report::counted(written.len(), "chart", "charts"),
+                    sparkify::words::counted(written.len(), "chart", "charts"),
                     dir.display()
                 )
             })?;

@@ -7,11 +7,12 @@
 //!
 //! `iac_create`, in order ([`create`]): the role and its policy ([`role`], [`policy`]), the
 //! namespace ([`namespace`]), the workgroup ([`workgroup`]), the ingress rule ([`ingress`]),
-//! then the wait until both are available ([`wait`]). `iac_delete` ([`delete`]): first checks
-//! that everything still there is this tool's ([`owner`]), then revokes the ingress rule,
-//! deletes the workgroup, the namespace and the role. [`plan`] holds what both are asked to do,
+//! then the wait until both are available ([`available`]). `iac_delete` ([`delete`]): first
+//! checks that everything still there is this tool's ([`owner`]), then revokes the ingress rule,
+//! deletes the workgroup, the namespace and the role, each waited for until gone ([`wait`]). [`plan`] holds what both are asked to do,
 //! [`report`] how they say what they did.
 
+mod available;
 mod ingress;
 mod namespace;
 mod owner;
@@ -216,7 +217,7 @@ pub async fn create(
 
     // 5. Wait until both are available.
     let clock = Instant::now();
-    let host = wait::wait_available(clients, plan, report).await?;
+    let host = available::wait_available(clients, plan, report).await?;
     record(
         format!("namespace and workgroup AVAILABLE at {host}"),
         Change::Unchanged,

@@ -128,7 +128,7 @@ pub fn print_dry_run(
     if !problems.is_empty() {
         anyhow::bail!(
             "{} to fix before a real run (listed above)",
-            crate::report::counted(problems.len(), "problem", "problems")
+            crate::words::counted(problems.len(), "problem", "problems")
         );
     }
     Ok(())

@@ -1,12 +1,15 @@
-//! The SQL of the quality checks ([`crate::checks`]): for each check, a query counting the rows
+//! The SQL of the quality checks ([`crate::schema::rules`], run by [`crate::checks`]): for each check, a query counting the rows
 //! it examines and those that fail, and one reading up to [`SAMPLE_ROWS`] offending rows, in
 //! each dialect. Failing rows are counted as `COUNT(CASE WHEN failing THEN 1 END)`: COUNT of an
 //! expression counts its non-NULL values on every engine
 //! (<https://docs.aws.amazon.com/redshift/latest/dg/r_COUNT.html>).
 
 use super::Dialect;
-use crate::checks::{Accepted, Check, SAMPLE_ROWS};
+use crate::schema::rules::{Accepted, Check};
 use crate::schema::{ColumnType, Table, STAGING_EVENTS};
+
+/// Offending rows shown for a failed check.
+pub const SAMPLE_ROWS: u32 = 5;
 
 /// What runs before the checks. PostgreSQL: memory for the hash tables of the reconciliation's distinct plays (1M events:
 /// 0.69 s with 64 MB against 1.2 s with the default 4 MB, which spills them to disk); for

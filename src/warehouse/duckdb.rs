@@ -326,7 +326,7 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {
-        crate::interrupt::check(sql)?;
+        super::stop_if_interrupted(sql)?;
         super::log_statement("duckdb", sql);
         self.conn
             .execute_batch(sql)
@@ -334,7 +334,7 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn query(&mut self, sql: &str) -> Result<QueryResult> {
-        crate::interrupt::check(sql)?;
+        super::stop_if_interrupted(sql)?;
         super::log_statement("duckdb", sql);
         let context = || format!("DuckDB failed on: {}", first_line(sql));
         let mut stmt = self.conn.prepare(sql).with_context(context)?;
@@ -359,7 +359,7 @@ impl Warehouse for DuckDbWarehouse {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        crate::interrupt::check(table.name)?;
+        super::stop_if_interrupted(table.name)?;
         let mut appender = self.conn.appender(table.name).with_context(context)?;
         appender
             .append_record_batch(batch.clone())

@@ -29,6 +29,15 @@ pub use self::redshift::RedshiftWarehouse;
 pub use self::redshift_data::{Polling, RedshiftDataWarehouse, Target};
 pub use self::s3_copy::S3Load;
 
+/// Fails once the run was interrupted (see [`crate::interrupt`]): each engine calls it before a
+/// statement or batch. A rollback always goes through, so an interrupted run ends cleanly.
+fn stop_if_interrupted(sql: &str) -> Result<()> {
+    if sql == crate::sql::ROLLBACK {
+        return Ok(());
+    }
+    crate::interrupt::check()
+}
+
 /// One value of a query result, independent of the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -145,7 +154,7 @@ pub trait Warehouse {
     /// engines, which take no rows from the tool in bulk, send them as statements instead
     /// (see [`insert_as_statements`]).
     fn insert_rows(&mut self, table: &Table, rows: &[Row]) -> Result<()> {
-        for rows in rows.chunks(crate::load::BATCH_ROWS) {
+        for rows in rows.chunks(crate::batch::BATCH_ROWS) {
             self.append(table, &crate::batch::record_batch(table, rows)?)?;
         }
         Ok(())

@@ -269,7 +269,7 @@ impl PostgresWarehouse {
     }
 
     fn query_once(&mut self, sql: &str) -> Result<QueryResult> {
-        crate::interrupt::check(sql)?;
+        super::stop_if_interrupted(sql)?;
         super::log_statement("postgres", sql);
         let context = || format!("PostgreSQL failed on: {}", first_line(sql));
         let statement = self
@@ -591,7 +591,7 @@ impl Warehouse for PostgresWarehouse {
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {
-        crate::interrupt::check(sql)?;
+        super::stop_if_interrupted(sql)?;
         super::log_statement("postgres", sql);
         self.runtime
             .block_on(self.client.batch_execute(sql))
@@ -658,7 +658,7 @@ impl Warehouse for PostgresWarehouse {
             return Ok(());
         }
         let copy = sql::copy_from_stdin(table);
-        crate::interrupt::check(&copy)?;
+        super::stop_if_interrupted(&copy)?;
         let client = &self.client;
         self.runtime
             .block_on(async {

@@ -147,7 +147,7 @@ impl RedshiftDataWarehouse {
 
     /// Submits `sql` and waits until it ends; returns the statement id and whether it has rows.
     fn run(&mut self, sql: &str) -> Result<(String, bool)> {
-        crate::interrupt::check(sql)?;
+        super::stop_if_interrupted(sql)?;
         if self.sessionless {
             if sql == sql::ROLLBACK {
                 // Nothing ran in a transaction of this run: nothing to roll back (the first

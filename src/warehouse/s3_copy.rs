@@ -247,7 +247,7 @@ pub fn plan_copies(config: &Config, listing: Listing, load: &S3Load) -> Result<V
                      {}), which Redshift's COPY of the prefix would load as records: set [S3] \
                      MANIFEST_PREFIX to an s3:// prefix you may write and the IAM role may read, \
                      and etl will COPY through a manifest of exactly the .json objects",
-                    crate::report::counted(
+                    crate::words::counted(
                         objects.len() - data.len(),
                         "object that is",
                         "objects that are"
@@ -572,7 +572,7 @@ pub fn copy_staging_from_s3(
                 Ok(rejects) if !rejects.is_empty() => rejects
                     .iter()
                     .take(20)
-                    .map(|r| format!("  {}", crate::report::reject_line(r)))
+                    .map(|r| format!("  {}", r.one_line()))
                     .collect::<Vec<_>>()
                     .join("\n"),
                 Ok(_) => {
@@ -864,7 +864,7 @@ fn skipped_records(
          committed",
         outcome.table,
         outcome.query_id,
-        crate::report::counted(outcome.error_count, "error", "errors"),
+        crate::words::counted(outcome.error_count, "error", "errors"),
         rejects.len()
     );
     Ok(rejects)

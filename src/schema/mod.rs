@@ -2,6 +2,8 @@
 //! source records into staging rows and the engines' bulk appends are all derived from these
 //! definitions, so a column added here reaches every one of them.
 
+pub mod rules;
+
 /// Portable column types; each dialect names them in `sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
