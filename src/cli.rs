@@ -14,11 +14,15 @@ use crate::progress::Progress;
 /// The logging flags every binary takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
+    /// No progress or notes: results, warnings and errors only
+    ///
     /// No progress bars, spinners or notes: only results, warnings and errors (a warning is
     /// never hidden: a misspelt setting matters most in a scheduled run).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// More log output on stderr (-v, -vv, -vvv)
+    ///
     /// More log output on stderr: -v for each step, -vv also every SQL statement sent and each
     /// file read, -vvv also the libraries' own logs (the AWS SDK's, say). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -68,10 +72,11 @@ pub fn parse<T: clap::Parser>() -> T {
 /// what it logs instead of promising every SQL statement.
 pub fn parse_sending_no_sql<T: clap::Parser>() -> T {
     parse_command(T::command().mut_arg("verbose", |arg| {
-        arg.help(
-            "More log output on stderr: -v for each step, -vv also the details of each, -vvv \
+        arg.help("More log output on stderr (-v, -vv, -vvv)")
+            .long_help(
+                "More log output on stderr: -v for each step, -vv also the details of each, -vvv \
              also the libraries' own logs (the AWS SDK's requests, say). RUST_LOG overrides.",
-        )
+            )
     }))
 }
 
@@ -123,11 +128,15 @@ pub struct ConfigArgs {
     #[command(flatten)]
     pub log: LogArgs,
 
+    /// The config file
+    ///
     /// The config file (INI, as the original project's dwh.cfg). Relative paths inside it are
     /// taken from its directory.
     #[arg(long, value_name = "PATH", default_value = "dwh.cfg", global = true)]
     pub config: PathBuf,
 
+    /// Fail on unknown config keys instead of warning
+    ///
     /// An unknown section or key in the config file (a typo such as DUCKDB_PTH) is an error
     /// instead of a warning; so does [WAREHOUSE] STRICT = true.
     #[arg(long, global = true)]
@@ -156,6 +165,8 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub base: ConfigArgs,
 
+    /// The warehouse engine [config: ENGINE]
+    ///
     /// The warehouse engine, overriding [WAREHOUSE] ENGINE: auto, duckdb, postgres, redshift or
     /// redshift-data. auto picks duckdb for an empty [CLUSTER] HOST, redshift for a Redshift
     /// endpoint (*.redshift.amazonaws.com, *.redshift-serverless.amazonaws.com, .com.cn in
@@ -182,6 +193,8 @@ impl CommonArgs {
 /// How long a step that only reads the warehouse (`analysis`, `check`) waits for a load.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReadLockArgs {
+    /// Seconds to wait while a load holds the warehouse
+    ///
     /// Seconds to wait while a load holds the warehouse (DuckDB's file, or a PostgreSQL table
     /// a load is rewriting), saying after a second who holds it; 0 fails at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, allow_negative_numbers = true,

@@ -967,3 +967,53 @@ fn csv_is_refused_for_several_questions_and_given_for_one() {
     assert_eq!(lines[0], "song_id,title,artist,plays");
     assert_eq!(lines.len(), 3, "{csv}");
 }
+
+/// `-h` is one line per flag and no prose (the details and the examples are in `--help`), so it
+/// fits on a screen; `--help` keeps every word.
+#[test]
+fn short_help_is_one_line_per_flag_and_long_help_teaches() {
+    for binary in [
+        "etl",
+        "create_tables",
+        "check",
+        "analysis",
+        "gen_data",
+        "iac_create",
+        "iac_delete",
+    ] {
+        let help = |flag: &str| {
+            let out = Command::new(assert_cmd::cargo::cargo_bin(binary))
+                .arg(flag)
+                .env_remove("COLUMNS")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{binary} {flag}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let (short, long) = (help("-h"), help("--help"));
+        let options = &short[short.find("Options:").expect("an options list")..];
+        for line in options.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            assert!(
+                line.trim_start().starts_with('-'),
+                "{binary} -h: a flag's help runs onto a second line: {line:?}\n{short}"
+            );
+        }
+        let before_usage = short[..short.find("Usage:").unwrap()].lines().count();
+        assert!(
+            before_usage <= 3,
+            "{binary} -h: {before_usage} lines before Usage\n{short}"
+        );
+        assert!(
+            !short.contains("Examples:"),
+            "{binary} -h shows the examples\n{short}"
+        );
+        assert!(
+            long.contains("Examples:"),
+            "{binary} --help lost its examples"
+        );
+        assert!(
+            long.lines().count() > 2 * short.lines().count(),
+            "{binary}: --help should hold the details -h leaves out"
+        );
+    }
+}

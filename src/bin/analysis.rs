@@ -7,12 +7,13 @@ use clap::Parser;
 use sparkify::cli::{exit_code, CommonArgs};
 use sparkify::report::Format;
 
-/// Answer Sparkify's business questions from the star schema: users who played both free and
-/// paid (both_levels), users by level (users_by_level), number of songs (song_count) and
-/// artists (artist_count), users with the most plays (top_users), play volume by year, day of
-/// month, ISO week, month, hour and weekday (plays_by_year, plays_by_day, plays_by_week,
-/// plays_by_month, plays_by_hour, plays_by_weekday), most played artists (top_artists) and
-/// songs (top_songs).
+/// Answer Sparkify's business questions from the star schema.
+///
+/// The thirteen questions: users who played both free and paid (both_levels), users by level
+/// (users_by_level), number of songs (song_count) and artists (artist_count), users with the
+/// most plays (top_users), play volume by year, day of month, ISO week, month, hour and weekday
+/// (plays_by_year, plays_by_day, plays_by_week, plays_by_month, plays_by_hour,
+/// plays_by_weekday), most played artists (top_artists) and songs (top_songs).
 ///
 /// Run etl first. Rankings (both_levels, top_users, top_artists, top_songs) are cut to
 /// --limit rows; the other answers are shown whole. The warehouse is the one the config file
@@ -21,7 +22,7 @@ use sparkify::report::Format;
 #[command(
     name = "analysis",
     version,
-    after_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts\n  analysis --html report.html               every answer charted, in one file\n  analysis --png charts/                    each chart as a PNG, for slides and chat\n  analysis --print-sql --query top_songs    the query a question sends, sent nowhere"
+    after_long_help = "Examples:\n  analysis                                  every answer as tables\n  analysis --query top_songs --limit 20     one ranking, 20 rows\n  analysis --format json > answers.json     one document for scripts\n  analysis --html report.html               every answer charted, in one file\n  analysis --png charts/                    each chart as a PNG, for slides and chat\n  analysis --print-sql --query top_songs    the query a question sends, sent nowhere"
 )]
 struct Args {
     #[command(flatten)]
@@ -30,7 +31,9 @@ struct Args {
     #[command(flatten)]
     lock: sparkify::cli::ReadLockArgs,
 
-    /// Output format: tables for people, csv or json (one document with every answer).
+    /// Output format
+    ///
+    /// Tables for people, csv or json (one document with every answer).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 
@@ -39,23 +42,31 @@ struct Args {
           value_parser = sparkify::cli::whole_number(1, u32::MAX.into()))]
     limit: u64,
 
+    /// Also write every answer, charted, into one HTML page
+    ///
     /// Also write every answer into FILE, one self-contained HTML page (charts drawn inline,
     /// nothing fetched when it is opened), and print only where it went.
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
 
+    /// Also write each chart into DIR as NAME.png
+    ///
     /// Also write each chart into DIR as NAME.png (plays_by_hour.png, top_songs.png...; the two
     /// counts have no chart), created when missing, and print only where they went.
     #[arg(long, value_name = "DIR")]
     png: Option<std::path::PathBuf>,
 
+    /// Print the queries instead of sending them
+    ///
     /// Print the query of each question asked, as the chosen engine would get it, and send
     /// none.
     #[arg(long, conflicts_with_all = ["html", "png"])]
     print_sql: bool,
 
-    /// Run only this question; repeat for several. Default: all thirteen.
-    #[arg(long = "query", value_name = "NAME",
+    /// Run only this question (repeatable)
+    ///
+    /// Run only this question; repeat for several. Default: all thirteen, named above.
+    #[arg(long = "query", value_name = "NAME", hide_possible_values = true,
           value_parser = PossibleValuesParser::new(sparkify::analysis::query_names()))]
     queries: Vec<String>,
 }

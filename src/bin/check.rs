@@ -6,6 +6,8 @@ use clap::Parser;
 use sparkify::cli::{exit_code, CommonArgs};
 use sparkify::warehouse::SqlPrinter;
 
+/// Run the quality checks on the warehouse as it is; change nothing.
+///
 /// Run the data-quality checks that end every etl on the warehouse as it is, and change
 /// nothing: every key column not null (not_null); the keys of songplays (songplay_id, and
 /// user_id + session_id + item_in_session), users, songs, artists and time unique (unique);
@@ -22,7 +24,7 @@ use sparkify::warehouse::SqlPrinter;
 #[command(
     name = "check",
     version,
-    after_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing\n  check --format json      one document for a scheduler (exit 1 still means a failure)\n  check --rejects          the records the loads rejected, with file, line and reason"
+    after_long_help = "Examples:\n  check                    check the warehouse of ./dwh.cfg\n  check -q && echo sound   in a script: exit 0 only when every check passes\n  check --print-sql        show the checks' SQL, send nothing\n  check --format json      one document for a scheduler (exit 1 still means a failure)\n  check --rejects          the records the loads rejected, with file, line and reason"
 )]
 struct Args {
     #[command(flatten)]
@@ -31,18 +33,24 @@ struct Args {
     #[command(flatten)]
     lock: sparkify::cli::ReadLockArgs,
 
+    /// Print the checks' queries instead of sending them
+    ///
     /// Print every query the checks would send to the chosen engine, and send none.
     #[arg(long)]
     print_sql: bool,
 
+    /// List the first N rejected records instead
+    ///
     /// List the rejected records in load_errors instead (source, file, line, reason, raw
     /// text), the first N of them (default 100).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100",
           allow_negative_numbers = true, value_parser = sparkify::cli::whole_number(1, 1_000_000))]
     rejects: Option<u64>,
 
-    /// Output format: a table for people, or json (one document: whether all passed, and each
-    /// check with rows examined, failures, seconds and its offending rows) for schedulers.
+    /// Output format
+    ///
+    /// A table for people, or json (one document: whether all passed, and each check with rows
+    /// examined, failures, seconds and its offending rows) for schedulers.
     #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
     format: CheckFormat,
 }

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use sparkify::cli::{exit_code, CommonArgs};
 
-/// Start over: drop and create every table of the warehouse, empty: staging_events,
-/// staging_songs, load_errors, the ledger loaded_files, and the star schema songplays, users,
-/// songs, artists, time. etl creates them by itself when they do not exist yet, so this is
-/// only for starting over.
+/// Start over: drop and create every table of the warehouse, empty.
+///
+/// The tables: staging_events, staging_songs, load_errors, the ledger loaded_files, and the
+/// star schema songplays, users, songs, artists, time. etl creates them by itself when they do
+/// not exist yet, so this is only for starting over.
 ///
 /// Only the toolkit's own tables are dropped: each carries a comment saying so. A table of
 /// the same name that the toolkit did not create (an application's own users, say) makes
@@ -26,17 +27,21 @@ use sparkify::cli::{exit_code, CommonArgs};
 #[command(
     name = "create_tables",
     version,
-    after_help = "Examples:\n  create_tables                          create them with ./dwh.cfg (asks before dropping rows)\n  create_tables --yes                    start over without asking (scripts, cron)\n  create_tables --engine redshift --print-sql   the DDL Redshift would get, offline"
+    after_long_help = "Examples:\n  create_tables                          create them with ./dwh.cfg (asks before dropping rows)\n  create_tables --yes                    start over without asking (scripts, cron)\n  create_tables --engine redshift --print-sql   the DDL Redshift would get, offline"
 )]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
+    /// Print the statements instead of sending them
+    ///
     /// Print every statement create_tables would send to the chosen engine, in order, and
     /// send none (no connection is made).
     #[arg(long)]
     print_sql: bool,
 
+    /// Drop tables that hold rows without asking
+    ///
     /// Drop the toolkit's tables even when they hold rows, without asking. Without it, a
     /// terminal is asked, and a run with no terminal (cron, CI) refuses and drops nothing.
     #[arg(long, short = 'y', visible_alias = "force")]

@@ -10,6 +10,8 @@ use sparkify::load::Unreadable;
 use sparkify::progress::Progress;
 use sparkify::warehouse::SqlPrinter;
 
+/// Load the sources into staging and transform them into the star schema.
+///
 /// Load the song catalogue and the event logs into staging, transform them into the star
 /// schema, and print what was read, staged, rejected and how long each phase took.
 ///
@@ -64,35 +66,45 @@ use sparkify::warehouse::SqlPrinter;
 #[command(
     name = "etl",
     version,
-    after_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --full-refresh           read every file again and rebuild\n  etl --no-checks              commit even if a quality check would fail\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl -q --format json         one document for a scheduler, nothing else\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
+    after_long_help = "Examples:\n  etl                          load with ./dwh.cfg\n  etl --max-errors 100         keep going past up to 100 bad records\n  etl -q --config other.cfg    no progress bars, another config\n  etl --full-refresh           read every file again and rebuild\n  etl --no-checks              commit even if a quality check would fail\n  etl --dry-run                list the files a load would read\n  etl --print-sql              show the SQL a load would send, send nothing\n  etl -q --format json         one document for a scheduler, nothing else\n  etl --coalesce               Redshift: COPY the small song files coalesced into a few large ones"
 )]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
+    /// Rejected records to tolerate [config: MAX_ERRORS]
+    ///
     /// Rejected records to tolerate, 0 or more; overrides [WAREHOUSE] MAX_ERRORS.
     #[arg(long, value_name = "N", allow_negative_numbers = true,
           value_parser = sparkify::cli::whole_number(0, u64::MAX))]
     max_errors: Option<u64>,
 
+    /// Go on past files that cannot be read
+    ///
     /// Go on when a source file cannot be read: list it in the summary and in load_errors
     /// (reason "unreadable file"), apart from the rejected records. Without it such a file
     /// fails the run, since its records would be lost.
     #[arg(long)]
     skip_unreadable_files: bool,
 
+    /// Seconds to wait for another process's lock
+    ///
     /// Seconds to wait while another process holds the warehouse (another load; on DuckDB also
     /// a reader), saying after a second who holds it; 0 fails at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, allow_negative_numbers = true,
           value_parser = sparkify::cli::whole_number(0, 31_536_000))]
     lock_timeout: u64,
 
+    /// Read every file again and rebuild everything
+    ///
     /// Read every file again and rebuild staging and the star schema from them, whatever the
     /// ledger (loaded_files) says was loaded before. Without it, only files that are new since
     /// the last run are read, and what they change is merged in.
     #[arg(long)]
     full_refresh: bool,
 
+    /// Skip the quality checks
+    ///
     /// Skip the quality checks that end every load (keys not null and unique, references
     /// found, accepted values, as many songplays as plays staged; see the `check` binary).
     /// Without them a load that breaks one is committed, and on DuckDB, whose tables declare
@@ -100,6 +112,8 @@ struct Args {
     #[arg(long)]
     no_checks: bool,
 
+    /// Redshift: COPY small objects coalesced into a few large ones
+    ///
     /// Redshift: fetch each source's small .json objects (under 1 MiB) and write them back to
     /// back into a few large objects under [S3] MANIFEST_PREFIX, which COPY then reads through
     /// a manifest: the same records, far fewer objects for COPY to open (see the README).
@@ -107,6 +121,8 @@ struct Args {
     #[arg(long)]
     coalesce: bool,
 
+    /// Say what a load would read and do; load nothing
+    ///
     /// List what would be loaded (files and bytes per source), check the JSONPaths file, and
     /// say what the run would do: the load line it would print (full refresh and why,
     /// incremental, or nothing new) and the files it would read, from the warehouse's ledger,
@@ -114,12 +130,16 @@ struct Args {
     #[arg(long, conflicts_with = "print_sql")]
     dry_run: bool,
 
+    /// Summary format
+    ///
     /// What the summary on standard output is: a few lines for people (text; -v adds the
     /// tables of sources, rows and checks; -q prints nothing on success), or json: one
     /// document with the same figures, for schedulers (printed with -q too).
     #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
     format: SummaryFormat,
 
+    /// Print the statements instead of sending them
+    ///
     /// Print every statement etl would send to the chosen engine, in order, and send none:
     /// no warehouse, S3 or Data API is reached. Where a statement depends on the run (what S3
     /// holds, a COPY's id), a comment says so.

@@ -7,10 +7,11 @@ use clap::Parser;
 use sparkify::cli::{exit_code, LogArgs};
 use sparkify::gen_data::{generate, GenOptions};
 
-/// Write a synthetic Sparkify dataset in exactly the layout of the original sources:
-/// OUT/song_data/A/B/C/TRABC….json (one song per file, some pretty-printed),
-/// OUT/log_data/YYYY/MM/YYYY-MM-DD-events.json (JSON lines, one file per day from
-/// 2018-11-01) and OUT/log_json_path.json.
+/// Write a synthetic dataset in the original sources' layout.
+///
+/// The layout: OUT/song_data/A/B/C/TRABC….json (one song per file, some pretty-printed),
+/// OUT/log_data/YYYY/MM/YYYY-MM-DD-events.json (JSON lines, one file per day from 2018-11-01)
+/// and OUT/log_json_path.json.
 ///
 /// The same options always write the same bytes. The bundled data/ sample is
 /// `gen_data --out data` with the defaults below. Point [LOCAL] in the config at OUT to load it.
@@ -18,7 +19,7 @@ use sparkify::gen_data::{generate, GenOptions};
 #[command(
     name = "gen_data",
     version,
-    after_help = "Examples:\n  gen_data --out data                          the bundled sample (the defaults)\n  gen_data --out big --songs 10000 --events 1000000   1M events for a benchmark\n  gen_data --out data --force                  write it again over the old one"
+    after_long_help = "Examples:\n  gen_data --out data                          the bundled sample (the defaults)\n  gen_data --out big --songs 10000 --events 1000000   1M events for a benchmark\n  gen_data --out data --force                  write it again over the old one"
 )]
 struct Args {
     #[command(flatten)]

@@ -9,6 +9,8 @@ use sparkify::cli::{exit_code, ConfigArgs};
 use sparkify::config_edit::{self, Setting};
 use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
 
+/// Provision Amazon Redshift Serverless from the config file
+///
 /// Provision Amazon Redshift Serverless from the config file, in this order, each step checking
 /// for its resource first so that a second run changes nothing:
 ///
@@ -38,7 +40,7 @@ use sparkify::iac::{self, Clients, ConsoleReporter, CreatePlan, Timing};
     name = "iac_create",
     version,
     verbatim_doc_comment,
-    after_help = "Examples:\n  iac_create --dry-run             print the plan, change nothing\n  iac_create                       provision, then run create_tables, etl, analysis\n  iac_create --no-ingress          for the redshift-data engine: no open port\n  iac_create --cidr 203.0.113.7/32 open the port to this address"
+    after_long_help = "Examples:\n  iac_create --dry-run             print the plan, change nothing\n  iac_create                       provision, then run create_tables, etl, analysis\n  iac_create --no-ingress          for the redshift-data engine: no open port\n  iac_create --cidr 203.0.113.7/32 open the port to this address"
 )]
 struct Args {
     #[command(flatten)]
@@ -52,37 +54,53 @@ struct Args {
     #[arg(long)]
     dry_run: bool,
 
+    /// Let Secrets Manager keep the admin password
+    ///
     /// Let AWS Secrets Manager generate and keep the admin password instead of
     /// [CLUSTER] DB_PASSWORD.
     #[arg(long)]
     manage_password: bool,
 
+    /// Open no port (for the redshift-data engine)
+    ///
     /// Open no port: use the redshift-data engine (Data API) afterwards.
     #[arg(long, conflicts_with = "cidr")]
     no_ingress: bool,
 
+    /// The address allowed to connect
+    ///
     /// The address allowed to connect, as ADDRESS/32, instead of this machine's public IP.
     #[arg(long, value_name = "ADDRESS/BITS")]
     cidr: Option<String>,
 
+    /// Let --cidr name a network, up to a /24
+    ///
     /// Let --cidr name a network wider than one address (at most a /24).
     #[arg(long, requires = "cidr")]
     allow_wide_cidr: bool,
 
-    /// Where this machine's public IP is asked (https only).
+    /// Where this machine's public IP is asked (https only)
+    ///
+    /// Where this machine's public IP is asked, over https only; by default
+    /// https://checkip.amazonaws.com, AWS's own.
     #[arg(
         long,
         value_name = "URL",
-        default_value = "https://checkip.amazonaws.com"
+        default_value = "https://checkip.amazonaws.com",
+        hide_default_value = true
     )]
     ip_endpoint: String,
 
+    /// Take over resources iac_create did not make
+    ///
     /// Take over a role, namespace or workgroup of the configured name that iac_create did not
     /// make (it is tagged created-by = sparkify-iac, and iac_delete will remove it). Without
     /// this flag such a resource is refused and left untouched.
     #[arg(long)]
     adopt: bool,
 
+    /// Seconds to wait until the workgroup is available
+    ///
     /// Seconds to wait for the namespace and workgroup to become available.
     #[arg(long, value_name = "SECONDS", default_value_t = 1200)]
     timeout: u64,

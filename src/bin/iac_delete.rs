@@ -10,6 +10,8 @@ use sparkify::cli::{exit_code, ConfigArgs};
 use sparkify::config_edit;
 use sparkify::iac::{self, Clients, ConsoleReporter, DeletePlan, Timing};
 
+/// Tear down the Redshift Serverless resources iac_create made.
+///
 /// Tear down the Redshift Serverless resources named in [DWH]: the ingress rule iac_create
 /// made, the workgroup (waiting until it is gone), the namespace (waiting until it is gone,
 /// after a final snapshot of its data: --no-final-snapshot for none), and the IAM role with
@@ -24,7 +26,7 @@ use sparkify::iac::{self, Clients, ConsoleReporter, DeletePlan, Timing};
 #[command(
     name = "iac_delete",
     version,
-    after_help = "Examples:\n  iac_delete --dry-run                list what would be deleted\n  iac_delete                          ask, then delete\n  iac_delete --yes                    in a script: no question\n  iac_delete --final-snapshot last    name the snapshot kept of the namespace\n  iac_delete --no-final-snapshot      keep no snapshot: the data is gone"
+    after_long_help = "Examples:\n  iac_delete --dry-run                list what would be deleted\n  iac_delete                          ask, then delete\n  iac_delete --yes                    in a script: no question\n  iac_delete --final-snapshot last    name the snapshot kept of the namespace\n  iac_delete --no-final-snapshot      keep no snapshot: the data is gone"
 )]
 struct Args {
     #[command(flatten)]
@@ -38,6 +40,8 @@ struct Args {
     #[arg(long)]
     keep_role: bool,
 
+    /// Name of the final snapshot of the namespace
+    ///
     /// The name of the snapshot of the namespace kept before it is deleted [default:
     /// <namespace>-final-<UTC date>-<time>]. The snapshot keeps the data (and costs its
     /// storage) until you delete it.
@@ -52,6 +56,8 @@ struct Args {
     #[arg(short, long)]
     yes: bool,
 
+    /// Also delete resources iac_create did not make
+    ///
     /// Also delete resources of the configured names that iac_create did not make.
     #[arg(long)]
     adopt: bool,
@@ -60,6 +66,8 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 1200)]
     timeout: u64,
 
+    /// Say what would be deleted; delete nothing
+    ///
     /// List what would be deleted, and any problem a real run would meet (no region, no
     /// credentials), without asking or changing anything.
     #[arg(long)]
