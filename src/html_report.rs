@@ -1,6 +1,7 @@
 //! `analysis --html FILE`: every answer in one self-contained HTML file, readable offline and
-//! mailable. The volume questions and the rankings are bar charts (inline SVG from `charts`),
-//! each beside its table; the counts are shown as numbers; an empty warehouse says it
+//! mailable. The volume questions and the rankings are bar charts (inline SVG from `charts`,
+//! scaling to the page), each beside its table, with a note where the first or last period is
+//! partial; the counts, and a volume of one bar, are shown as numbers; an empty warehouse says it
 //! holds no plays yet instead of drawing empty charts. Nothing is fetched when the file is
 //! opened: no script, stylesheet, font or image comes from elsewhere.
 
@@ -59,6 +60,7 @@ section{border-top:1px solid #e2e8f0;padding:1rem 0}\
 .pair{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}\
 table{border-collapse:collapse;font-size:.85rem}th,td{padding:.2rem .6rem;text-align:left}\
 th{border-bottom:1px solid #a0aec0}td.n{text-align:right}\
+.chart{flex:1 1 640px;max-width:640px}.note{color:#4a5568;font-size:.85rem}\
 .number{font-size:2.5rem;font-weight:600}.empty{color:#975a16;font-style:italic}";
 
 /// The whole report: every answer, charted where a chart says more than its table, with when
@@ -84,19 +86,16 @@ pub fn render(warehouse: &str, built_at: &str, answers: &[Answer]) -> Result<Str
         if charts::has_no_plays(answer) {
             let _ = write!(out, "<p class=\"empty\">{}</p>", escape(charts::NO_PLAYS));
         } else if let Some(svg) = charts::svg(answer)? {
+            let note = charts::partial_note(answer)
+                .map(|note| format!("<p class=\"note\">{}</p>", escape(&note)))
+                .unwrap_or_default();
             let _ = write!(
                 out,
-                "<div class=\"pair\"><div class=\"chart\">{svg}</div>{}</div>",
+                "<div class=\"pair\"><div class=\"chart\">{svg}{note}</div>{}</div>",
                 table_html(answer)
             );
         } else {
-            let number = answer
-                .result
-                .rows
-                .first()
-                .and_then(|row| row.first())
-                .map(Cell::to_string)
-                .unwrap_or_default();
+            let number = charts::number_text(answer);
             let _ = write!(out, "<p class=\"number\">{}</p>", escape(&number));
         }
         out.push_str("</section>");

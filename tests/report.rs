@@ -64,11 +64,33 @@ fn headless(browser: &str, args: &[&str], page: &Path) -> std::process::Output {
 fn the_report_charts_every_volume_and_ranking_and_fetches_nothing() {
     let ws = loaded();
     let html = report(&ws);
-    // 13 answers: the two counts as numbers, the other eleven as charts beside their tables.
-    assert_eq!(html.matches("<svg").count(), 11);
-    assert_eq!(html.matches("<table>").count(), 11);
+    // 13 answers: the two counts as numbers, and the sample's thirty days of November 2018 make
+    // one bar of plays_by_year and one of plays_by_month, said as numbers too; the other nine
+    // are charts beside their tables.
+    assert_eq!(html.matches("<svg").count(), 9);
+    assert_eq!(html.matches("<table>").count(), 9);
     assert_eq!(html.matches("<section").count(), 13);
     assert!(html.contains("<p class=\"number\">150</p>"), "songs");
+    assert!(
+        html.contains("<p class=\"number\">2018: 1,602 plays</p>"),
+        "one year of plays, as a number"
+    );
+    assert!(html.contains("<p class=\"number\">2018-11: 1,602 plays</p>"));
+    // The weeks: 2018-W44 begins on Monday 29 October, the plays on Thursday 1 November; the
+    // last week ends on Sunday 2 December, the plays on 30 November.
+    assert!(
+        html.contains(
+            "<p class=\"note\">Lighter bars: partial weeks (the plays run from 2018-11-01 to \
+             2018-11-30).</p>"
+        ),
+        "the partial weeks are said"
+    );
+    // Each chart scales to the page and is described for screen readers.
+    assert_eq!(
+        html.matches("style=\"max-width:100%;height:auto\"").count(),
+        9
+    );
+    assert_eq!(html.matches("<desc id=").count(), 9);
     assert!(html.contains("from duckdb "), "which warehouse");
     for fetch in ["<script", "<link", "src=", "url(", "@import", "https://"] {
         assert!(!html.contains(fetch), "the page would fetch: {fetch}");
@@ -80,7 +102,7 @@ fn the_report_charts_every_volume_and_ranking_and_fetches_nothing() {
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert_eq!(
         dom.matches("<svg").count(),
-        11,
+        9,
         "the browser's DOM holds every chart"
     );
     assert!(dom.matches("<rect").count() > 100, "bars drawn");
@@ -148,6 +170,11 @@ impl Picture {
 
     /// Pixels of the bars' colour in each of `lines` (rows when `across`, else columns).
     fn bar_pixels(&self, across: bool) -> Vec<usize> {
+        self.pixels_of(BAR, across)
+    }
+
+    /// Per line (across: rows, else columns), the pixels of `colour`.
+    fn pixels_of(&self, colour: [u8; 3], across: bool) -> Vec<usize> {
         let (lines, along) = if across {
             (self.height, self.width)
         } else {
@@ -158,7 +185,7 @@ impl Picture {
                 (0..along)
                     .filter(|&i| {
                         let (x, y) = if across { (i, line) } else { (line, i) };
-                        self.at(x, y) == BAR
+                        self.at(x, y) == colour
                     })
                     .count()
             })
@@ -175,6 +202,8 @@ impl Picture {
 
 /// The bars' colour (a filled rectangle is drawn without anti-aliasing).
 const BAR: [u8; 3] = [0x2b, 0x6c, 0xb0];
+/// The lighter colour of a bar that counts part of a period.
+const PARTIAL: [u8; 3] = [0x9d, 0xc0, 0xe6];
 
 /// The bars in a picture: runs of lines holding bar pixels, each as its largest extent.
 fn bars(lines: &[usize]) -> Vec<usize> {
@@ -191,6 +220,8 @@ fn bars(lines: &[usize]) -> Vec<usize> {
     bars
 }
 
+/// Every answer that can be a chart (the counts never are); on an empty warehouse each says
+/// "no plays yet".
 const CHARTED: [&str; 11] = [
     "both_levels",
     "users_by_level",
@@ -205,13 +236,22 @@ const CHARTED: [&str; 11] = [
     "top_songs",
 ];
 
-fn pngs(ws: &Workspace, dir: &Path) -> Vec<String> {
+/// The charts of the loaded sample: a volume of one bar (plays_by_year, plays_by_month on its
+/// one month) is a number, with no picture.
+fn charted_when_loaded() -> Vec<&'static str> {
+    CHARTED
+        .into_iter()
+        .filter(|name| !["plays_by_year", "plays_by_month"].contains(name))
+        .collect()
+}
+
+fn pngs(ws: &Workspace, dir: &Path, count: usize) -> Vec<String> {
     ws.cmd("analysis")
         .arg("--png")
         .arg(dir)
         .assert()
         .success()
-        .stdout(format!("wrote 11 charts to {}\n", dir.display()));
+        .stdout(format!("wrote {count} charts to {}\n", dir.display()));
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
@@ -224,9 +264,14 @@ fn pngs(ws: &Workspace, dir: &Path) -> Vec<String> {
 fn each_chart_is_a_png_with_the_answers_bars_in_order_title_and_labels() {
     let ws = loaded();
     let dir = ws.path().join("slides").join("charts");
-    let mut expected: Vec<String> = CHARTED.iter().map(|n| format!("{n}.png")).collect();
+    let charted = charted_when_loaded();
+    let mut expected: Vec<String> = charted.iter().map(|n| format!("{n}.png")).collect();
     expected.sort();
-    assert_eq!(pngs(&ws, &dir), expected, "one PNG per chart, nothing else");
+    assert_eq!(
+        pngs(&ws, &dir, charted.len()),
+        expected,
+        "one PNG per chart, nothing else"
+    );
 
     // Made to be shared: the permissions of any new file here, not a temporary file's 0600.
     #[cfg(unix)]
@@ -248,7 +293,7 @@ fn each_chart_is_a_png_with_the_answers_bars_in_order_title_and_labels() {
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     for answer in doc["answers"].as_array().unwrap() {
         let name = answer["name"].as_str().unwrap();
-        if !CHARTED.contains(&name) {
+        if !charted.contains(&name) {
             continue;
         }
         let rows = answer["rows"].as_array().unwrap();
@@ -269,6 +314,25 @@ fn each_chart_is_a_png_with_the_answers_bars_in_order_title_and_labels() {
         let ranking = name.starts_with("top_") || name == "both_levels";
         // A ranking's bars are horizontal, the first on top; the volumes' are columns in order.
         let drawn = bars(&picture.bar_pixels(ranking));
+        // A first or last period the plays cover in part is drawn lighter: on the sample, the
+        // first and the last ISO week (plays from Thursday 1 to Friday 30 November).
+        let lighter = bars(&picture.pixels_of(PARTIAL, ranking));
+        if name == "plays_by_week" {
+            assert_eq!(
+                lighter.len(),
+                2,
+                "{name}: the two partial weeks drawn lighter"
+            );
+            assert_eq!(drawn.len() + lighter.len(), values.len(), "{name}");
+            let mut all = vec![lighter[0]];
+            all.extend(&drawn);
+            all.push(lighter[1]);
+            assert_eq!(all.len(), values.len());
+            // W44 (214 plays) is lower than W45 (382): the bars keep the values' order.
+            assert!(all[0] < all[1], "{name}: {all:?}");
+            continue;
+        }
+        assert!(lighter.is_empty(), "{name}: no period is partial");
         let nonzero: Vec<u64> = values.iter().copied().filter(|&v| v > 0).collect();
         assert_eq!(
             drawn.len(),
@@ -310,7 +374,7 @@ fn an_empty_warehouse_draws_no_plays_yet_and_a_bad_directory_is_one_clear_error(
     let ws = Workspace::new(&common::repo().join("data"), "");
     ws.cmd("create_tables").assert().success();
     let dir = ws.path().join("charts");
-    assert_eq!(pngs(&ws, &dir).len(), 11);
+    assert_eq!(pngs(&ws, &dir, 11).len(), 11);
     for name in CHARTED {
         let picture = Picture::open(&dir.join(format!("{name}.png")));
         assert_eq!(
@@ -367,4 +431,77 @@ fn the_report_goes_into_a_new_directory_and_a_failure_names_no_temporary_file() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot write the report to"), "{stderr}");
     assert!(!stderr.contains(".sparkify-"), "{stderr}");
+}
+
+/// 400 days of plays from 1 November 2018: November 2018 and November 2019 are two
+/// months, not one; the first and last ISO weeks and the last month are partial and said so;
+/// the year 2019 is charted (two bars, the first and second partial years).
+#[test]
+fn months_are_counted_by_year_and_partial_periods_are_marked() {
+    let sources = tempfile::tempdir().unwrap();
+    sparkify::gen_data::generate(&sparkify::gen_data::GenOptions {
+        songs: 30,
+        events: 4000,
+        days: 400,
+        seed: 7,
+        out: sources.path().to_path_buf(),
+        force: true,
+    })
+    .unwrap();
+    let ws = Workspace::new(sources.path(), "");
+    ws.create_and_load();
+    let out = ws
+        .cmd("analysis")
+        .args([
+            "--format",
+            "json",
+            "--query",
+            "plays_by_month",
+            "--query",
+            "plays_by_year",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let months = &doc["answers"][0]["rows"];
+    let keys: Vec<(i64, i64)> = months
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["year"].as_i64().unwrap(),
+                row["month"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys.len(),
+        14,
+        "Nov 2018 to Nov 2019 and a few days of Dec: {keys:?}"
+    );
+    assert_eq!(keys[0], (2018, 11));
+    assert_eq!(keys[12], (2019, 11), "November 2019 on its own");
+    assert_eq!(months[0]["first_day"], "2018-11-01");
+    // 400 days from 2018-11-01: the last is 2019-12-05 (its plays may end a day earlier).
+    let last = months[13]["last_day"].as_str().unwrap();
+    assert!(last.starts_with("2019-12-0"), "{last}");
+    let years = &doc["answers"][1]["rows"];
+    assert_eq!(years.as_array().unwrap().len(), 2);
+
+    let html = report(&ws);
+    assert!(
+        html.contains(&format!(
+            "<p class=\"note\">Lighter bars: partial years (the plays run from 2018-11-01 to {last}).</p>"
+        )),
+        "years"
+    );
+    assert!(
+        html.contains(&format!(
+            "<p class=\"note\">Lighter bar: a partial month (the plays end on {last}).</p>"
+        )),
+        "months: November 2018 is whole, the last December is not"
+    );
+    assert!(html.contains("Lighter bars: partial weeks"), "weeks");
 }

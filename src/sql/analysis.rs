@@ -28,7 +28,8 @@ impl AnalysisQuery {
 
     /// The question in `d`'s SQL. In the text, `{limit}` is the ranking's length, and text
     /// keys are written `{key:c}` (grouped by, [`Dialect::text_key`]), `{equal:a:b}`
-    /// ([`Dialect::text_equal`]) and `{order:c}` (a tie-break, [`Dialect::text_order`]).
+    /// ([`Dialect::text_equal`]) and `{order:c}` (a tie-break, [`Dialect::text_order`]); a
+    /// timestamp's day as `YYYY-MM-DD` text is `{day:expression}` ([`Dialect::day_text`]).
     pub fn sql(&self, d: Dialect, limit: u32) -> String {
         let mut out = String::new();
         let mut rest = self.sql;
@@ -41,6 +42,7 @@ impl AnalysisQuery {
                 ["key", column] => d.text_key(column),
                 ["equal", a, b] => d.text_equal(a, b),
                 ["order", column] => d.text_order_with(column, ""),
+                ["day", expression] => d.day_text(expression),
                 other => panic!("unknown placeholder {other:?} in {}", self.name),
             });
             rest = &rest[end + 1..];
@@ -48,6 +50,14 @@ impl AnalysisQuery {
         out.push_str(rest);
         out
     }
+}
+
+/// The first and last day with plays in a period (a week, month or year), as `YYYY-MM-DD`: the
+/// charts mark a first or last period the plays cover only in part.
+macro_rules! days_played {
+    () => {
+        "{day:MIN(sp.start_time)} AS first_day, {day:MAX(sp.start_time)} AS last_day"
+    };
 }
 
 /// Plays per value of one `time` column. Each play joins exactly one `time` row (its primary
@@ -109,7 +119,18 @@ JOIN users u ON u.user_id = p.user_id
 ORDER BY p.plays DESC, u.user_id
 LIMIT {limit}",
     },
-    plays_by!("plays_by_year", "Plays by year", "year"),
+    AnalysisQuery {
+        name: "plays_by_year",
+        title: "Plays by year",
+        sql: concat!(
+            "SELECT t.year, ",
+            days_played!(),
+            ", COUNT(*) AS plays
+FROM songplays sp JOIN time t ON t.start_time = sp.start_time
+GROUP BY t.year
+ORDER BY t.year"
+        ),
+    },
     plays_by!("plays_by_day", "Plays by day of the month", "day"),
     AnalysisQuery {
         name: "plays_by_week",
@@ -117,16 +138,29 @@ LIMIT {limit}",
         // ISO year from the calendar year: the last days of December can be in week 1 of the
         // next year, the first days of January in week 52 or 53 of the last.
         sql: "\
-SELECT iso_year, week, COUNT(*) AS plays
+SELECT iso_year, week, {day:MIN(start_time)} AS first_day, {day:MAX(start_time)} AS last_day,
+       COUNT(*) AS plays
 FROM (SELECT CASE WHEN t.month = 12 AND t.week = 1 THEN t.year + 1
                   WHEN t.month = 1 AND t.week >= 52 THEN t.year - 1
                   ELSE t.year END AS iso_year,
-             t.week
+             t.week, sp.start_time
       FROM songplays sp JOIN time t ON t.start_time = sp.start_time) weeks
 GROUP BY iso_year, week
 ORDER BY iso_year, week",
     },
-    plays_by!("plays_by_month", "Plays by month", "month"),
+    AnalysisQuery {
+        name: "plays_by_month",
+        title: "Plays by month",
+        // By year and month, as the weeks: November 2018 is not November 2019.
+        sql: concat!(
+            "SELECT t.year, t.month, ",
+            days_played!(),
+            ", COUNT(*) AS plays
+FROM songplays sp JOIN time t ON t.start_time = sp.start_time
+GROUP BY t.year, t.month
+ORDER BY t.year, t.month"
+        ),
+    },
     plays_by!("plays_by_hour", "Plays by hour of the day (UTC)", "hour"),
     AnalysisQuery {
         name: "plays_by_weekday",

@@ -74,6 +74,19 @@ impl Dialect {
         }
     }
 
+    /// The day of the timestamp `expression` as `YYYY-MM-DD` text: DuckDB's `strftime`
+    /// (https://duckdb.org/docs/stable/sql/functions/dateformat), PostgreSQL's and Redshift's
+    /// `TO_CHAR` (https://docs.aws.amazon.com/redshift/latest/dg/r_TO_CHAR.html, which returns
+    /// VARCHAR; its example queries format `'YYYY-MM-DD'`, r_HLL-examples).
+    pub fn day_text(self, expression: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("strftime({expression}, '%Y-%m-%d')"),
+            Dialect::Postgres | Dialect::Redshift => {
+                format!("TO_CHAR({expression}, 'YYYY-MM-DD')")
+            }
+        }
+    }
+
     /// A text key in PARTITION BY, GROUP BY or a DISTINCT list: its values kept apart exactly.
     /// Redshift would put `'SOX'` and `'SOX '` in one group (see [`Dialect::text_equal`]);
     /// their lengths differ, so grouping by the length too keeps them apart, as the other

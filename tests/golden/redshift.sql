@@ -820,23 +820,30 @@ ORDER BY p.plays DESC, u.user_id
 LIMIT 5;
 
 -- analysis plays_by_year
-SELECT t.year, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.year ORDER BY t.year;
+SELECT t.year, TO_CHAR(MIN(sp.start_time), 'YYYY-MM-DD') AS first_day, TO_CHAR(MAX(sp.start_time), 'YYYY-MM-DD') AS last_day, COUNT(*) AS plays
+FROM songplays sp JOIN time t ON t.start_time = sp.start_time
+GROUP BY t.year
+ORDER BY t.year;
 
 -- analysis plays_by_day
 SELECT t.day, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.day ORDER BY t.day;
 
 -- analysis plays_by_week
-SELECT iso_year, week, COUNT(*) AS plays
+SELECT iso_year, week, TO_CHAR(MIN(start_time), 'YYYY-MM-DD') AS first_day, TO_CHAR(MAX(start_time), 'YYYY-MM-DD') AS last_day,
+       COUNT(*) AS plays
 FROM (SELECT CASE WHEN t.month = 12 AND t.week = 1 THEN t.year + 1
                   WHEN t.month = 1 AND t.week >= 52 THEN t.year - 1
                   ELSE t.year END AS iso_year,
-             t.week
+             t.week, sp.start_time
       FROM songplays sp JOIN time t ON t.start_time = sp.start_time) weeks
 GROUP BY iso_year, week
 ORDER BY iso_year, week;
 
 -- analysis plays_by_month
-SELECT t.month, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.month ORDER BY t.month;
+SELECT t.year, t.month, TO_CHAR(MIN(sp.start_time), 'YYYY-MM-DD') AS first_day, TO_CHAR(MAX(sp.start_time), 'YYYY-MM-DD') AS last_day, COUNT(*) AS plays
+FROM songplays sp JOIN time t ON t.start_time = sp.start_time
+GROUP BY t.year, t.month
+ORDER BY t.year, t.month;
 
 -- analysis plays_by_hour
 SELECT t.hour, COUNT(*) AS plays FROM songplays sp JOIN time t ON t.start_time = sp.start_time GROUP BY t.hour ORDER BY t.hour;
