@@ -32,11 +32,16 @@ pub enum Chart {
     Number,
 }
 
+/// Whether `name` is one of the counts, which are numbers whatever their rows.
+fn is_count(name: &str) -> bool {
+    matches!(name, "song_count" | "artist_count")
+}
+
 /// How `answer` is drawn. A volume of one bar (every play in one year, or one month of data by
 /// month) says no more than its number, so it is shown as one.
 pub fn chart_of(answer: &Answer) -> Chart {
     match answer.name {
-        "song_count" | "artist_count" => Chart::Number,
+        name if is_count(name) => Chart::Number,
         "top_users" | "top_artists" | "top_songs" | "both_levels" => Chart::Ranking,
         _ if answer.result.rows.len() == 1 => Chart::Number,
         _ => Chart::Columns,
@@ -45,9 +50,8 @@ pub fn chart_of(answer: &Answer) -> Chart {
 
 /// Whether the answer has nothing to draw: no rows, or a chart whose every bar is zero.
 pub fn has_no_plays(answer: &Answer) -> bool {
-    let counts = matches!(answer.name, "song_count" | "artist_count");
     answer.result.rows.is_empty()
-        || (!counts && answer.result.rows.iter().all(|row| value(row) == 0))
+        || (!is_count(answer.name) && answer.result.rows.iter().all(|row| value(row) == 0))
 }
 
 /// An answer shown as a number, in words: a count (`150`), or the one bar of a volume with
@@ -61,7 +65,7 @@ pub fn number_text(answer: &Answer) -> String {
         Some(cell) => cell.to_string(),
         None => String::new(),
     };
-    if matches!(answer.name, "song_count" | "artist_count") {
+    if is_count(answer.name) {
         return shown(row.first());
     }
     let unit = answer.result.columns.last().map_or("", String::as_str);
