@@ -42,7 +42,16 @@ impl CheckOutcome {
 
 /// Runs every check against `warehouse`, in its open transaction if there is one.
 pub fn run(warehouse: &mut dyn Warehouse) -> Result<Vec<CheckOutcome>> {
+    run_counted(warehouse, &indicatif::ProgressBar::hidden())
+}
+
+/// [`run`], ticking `done` once per check (its length is set to the number of checks).
+pub fn run_counted(
+    warehouse: &mut dyn Warehouse,
+    done: &indicatif::ProgressBar,
+) -> Result<Vec<CheckOutcome>> {
     let dialect = warehouse.dialect();
+    done.set_length(all().len() as u64);
     for statement in sql::prepare_checks(dialect) {
         warehouse.execute(&statement)?;
     }
@@ -70,6 +79,7 @@ pub fn run(warehouse: &mut dyn Warehouse) -> Result<Vec<CheckOutcome>> {
             elapsed: clock.elapsed(),
             sample,
         });
+        done.inc(1);
     }
     Ok(outcomes)
 }

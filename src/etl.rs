@@ -650,9 +650,9 @@ fn record_ledger(
 
 /// Runs the quality checks; any failure fails the run with the checks' report.
 fn quality_checks(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<Vec<CheckOutcome>> {
-    let bar = progress.spinner("check");
+    let bar = progress.items("check", checks::all().len() as u64);
     bar.set_message("quality checks");
-    let outcomes = checks::run(warehouse)?;
+    let outcomes = checks::run_counted(warehouse, &bar)?;
     bar.finish_and_clear();
     if let Some(failed) = checks::failure_report(&outcomes) {
         bail!(

@@ -266,8 +266,10 @@ pub fn load_source(
         ..SourceStats::default()
     };
     let read_bar = progress.bytes(&format!("{} read", kind.name()), stats.bytes);
+    // Counts records as each file is parsed (on the parse workers), so it moves file by file;
+    // what the warehouse has taken so far is its message, updated after each chunk.
     let load_bar = progress.spinner(&format!("{} load", kind.name()));
-    load_bar.set_message("records staged");
+    load_bar.set_message("records read");
 
     // Content hashes of the local files read, by name, for the ledger (see crate::ledger).
     let digests = std::sync::Mutex::new(HashMap::<String, String>::new());
@@ -324,6 +326,7 @@ pub fn load_source(
             }
         });
         let read_bar = read_bar.clone();
+        let records_bar = load_bar.clone();
         let digests = &digests;
         scope.spawn(move || {
             // The hash of each large log read in pieces, fed piece by piece, in order.
@@ -341,6 +344,9 @@ pub fn load_source(
                             record_digest(digests, file, contents);
                         }
                         let parsed = parse_file(file, contents, kind, mapping);
+                        if let Ok(parsed) = &parsed {
+                            records_bar.inc((parsed.rows.len() + parsed.rejects.len()) as u64);
+                        }
                         // A piece of a large file counts its own bytes.
                         let bytes = contents.as_ref().map_or(file.size, |b| b.len() as u64);
                         read_bar.inc(bytes);
@@ -466,7 +472,10 @@ pub fn load_source(
                     _ => stats.yields.push(file),
                 }
             }
-            load_bar.set_position(stats.staged);
+            load_bar.set_message(format!(
+                "records read, {} staged",
+                crate::words::thousands(stats.staged as i64)
+            ));
         }
         Ok(())
     })?;

@@ -1017,3 +1017,66 @@ fn short_help_is_one_line_per_flag_and_long_help_teaches() {
         );
     }
 }
+
+/// On a terminal the counters move while the work runs: the records read count up file by file
+/// as they are parsed, before the warehouse has taken them all, and the checks count up to 29.
+/// Run in a real pseudo-terminal through util-linux `script`, on 8,000 song files (four chunks
+/// of 2,048) and 20,000 events.
+#[test]
+fn progress_counters_move_on_a_terminal() {
+    let sample = common::generated(8_000, 20_000, 7);
+    let sample = sample.path();
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "util-linux script is needed for the terminal test under CI=true"
+        );
+        eprintln!("NOTICE: skipping: util-linux script is absent");
+        return;
+    }
+    let ws = Workspace::new(sample, "");
+    let command = format!(
+        "'{}' --config '{}'",
+        assert_cmd::cargo::cargo_bin("etl").display(),
+        ws.config().display()
+    );
+    let typescript = ws.dir.path().join("terminal.txt");
+    let run = Command::new("script")
+        .args(["-qfec", &command])
+        .arg(&typescript)
+        .current_dir(ws.dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let drawn = std::fs::read_to_string(&typescript).unwrap();
+    let counts = |after: &str| -> Vec<u64> {
+        drawn
+            .match_indices(after)
+            .filter_map(|(at, _)| {
+                let before = drawn[..at].trim_end();
+                let digits: String = before
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_digit() || *c == ',')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .filter(char::is_ascii_digit)
+                    .collect();
+                digits.parse().ok()
+            })
+            .collect()
+    };
+    let records = counts(" records read");
+    assert!(
+        records.iter().any(|&n| n > 0 && n < 8_000),
+        "no count of records read between none and all was drawn: {records:?}\n{drawn}"
+    );
+    let checks = counts("/29 quality checks");
+    assert!(
+        checks.iter().any(|&n| n > 0),
+        "the checks were never counted: {checks:?}\n{drawn}"
+    );
+}
