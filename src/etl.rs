@@ -315,7 +315,7 @@ pub fn discover_inputs(config: &Config, sources: &Sources, progress: &Progress) 
                 .with_context(|| format!("[{section}] LOG_JSONPATH = {location}"))?
         }
     };
-    let found = progress.spinner("discover");
+    let found = progress.counter("discover");
     found.set_message(".json files found");
     let mut songs = discover(
         &sources.song_data,

@@ -268,7 +268,7 @@ pub fn load_source(
     let read_bar = progress.bytes(&format!("{} read", kind.name()), stats.bytes);
     // Counts records as each file is parsed (on the parse workers), so it moves file by file;
     // what the warehouse has taken so far is its message, updated after each chunk.
-    let load_bar = progress.spinner(&format!("{} load", kind.name()));
+    let load_bar = progress.counter(&format!("{} load", kind.name()));
     load_bar.set_message("records read");
 
     // Content hashes of the local files read, by name, for the ledger (see crate::ledger).

@@ -54,18 +54,22 @@ impl Progress {
             .with_prefix(prefix.to_string())
     }
 
-    /// A spinner for work of unknown length.
+    /// A spinner for a wait of unknown length, turning on its own (a steady tick).
     pub fn spinner(&self, prefix: &str) -> ProgressBar {
+        let bar = self.counter(prefix);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    }
+
+    /// A count of things of unknown total (files found, records read), drawn as it moves. No
+    /// steady tick: with one, `inc` does not draw and a count that finishes within a tick (15,000
+    /// files found in a tenth of a second) is never seen above 0; without one, each `inc` draws,
+    /// as often as the bars are drawn at all (indicatif limits that to 20 times a second).
+    pub fn counter(&self, prefix: &str) -> ProgressBar {
         let style = ProgressStyle::with_template("{prefix:>10} {spinner} {human_pos} {msg}")
             .expect("progress template is valid");
-        let bar = self
-            .add(ProgressBar::new_spinner())
+        self.add(ProgressBar::new_spinner())
             .with_style(style)
-            .with_prefix(prefix.to_string());
-        // A tick is when a spinner's count is drawn (with a steady tick, `inc` does not draw):
-        // 50 ms is the rate the bars are drawn at anyway, so a count of a step that takes a
-        // tenth of a second (discovering 15,000 files) is still seen moving.
-        bar.enable_steady_tick(std::time::Duration::from_millis(50));
-        bar
+            .with_prefix(prefix.to_string())
     }
 }
