@@ -185,10 +185,13 @@ fn main() {
     let mut out = String::new();
     out.push_str(&format!(
         "dataset: {} song files, {} log files, {:.0} MiB, {records} records; machine: {cores} \
-         cores, {memory} of memory\n\n",
+         cores, {memory} of memory\n\nDuckDB memory limit: {} (the default here: a quarter of \
+         the memory, between 512 MiB and 8 GiB); each peak memory below is the whole etl \
+         process's resident peak\n\n",
         songs.files.len(),
         logs.files.len(),
         mib,
+        sparkify::config::MemoryLimit::default_limit().as_str(),
     ));
     let reference_s = reference.as_ref().ok().map(|r| r.seconds);
     let against_reference =

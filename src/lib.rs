@@ -36,6 +36,7 @@ pub mod interrupt;
 pub mod jsonpaths;
 pub mod ledger;
 pub mod load;
+pub mod machine;
 pub mod ownership;
 pub mod parse;
 pub mod pg_auth;

@@ -124,7 +124,7 @@ fn duckdb_memory_limit_is_an_amount_duckdb_reads() {
     };
     assert_eq!(
         parse("").unwrap().warehouse.duckdb_memory_limit.as_str(),
-        "512MB"
+        MemoryLimit::default_for(crate::machine::usable_memory_bytes()).as_str()
     );
     assert_eq!(limit("4gb").unwrap(), "4GB");
     assert_eq!(limit(" 1.5 GiB").unwrap(), "1.5GiB");
@@ -410,4 +410,16 @@ fn require_auth_is_a_list_of_libpq_method_names() {
         err.contains("REQUIRE_AUTH") && err.contains("scram-sha-256"),
         "{err}"
     );
+}
+
+#[test]
+fn the_default_memory_limit_is_a_quarter_of_the_machine_between_floor_and_ceiling() {
+    let gib = |n: u64| Some(n << 30);
+    let default = |usable| MemoryLimit::default_for(usable).as_str().to_string();
+    assert_eq!(default(gib(24)), "6144MiB");
+    assert_eq!(default(gib(1)), "512MiB", "the floor");
+    assert_eq!(default(gib(64)), "8192MiB", "the ceiling");
+    assert_eq!(default(None), "512MiB", "unknown memory: the floor");
+    // What DuckDB is given is an amount it reads.
+    assert!(default(gib(24)).parse::<MemoryLimit>().is_ok());
 }

@@ -90,10 +90,11 @@ pub fn lock_for_load(dialect: Dialect, timeout: std::time::Duration) -> Vec<Stri
 /// DuckDB session settings. Row order in a table carries no meaning here (every key and number
 /// is computed by ORDER BY), and not keeping it made the songplays transform 20% faster.
 /// DuckDB may use 80% of the machine's memory by default and held a 1M-event load's
-/// transaction in 874 MiB; under `memory_limit` (`[WAREHOUSE] DUCKDB_MEMORY_LIMIT`, default
-/// 512MB) it spills to `DUCKDB_PATH.tmp/` beside the file instead
+/// transaction in 874 MiB; under `memory_limit` (`[WAREHOUSE] DUCKDB_MEMORY_LIMIT`, by default
+/// a quarter of the machine's memory between 512 MiB and 8 GiB, see
+/// `config::MemoryLimit::default_limit`) it spills to `DUCKDB_PATH.tmp/` beside the file instead
 /// (https://duckdb.org/docs/stable/configuration/overview, `memory_limit`, `temp_directory`):
-/// measured at 1M events, peak 520-555 MiB and 3% slower (6.2 s against 6.07 s); at 256 MB
+/// measured at 1M events under 512MB, peak 520-555 MiB and 3% slower (6.2 s against 6.07 s); at 256 MB
 /// the transform took twice as long. At 10M events: peak 737 MiB, transform 84 s; with 2GB,
 /// 733 MiB and 70 s; with 8GB, 716 MiB and 58 s (one run each).
 pub fn duckdb_session(memory_limit: &MemoryLimit) -> String {

@@ -215,6 +215,10 @@ impl DuckDbWarehouse {
             }
         };
         check_opened(&conn, path)?;
+        tracing::info!(
+            memory_limit = memory_limit.as_str(),
+            "DuckDB may hold this much before it spills"
+        );
         conn.execute_batch(&sql::duckdb_session(memory_limit))
             .context("cannot configure DuckDB: check [WAREHOUSE] DUCKDB_MEMORY_LIMIT")?;
         // Ctrl-C stops the running statement (see crate::interrupt).
