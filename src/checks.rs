@@ -5,9 +5,11 @@
 //!
 //! The rules themselves are in [`crate::schema::rules`]. Each check is one query returning two
 //! numbers (rows examined, rows failing), written for every dialect in
-//! [`crate::sql::check_counts`]; a failed check is shown with up to [`SAMPLE_ROWS`] of its
+//! [`crate::sql::check_counts`], except that the checks of each row on its own (not null,
+//! accepted values) share one scan of their table ([`crate::sql::row_check_counts`]); a failed check is shown with up to [`SAMPLE_ROWS`] of its
 //! offending rows ([`crate::sql::offending_rows`]).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -55,19 +57,29 @@ pub fn run_counted(
     for statement in sql::prepare_checks(dialect) {
         warehouse.execute(&statement)?;
     }
+    let checks = all();
+    let shared = row_checks(warehouse, &checks, done)?;
     let mut outcomes = Vec::new();
-    for check in all() {
+    for (index, check) in checks.iter().enumerate() {
         let clock = Instant::now();
         let name = check.name();
-        tracing::info!(check = %name, "checking");
-        let counts = warehouse
-            .query(&sql::check_counts(&check, dialect))
-            .with_context(|| format!("the check {name} could not run"))?;
-        let (examined, failures) = two_counts(&counts)
-            .with_context(|| format!("the check {name} returned {:?}", counts.rows.first()))?;
+        let (examined, failures, counted_in) = match shared.get(&index) {
+            Some(&counts) => counts,
+            None => {
+                tracing::info!(check = %name, "checking");
+                let counts = warehouse
+                    .query(&sql::check_counts(check, dialect))
+                    .with_context(|| format!("the check {name} could not run"))?;
+                let (examined, failures) = two_counts(&counts).with_context(|| {
+                    format!("the check {name} returned {:?}", counts.rows.first())
+                })?;
+                done.inc(1);
+                (examined, failures, Duration::ZERO)
+            }
+        };
         let sample = if failures > 0 {
             warehouse
-                .query(&sql::offending_rows(&check, dialect))
+                .query(&sql::offending_rows(check, dialect))
                 .with_context(|| format!("the offending rows of {name} could not be read"))?
         } else {
             QueryResult::default()
@@ -76,12 +88,61 @@ pub fn run_counted(
             name,
             examined,
             failures,
-            elapsed: clock.elapsed(),
+            elapsed: counted_in + clock.elapsed(),
             sample,
         });
-        done.inc(1);
     }
     Ok(outcomes)
+}
+
+/// The counts of the row checks ([`sql::is_row_check`]), one query per table for all of its
+/// row checks, by the check's index in `checks`: rows examined, rows failing, and the check's
+/// share of the query's time (the query's time divided among its checks).
+fn row_checks(
+    warehouse: &mut dyn Warehouse,
+    checks: &[Check],
+    done: &indicatif::ProgressBar,
+) -> Result<HashMap<usize, (i64, i64, Duration)>> {
+    let dialect = warehouse.dialect();
+    let mut tables: Vec<&'static Table> = Vec::new();
+    for check in checks.iter().filter(|c| sql::is_row_check(c)) {
+        if !tables.iter().any(|t| t.name == check.table().name) {
+            tables.push(check.table());
+        }
+    }
+    let mut counted = HashMap::new();
+    for table in tables {
+        let members: Vec<(usize, &Check)> = checks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| sql::is_row_check(c) && c.table().name == table.name)
+            .collect();
+        let names = || {
+            let names: Vec<String> = members.iter().map(|(_, c)| c.name()).collect();
+            names.join(", ")
+        };
+        tracing::info!(table = table.name, checks = %names(), "checking rows");
+        let clock = Instant::now();
+        let of_table: Vec<&Check> = members.iter().map(|&(_, c)| c).collect();
+        let result = warehouse
+            .query(&sql::row_check_counts(table, &of_table, dialect))
+            .with_context(|| format!("the checks {} could not run", names()))?;
+        let share = clock.elapsed() / members.len() as u32;
+        let row = result.rows.first();
+        let int = |at: usize| match row.and_then(|r| r.get(at)) {
+            Some(Cell::Int(n)) => Some(*n),
+            _ => None,
+        };
+        let examined =
+            int(0).with_context(|| format!("the checks {} returned {row:?}", names()))?;
+        for (position, &(index, _)) in members.iter().enumerate() {
+            let failures = int(1 + position)
+                .with_context(|| format!("the checks {} returned {row:?}", names()))?;
+            counted.insert(index, (examined, failures, share));
+        }
+        done.inc(members.len() as u64);
+    }
+    Ok(counted)
 }
 
 fn two_counts(result: &QueryResult) -> Option<(i64, i64)> {

@@ -193,11 +193,26 @@ fn statements() -> Vec<(String, String)> {
     for table in STAR_TABLES {
         all.push((format!("count {}", table.name), sql::count_rows(table)));
     }
-    for check in sparkify::checks::all() {
-        all.push((
-            format!("check {}", check.name()),
-            sql::check_counts(&check, Dialect::Redshift),
-        ));
+    let checks = sparkify::checks::all();
+    for table in STAR_TABLES {
+        let of_table: Vec<&sparkify::checks::Check> = checks
+            .iter()
+            .filter(|c| sql::is_row_check(c) && c.table().name == table.name)
+            .collect();
+        if !of_table.is_empty() {
+            all.push((
+                format!("row checks of {}", table.name),
+                sql::row_check_counts(table, &of_table, Dialect::Redshift),
+            ));
+        }
+    }
+    for check in checks {
+        if !sql::is_row_check(&check) {
+            all.push((
+                format!("check {}", check.name()),
+                sql::check_counts(&check, Dialect::Redshift),
+            ));
+        }
         all.push((
             format!("offending rows {}", check.name()),
             sql::offending_rows(&check, Dialect::Redshift),

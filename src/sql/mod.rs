@@ -25,7 +25,9 @@ pub use analysis::*;
 pub use ddl::*;
 pub use dialect::*;
 pub use merge::*;
-pub use quality::{check_counts, offending_rows, prepare_checks, SAMPLE_ROWS};
+pub use quality::{
+    check_counts, is_row_check, offending_rows, prepare_checks, row_check_counts, SAMPLE_ROWS,
+};
 pub use session::*;
 pub use staging::*;
 pub use transform::*;

@@ -135,6 +135,31 @@ pub fn check_counts(check: &Check, d: Dialect) -> String {
     }
 }
 
+/// Whether the check tests each row of its table on its own (not null, accepted values), so
+/// that it can share one scan of the table with the others ([`row_check_counts`]).
+pub fn is_row_check(check: &Check) -> bool {
+    matches!(check, Check::NotNull { .. } | Check::AcceptedValues { .. })
+}
+
+/// One query for all the row checks of one table (see [`is_row_check`]): one row, the rows
+/// examined, then the rows failing each check in the order given. One scan instead of one per
+/// check: on PostgreSQL at 1M events, songplays' six row checks took 0.30 s one by one.
+/// COUNT of an expression counts its non-NULL values on every engine (see the module's doc).
+pub fn row_check_counts(table: &Table, checks: &[&Check], d: Dialect) -> String {
+    let failing: Vec<String> = checks
+        .iter()
+        .map(|check| {
+            debug_assert!(is_row_check(check) && check.table().name == table.name);
+            format!("COUNT(CASE WHEN {} THEN 1 END)", failing(check, d))
+        })
+        .collect();
+    format!(
+        "SELECT COUNT(*), {} FROM {} t",
+        failing.join(", "),
+        table.name
+    )
+}
+
 /// A query returning up to [`SAMPLE_ROWS`] offending rows, in a stable order.
 pub fn offending_rows(check: &Check, d: Dialect) -> String {
     if let Check::Reconciliation = check {

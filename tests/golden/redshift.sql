@@ -620,56 +620,44 @@ SELECT COUNT(*) FROM songplays;
 -- count time
 SELECT COUNT(*) FROM time;
 
--- check not_null(songs.song_id)
+-- row checks of songs
 SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NULL THEN 1 END) FROM songs t;
+
+-- row checks of artists
+SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NULL THEN 1 END) FROM artists t;
+
+-- row checks of users
+SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM users t;
+
+-- row checks of songplays
+SELECT COUNT(*), COUNT(CASE WHEN t.songplay_id IS NULL THEN 1 END), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END), COUNT(CASE WHEN t.session_id IS NULL THEN 1 END), COUNT(CASE WHEN t.item_in_session IS NULL THEN 1 END), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM songplays t;
+
+-- row checks of time
+SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END), COUNT(CASE WHEN (t.hour < 0 OR t.hour > 23) THEN 1 END), COUNT(CASE WHEN (t.day < 1 OR t.day > 31) THEN 1 END), COUNT(CASE WHEN (t.week < 1 OR t.week > 53) THEN 1 END), COUNT(CASE WHEN (t.month < 1 OR t.month > 12) THEN 1 END), COUNT(CASE WHEN (t.weekday < 0 OR t.weekday > 6) THEN 1 END) FROM time t;
 
 -- offending rows not_null(songs.song_id)
 SELECT t.song_id FROM songs t WHERE t.song_id IS NULL ORDER BY t.song_id LIMIT 5;
 
--- check not_null(artists.artist_id)
-SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NULL THEN 1 END) FROM artists t;
-
 -- offending rows not_null(artists.artist_id)
 SELECT t.artist_id FROM artists t WHERE t.artist_id IS NULL ORDER BY t.artist_id LIMIT 5;
-
--- check not_null(users.user_id)
-SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END) FROM users t;
 
 -- offending rows not_null(users.user_id)
 SELECT t.user_id FROM users t WHERE t.user_id IS NULL ORDER BY t.user_id LIMIT 5;
 
--- check not_null(songplays.songplay_id)
-SELECT COUNT(*), COUNT(CASE WHEN t.songplay_id IS NULL THEN 1 END) FROM songplays t;
-
 -- offending rows not_null(songplays.songplay_id)
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.songplay_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
-
--- check not_null(songplays.user_id)
-SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END) FROM songplays t;
 
 -- offending rows not_null(songplays.user_id)
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.user_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
 
--- check not_null(songplays.session_id)
-SELECT COUNT(*), COUNT(CASE WHEN t.session_id IS NULL THEN 1 END) FROM songplays t;
-
 -- offending rows not_null(songplays.session_id)
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.session_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
-
--- check not_null(songplays.item_in_session)
-SELECT COUNT(*), COUNT(CASE WHEN t.item_in_session IS NULL THEN 1 END) FROM songplays t;
 
 -- offending rows not_null(songplays.item_in_session)
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE t.item_in_session IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
 
--- check not_null(songplays.start_time)
-SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END) FROM songplays t;
-
 -- offending rows not_null(songplays.start_time)
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.start_time FROM songplays t WHERE t.start_time IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
-
--- check not_null(time.start_time)
-SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END) FROM time t;
 
 -- offending rows not_null(time.start_time)
 SELECT t.start_time FROM time t WHERE t.start_time IS NULL ORDER BY t.start_time LIMIT 5;
@@ -746,44 +734,23 @@ SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL
 -- offending rows relationship(songs(artist_id) in artists(artist_id))
 SELECT t.song_id, t.artist_id FROM songs t LEFT JOIN (SELECT DISTINCT artist_id, LENGTH(artist_id) AS artist_id_length FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.song_id LIMIT 5;
 
--- check accepted_values(songplays.level: free, paid)
-SELECT COUNT(*), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM songplays t;
-
 -- offending rows accepted_values(songplays.level: free, paid)
 SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.level FROM songplays t WHERE t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
-
--- check accepted_values(users.level: free, paid)
-SELECT COUNT(*), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM users t;
 
 -- offending rows accepted_values(users.level: free, paid)
 SELECT t.user_id, t.level FROM users t WHERE t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) ORDER BY t.user_id LIMIT 5;
 
--- check accepted_values(time.hour: 0-23)
-SELECT COUNT(*), COUNT(CASE WHEN (t.hour < 0 OR t.hour > 23) THEN 1 END) FROM time t;
-
 -- offending rows accepted_values(time.hour: 0-23)
 SELECT t.start_time, t.hour FROM time t WHERE (t.hour < 0 OR t.hour > 23) ORDER BY t.start_time LIMIT 5;
-
--- check accepted_values(time.day: 1-31)
-SELECT COUNT(*), COUNT(CASE WHEN (t.day < 1 OR t.day > 31) THEN 1 END) FROM time t;
 
 -- offending rows accepted_values(time.day: 1-31)
 SELECT t.start_time, t.day FROM time t WHERE (t.day < 1 OR t.day > 31) ORDER BY t.start_time LIMIT 5;
 
--- check accepted_values(time.week: 1-53)
-SELECT COUNT(*), COUNT(CASE WHEN (t.week < 1 OR t.week > 53) THEN 1 END) FROM time t;
-
 -- offending rows accepted_values(time.week: 1-53)
 SELECT t.start_time, t.week FROM time t WHERE (t.week < 1 OR t.week > 53) ORDER BY t.start_time LIMIT 5;
 
--- check accepted_values(time.month: 1-12)
-SELECT COUNT(*), COUNT(CASE WHEN (t.month < 1 OR t.month > 12) THEN 1 END) FROM time t;
-
 -- offending rows accepted_values(time.month: 1-12)
 SELECT t.start_time, t.month FROM time t WHERE (t.month < 1 OR t.month > 12) ORDER BY t.start_time LIMIT 5;
-
--- check accepted_values(time.weekday: 0-6)
-SELECT COUNT(*), COUNT(CASE WHEN (t.weekday < 0 OR t.weekday > 6) THEN 1 END) FROM time t;
 
 -- offending rows accepted_values(time.weekday: 0-6)
 SELECT t.start_time, t.weekday FROM time t WHERE (t.weekday < 0 OR t.weekday > 6) ORDER BY t.start_time LIMIT 5;
