@@ -171,16 +171,9 @@ fn main() {
     }
     let mib = bytes as f64 / (1 << 20) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or("unknown".to_string(), |kib| {
-            format!("{:.0} GiB", kib as f64 / 1048576.0)
-        });
+    let memory = sparkify::machine::total_memory_bytes().map_or("unknown".to_string(), |bytes| {
+        format!("{:.0} GiB", bytes as f64 / (1u64 << 30) as f64)
+    });
 
     let mut out = String::new();
     out.push_str(&format!(

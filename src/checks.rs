@@ -47,13 +47,12 @@ pub fn run(warehouse: &mut dyn Warehouse) -> Result<Vec<CheckOutcome>> {
     run_counted(warehouse, &indicatif::ProgressBar::hidden())
 }
 
-/// [`run`], ticking `done` once per check (its length is set to the number of checks).
+/// [`run`], ticking `done` once per check.
 pub fn run_counted(
     warehouse: &mut dyn Warehouse,
     done: &indicatif::ProgressBar,
 ) -> Result<Vec<CheckOutcome>> {
     let dialect = warehouse.dialect();
-    done.set_length(all().len() as u64);
     for statement in sql::prepare_checks(dialect) {
         warehouse.execute(&statement)?;
     }
@@ -95,6 +94,26 @@ pub fn run_counted(
     Ok(outcomes)
 }
 
+/// The row checks ([`sql::is_row_check`]) of `checks` by table, in the order their tables
+/// first appear, each with its index in `checks`: what [`sql::row_check_counts`] takes.
+pub fn row_checks_by_table(checks: &[Check]) -> Vec<(&'static Table, Vec<(usize, &Check)>)> {
+    let mut tables: Vec<(&'static Table, Vec<(usize, &Check)>)> = Vec::new();
+    for (index, check) in checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| sql::is_row_check(c))
+    {
+        match tables
+            .iter_mut()
+            .find(|(t, _)| t.name == check.table().name)
+        {
+            Some((_, members)) => members.push((index, check)),
+            None => tables.push((check.table(), vec![(index, check)])),
+        }
+    }
+    tables
+}
+
 /// The counts of the row checks ([`sql::is_row_check`]), one query per table for all of its
 /// row checks, by the check's index in `checks`: rows examined, rows failing, and the check's
 /// share of the query's time (the query's time divided among its checks).
@@ -104,19 +123,8 @@ fn row_checks(
     done: &indicatif::ProgressBar,
 ) -> Result<HashMap<usize, (i64, i64, Duration)>> {
     let dialect = warehouse.dialect();
-    let mut tables: Vec<&'static Table> = Vec::new();
-    for check in checks.iter().filter(|c| sql::is_row_check(c)) {
-        if !tables.iter().any(|t| t.name == check.table().name) {
-            tables.push(check.table());
-        }
-    }
     let mut counted = HashMap::new();
-    for table in tables {
-        let members: Vec<(usize, &Check)> = checks
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| sql::is_row_check(c) && c.table().name == table.name)
-            .collect();
+    for (table, members) in row_checks_by_table(checks) {
         let names = || {
             let names: Vec<String> = members.iter().map(|(_, c)| c.name()).collect();
             names.join(", ")

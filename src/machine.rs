@@ -5,14 +5,19 @@
 /// or the limit of its cgroup where that is lower (cgroup v2 `memory.max`, v1
 /// `memory.limit_in_bytes`), as in a container. `None` where neither can be read.
 pub fn usable_memory_bytes() -> Option<u64> {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| mem_total_bytes(&text));
+    let total = total_memory_bytes();
     let cgroup = cgroup_limit_bytes();
     match (total, cgroup) {
         (Some(t), Some(c)) => Some(t.min(c)),
         (t, c) => t.or(c),
     }
+}
+
+/// The machine's memory (`MemTotal` in `/proc/meminfo`), in bytes.
+pub fn total_memory_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| mem_total_bytes(&text))
 }
 
 /// `MemTotal` of a `/proc/meminfo` text, in bytes.

@@ -194,17 +194,12 @@ fn statements() -> Vec<(String, String)> {
         all.push((format!("count {}", table.name), sql::count_rows(table)));
     }
     let checks = sparkify::checks::all();
-    for table in STAR_TABLES {
-        let of_table: Vec<&sparkify::checks::Check> = checks
-            .iter()
-            .filter(|c| sql::is_row_check(c) && c.table().name == table.name)
-            .collect();
-        if !of_table.is_empty() {
-            all.push((
-                format!("row checks of {}", table.name),
-                sql::row_check_counts(table, &of_table, Dialect::Redshift),
-            ));
-        }
+    for (table, members) in sparkify::checks::row_checks_by_table(&checks) {
+        let of_table: Vec<_> = members.into_iter().map(|(_, check)| check).collect();
+        all.push((
+            format!("row checks of {}", table.name),
+            sql::row_check_counts(table, &of_table, Dialect::Redshift),
+        ));
     }
     for check in checks {
         if !sql::is_row_check(&check) {

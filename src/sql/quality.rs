@@ -160,6 +160,15 @@ pub fn row_check_counts(table: &Table, checks: &[&Check], d: Dialect) -> String 
     )
 }
 
+/// How many numbers a check query of [`check_counts`] or [`row_check_counts`] answers with
+/// (rows examined, then one failure count per check), for the stand-ins that answer them
+/// without a warehouse (`--print-sql`, the tests' Data API fake); `None` for other statements.
+pub fn check_answer_width(statement: &str) -> Option<usize> {
+    statement
+        .starts_with("SELECT COUNT(*), COUNT(CASE WHEN ")
+        .then(|| 1 + statement.matches("COUNT(CASE WHEN ").count())
+}
+
 /// A query returning up to [`SAMPLE_ROWS`] offending rows, in a stable order.
 pub fn offending_rows(check: &Check, d: Dialect) -> String {
     if let Check::Reconciliation = check {

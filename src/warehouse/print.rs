@@ -111,11 +111,9 @@ impl Warehouse for SqlPrinter {
             ]]
         } else if sql == sql::REDSHIFT_RAW_LINES || sql.contains("FROM sys_load_error_detail") {
             Vec::new()
-        } else if sql.starts_with("SELECT COUNT(*), COUNT(CASE WHEN ") {
-            // The row checks of a table (sql::row_check_counts): rows examined, then one
-            // failure count per check.
-            let checks = sql.matches("COUNT(CASE WHEN ").count();
-            vec![vec![Cell::Int(0); 1 + checks]]
+        } else if let Some(width) = sql::check_answer_width(sql) {
+            // A check: rows examined, then one failure count per check.
+            vec![vec![Cell::Int(0); width]]
         } else {
             // Counts, and the other quality checks' rows examined and failing.
             vec![vec![Cell::Int(0), Cell::Int(0)]]
