@@ -8,6 +8,11 @@
 //! [`crate::sql::check_counts`], except that the checks of each row on its own (not null,
 //! accepted values) share one scan of their table ([`crate::sql::row_check_counts`]); a failed check is shown with up to [`SAMPLE_ROWS`] of its
 //! offending rows ([`crate::sql::offending_rows`]).
+//!
+//! After an incremental merge the checks read what the merge changed
+//! ([`CheckScope::MergedRows`], the rows [`crate::sql::checked_rows`] gives), so a new day
+//! costs what its rows cost and not the whole star schema again; the unique keys and the
+//! reconciliation stay global. The `check` binary reads everything.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,10 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::schema::{Table, ARTISTS, SONGPLAYS, SONGS, STAGING_EVENTS, TIME, USERS};
-use crate::sql;
+use crate::sql::{self, CheckedRows};
 
 pub use crate::schema::rules::{all, Accepted, Check};
-pub use crate::sql::SAMPLE_ROWS;
+pub use crate::sql::{CheckScope, SAMPLE_ROWS};
 use crate::warehouse::{Cell, QueryResult, Warehouse};
 
 /// The tables the checks read: the star schema and the staged events.
@@ -32,42 +37,94 @@ pub struct CheckOutcome {
     pub examined: i64,
     pub failures: i64,
     pub elapsed: Duration,
+    /// Which rows it read.
+    pub rows: RowsRead,
     /// Up to [`SAMPLE_ROWS`] offending rows, when it failed.
     pub sample: QueryResult,
+}
+
+/// Which rows of its table a check read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsRead {
+    /// Every row.
+    All,
+    /// The rows the load changed (after an incremental merge).
+    Changed,
+    /// None: the load changed nothing the check reads, and it held after the last load.
+    NoneChanged,
+}
+
+impl RowsRead {
+    /// As the summary, the checks table and the JSON documents name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RowsRead::All => "all",
+            RowsRead::Changed => "changed",
+            RowsRead::NoneChanged => "unchanged",
+        }
+    }
 }
 
 impl CheckOutcome {
     pub fn passed(&self) -> bool {
         self.failures == 0
     }
+
+    /// Whether the check read any row (see [`RowsRead::NoneChanged`]).
+    pub fn ran(&self) -> bool {
+        self.rows != RowsRead::NoneChanged
+    }
 }
 
-/// Runs every check against `warehouse`, in its open transaction if there is one.
+/// Runs every check against every row of `warehouse`, in its open transaction if there is one.
 pub fn run(warehouse: &mut dyn Warehouse) -> Result<Vec<CheckOutcome>> {
-    run_counted(warehouse, &indicatif::ProgressBar::hidden())
+    run_counted(
+        warehouse,
+        CheckScope::Everything,
+        &indicatif::ProgressBar::hidden(),
+    )
 }
 
-/// [`run`], ticking `done` once per check.
+/// Runs every check on the rows `scope` says, ticking `done` once per check.
 pub fn run_counted(
     warehouse: &mut dyn Warehouse,
+    scope: CheckScope,
     done: &indicatif::ProgressBar,
 ) -> Result<Vec<CheckOutcome>> {
     let dialect = warehouse.dialect();
-    for statement in sql::prepare_checks(dialect) {
+    for statement in sql::prepare_checks(dialect, scope) {
         warehouse.execute(&statement)?;
     }
     let checks = all();
-    let shared = row_checks(warehouse, &checks, done)?;
+    let shared = row_checks(warehouse, &checks, scope, done)?;
     let mut outcomes = Vec::new();
     for (index, check) in checks.iter().enumerate() {
         let clock = Instant::now();
         let name = check.name();
+        let rows = match sql::checked_rows(check, scope) {
+            CheckedRows::All => RowsRead::All,
+            CheckedRows::Changed(_) | CheckedRows::PlaysAdded => RowsRead::Changed,
+            CheckedRows::Unchanged => RowsRead::NoneChanged,
+        };
+        if rows == RowsRead::NoneChanged {
+            tracing::info!(check = %name, "not run: nothing it reads changed");
+            done.inc(1);
+            outcomes.push(CheckOutcome {
+                name,
+                examined: 0,
+                failures: 0,
+                elapsed: Duration::ZERO,
+                rows,
+                sample: QueryResult::default(),
+            });
+            continue;
+        }
         let (examined, failures, counted_in) = match shared.get(&index) {
             Some(&counts) => counts,
             None => {
-                tracing::info!(check = %name, "checking");
+                tracing::info!(check = %name, rows = rows.label(), "checking");
                 let counts = warehouse
-                    .query(&sql::check_counts(check, dialect))
+                    .query(&sql::check_counts(check, dialect, scope))
                     .with_context(|| format!("the check {name} could not run"))?;
                 let (examined, failures) = two_counts(&counts).with_context(|| {
                     format!("the check {name} returned {:?}", counts.rows.first())
@@ -78,7 +135,7 @@ pub fn run_counted(
         };
         let sample = if failures > 0 {
             warehouse
-                .query(&sql::offending_rows(check, dialect))
+                .query(&sql::offending_rows(check, dialect, scope))
                 .with_context(|| format!("the offending rows of {name} could not be read"))?
         } else {
             QueryResult::default()
@@ -88,6 +145,7 @@ pub fn run_counted(
             examined,
             failures,
             elapsed: counted_in + clock.elapsed(),
+            rows,
             sample,
         });
     }
@@ -116,15 +174,20 @@ pub fn row_checks_by_table(checks: &[Check]) -> Vec<(&'static Table, Vec<(usize,
 
 /// The counts of the row checks ([`sql::is_row_check`]), one query per table for all of its
 /// row checks, by the check's index in `checks`: rows examined, rows failing, and the check's
-/// share of the query's time (the query's time divided among its checks).
+/// share of the query's time (the query's time divided among its checks). None for a table
+/// `scope` leaves unread.
 fn row_checks(
     warehouse: &mut dyn Warehouse,
     checks: &[Check],
+    scope: CheckScope,
     done: &indicatif::ProgressBar,
 ) -> Result<HashMap<usize, (i64, i64, Duration)>> {
     let dialect = warehouse.dialect();
     let mut counted = HashMap::new();
     for (table, members) in row_checks_by_table(checks) {
+        if sql::checked_rows(members[0].1, scope) == CheckedRows::Unchanged {
+            continue;
+        }
         let names = || {
             let names: Vec<String> = members.iter().map(|(_, c)| c.name()).collect();
             names.join(", ")
@@ -133,7 +196,7 @@ fn row_checks(
         let clock = Instant::now();
         let of_table: Vec<&Check> = members.iter().map(|&(_, c)| c).collect();
         let result = warehouse
-            .query(&sql::row_check_counts(table, &of_table, dialect))
+            .query(&sql::row_check_counts(table, &of_table, dialect, scope))
             .with_context(|| format!("the checks {} could not run", names()))?;
         let share = clock.elapsed() / members.len() as u32;
         let row = result.rows.first();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
-use crate::checks::{self, CheckOutcome};
+use crate::checks::{self, CheckOutcome, CheckScope};
 use crate::config::{Config, Location, Sources};
 use crate::jsonpaths::JsonPaths;
 use crate::ledger::{self, FileChanges, LoadMode};
@@ -22,7 +22,7 @@ use crate::schema::{
     STAGING_SONGS, STAR_TABLES,
 };
 use crate::source::{discover, Inputs};
-use crate::sql;
+use crate::sql::{self, RunWhen};
 use crate::stats::SourceStats;
 use crate::warehouse::{Cell, S3Load, Warehouse};
 
@@ -467,7 +467,8 @@ fn stage_and_transform(
     for statement in sql::prepare_transform(warehouse.dialect(), incremental) {
         warehouse.execute(&statement)?;
     }
-    if incremental && !catalogue_changed {
+    let merged = incremental && !catalogue_changed;
+    if merged {
         merge(warehouse, progress)?;
     } else {
         // New songs can change which song any play matched: everything is transformed again,
@@ -478,11 +479,20 @@ fn stage_and_transform(
 
     let clock = Instant::now();
     let tables = count_tables(warehouse)?;
+    // After a merge the checks read what it changed; a transform changed everything.
+    let scope = if merged {
+        CheckScope::MergedRows
+    } else {
+        CheckScope::Everything
+    };
     let checks = if options.checks {
-        quality_checks(warehouse, progress)?
+        quality_checks(warehouse, scope, progress)?
     } else {
         Vec::new()
     };
+    if merged {
+        warehouse.execute(sql::END_MERGE)?;
+    }
     phases.push(("check", clock.elapsed()));
 
     Ok(EtlReport {
@@ -649,10 +659,14 @@ fn record_ledger(
 }
 
 /// Runs the quality checks; any failure fails the run with the checks' report.
-fn quality_checks(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<Vec<CheckOutcome>> {
+fn quality_checks(
+    warehouse: &mut dyn Warehouse,
+    scope: CheckScope,
+    progress: &Progress,
+) -> Result<Vec<CheckOutcome>> {
     let bar = progress.items("check", checks::all().len() as u64);
     bar.set_message("quality checks");
-    let outcomes = checks::run_counted(warehouse, &bar)?;
+    let outcomes = checks::run_counted(warehouse, scope, &bar)?;
     bar.finish_and_clear();
     if let Some(failed) = checks::failure_report(&outcomes) {
         bail!(
@@ -668,17 +682,28 @@ fn quality_checks(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<
 fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     let steps = sql::merge_incoming_events(warehouse.dialect());
     let bar = progress.items("merge", steps.len() as u64);
-    let mut plays_move = None;
+    let (mut plays_replaced, mut plays_move) = (None, None);
     for step in steps {
-        if step.only_when_plays_move {
-            let moved = match plays_move {
-                Some(moved) => moved,
-                None => *plays_move.insert(plays_moved(warehouse)?),
-            };
-            if !moved {
-                bar.inc(1);
-                continue;
+        let runs = match step.when {
+            RunWhen::Always => true,
+            RunWhen::PlaysReplaced | RunWhen::NoPlayReplaced => {
+                let replaced = match plays_replaced {
+                    Some(replaced) => replaced,
+                    None => *plays_replaced.insert(counted(warehouse, sql::PLAYS_REPLACED)? > 0),
+                };
+                replaced == (step.when == RunWhen::PlaysReplaced)
             }
+            RunWhen::PlaysMove | RunWhen::NoPlayMoves => {
+                let moved = match plays_move {
+                    Some(moved) => moved,
+                    None => *plays_move.insert(counted(warehouse, sql::PLAYS_MOVED)? > 0),
+                };
+                moved == (step.when == RunWhen::PlaysMove)
+            }
+        };
+        if !runs {
+            bar.inc(1);
+            continue;
         }
         let table = step.table.map_or("bookkeeping", |t| t.name);
         bar.set_message(table);
@@ -692,12 +717,11 @@ fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     Ok(())
 }
 
-/// Whether the merge numbers again plays loaded before (asked once its new plays are in).
-fn plays_moved(warehouse: &mut dyn Warehouse) -> Result<bool> {
-    let moved = warehouse
-        .query(sql::PLAYS_MOVED)?
-        .expect_int("the count of plays numbered again")?;
-    Ok(moved > 0)
+/// The one number `query` answers (a fact the merge asks once: see [`RunWhen`]).
+fn counted(warehouse: &mut dyn Warehouse, query: &str) -> Result<i64> {
+    warehouse
+        .query(query)?
+        .expect_int(&format!("the answer of {query}"))
 }
 
 /// The rows of each table the summary shows: staging, the ledger, `load_errors` and the star

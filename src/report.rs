@@ -255,8 +255,7 @@ pub fn etl_summary(report: &EtlReport, detail: bool) -> String {
         .collect();
     let _ = writeln!(out, "tables: {}", star.join(", "));
     if !report.checks.is_empty() {
-        let passed = report.checks.iter().filter(|c| c.passed()).count();
-        let _ = writeln!(out, "checks: {passed} of {} passed", report.checks.len());
+        let _ = writeln!(out, "{}", checks_line(&report.checks));
     } else if report.mode != LoadMode::NothingNew {
         let _ = writeln!(out, "quality checks skipped (--no-checks)");
     }
@@ -378,12 +377,33 @@ fn numbers_right(mut table: Table) -> Table {
     table
 }
 
-/// One quality check for a JSON document: its name, whether it passed, rows examined,
-/// failures and seconds.
+/// The summary's line of the checks: how many passed, and after an incremental merge which
+/// rows they read.
+fn checks_line(outcomes: &[crate::checks::CheckOutcome]) -> String {
+    use crate::checks::RowsRead;
+    let ran: Vec<_> = outcomes.iter().filter(|c| c.ran()).collect();
+    let passed = ran.iter().filter(|c| c.passed()).count();
+    let mut line = format!("checks: {passed} of {} passed", ran.len());
+    let on_changed = ran.iter().filter(|c| c.rows == RowsRead::Changed).count();
+    let not_run = outcomes.len() - ran.len();
+    if on_changed > 0 || not_run > 0 {
+        line.push_str(&format!(
+            " ({on_changed} on the rows this load changed, {} on all rows; {not_run} not run: \
+             their tables did not change)",
+            ran.len() - on_changed
+        ));
+    }
+    line
+}
+
+/// One quality check for a JSON document: its name, whether it passed, which rows it read
+/// (all, changed, unchanged: see [`crate::checks::RowsRead`]), rows examined, failures and
+/// seconds.
 fn check_json(o: &crate::checks::CheckOutcome) -> Value {
     json!({
         "name": o.name,
         "passed": o.passed(),
+        "rows": o.rows.label(),
         "rows_examined": o.examined,
         "failures": o.failures,
         "seconds": o.elapsed.as_secs_f64(),
@@ -483,13 +503,15 @@ pub fn rejects_table(result: &QueryResult, total: i64) -> String {
     )
 }
 
-/// The quality checks as a table: name, rows examined, rows failing, seconds.
+/// The quality checks as a table: name, which rows it read, rows examined, rows failing,
+/// seconds.
 pub fn checks_table(outcomes: &[crate::checks::CheckOutcome]) -> Table {
     text_table(
-        &["check", "rows examined", "failures", "seconds"],
+        &["check", "rows", "rows examined", "failures", "seconds"],
         outcomes.iter().map(|o| {
             vec![
                 o.name.clone(),
+                o.rows.label().to_string(),
                 o.examined.to_string(),
                 o.failures.to_string(),
                 format!("{:.3}", o.elapsed.as_secs_f64()),

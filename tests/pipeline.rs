@@ -826,6 +826,128 @@ fn a_load_that_fails_a_check_commits_nothing() {
 }
 
 #[test]
+fn an_incremental_load_checks_the_rows_it_changed_and_fails_on_them() {
+    let sources = tempfile::tempdir().unwrap();
+    let older = common::event(92, 830, 1, "paid", "S", "A", 100.0, 1_543_537_328_796);
+    sources_with_log_lines(sources.path(), &format!("{older}\n"));
+    let ws = Workspace::new(sources.path(), "");
+    ws.create_and_load();
+    let new_day = |level: &str| {
+        let play = common::event(93, 900, 0, level, "S", "A", 100.0, 1_543_623_727_796);
+        fs::write(
+            sources
+                .path()
+                .join("log_data/2018/11/2018-11-02-events.json"),
+            format!("{play}\n"),
+        )
+        .unwrap();
+    };
+    // A new tier upstream: the merge's one new play and user fail, counted among the rows it
+    // changed, and nothing is committed.
+    new_day("premium");
+    let out = ws.cmd("etl").assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    for failed in [
+        "accepted_values(songplays.level: free, paid): 1 of 1 row fail",
+        "accepted_values(users.level: free, paid): 1 of 1 row fail",
+        "user_id=93, level=premium",
+    ] {
+        assert!(stderr.contains(failed), "{failed}: {stderr}");
+    }
+    assert_eq!(ws.count("SELECT COUNT(*) FROM songplays"), 2);
+
+    // Fixed upstream: it loads, and the checks say which rows they read.
+    new_day("paid");
+    let out = ws.cmd("etl").args(["--format", "json"]).assert().success();
+    let summary: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(summary["load"]["mode"], "incremental", "{summary:#}");
+    let checks = summary["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), sparkify::checks::all().len());
+    let read = |name: &str| {
+        let check = checks.iter().find(|c| c["name"] == name).unwrap();
+        (
+            check["rows"].as_str().unwrap(),
+            check["rows_examined"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(
+        read("accepted_values(songplays.level: free, paid)"),
+        ("changed", 1)
+    );
+    assert_eq!(read("not_null(users.user_id)"), ("changed", 1));
+    // A play's user may have changed too: the plays of the users this load changed.
+    assert_eq!(
+        read("relationship(songplays(user_id) in users(user_id))"),
+        ("changed", 1)
+    );
+    assert_eq!(read("unique(songplays: songplay_id)"), ("all", 3));
+    assert_eq!(
+        read("reconciliation(songplays = distinct NextSong plays in staging_events)"),
+        ("changed", 3)
+    );
+    assert_eq!(read("unique(songs: song_id)"), ("unchanged", 0));
+    assert_eq!(ws.count("SELECT COUNT(*) FROM songplays"), 3);
+
+    // What the load did not change is not read again: a row broken since is found by the
+    // `check` binary, which reads everything, and not by a load of another user's day.
+    let conn = duckdb::Connection::open(ws.duckdb()).unwrap();
+    conn.execute_batch("UPDATE users SET level = 'gold' WHERE user_id = 91")
+        .unwrap();
+    drop(conn);
+    let day3 = common::event(94, 901, 0, "free", "S", "A", 100.0, 1_543_710_127_796);
+    fs::write(
+        sources
+            .path()
+            .join("log_data/2018/11/2018-11-03-events.json"),
+        format!("{day3}\n"),
+    )
+    .unwrap();
+    ws.cmd("etl")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("on the rows this load changed"));
+    ws.cmd("check").assert().code(1).stderr(
+        predicate::str::contains("accepted_values(users.level: free, paid): 1 of 4 rows fail")
+            .and(predicate::str::contains("user_id=91, level=gold")),
+    );
+}
+
+#[test]
+fn after_a_merge_the_reconciliation_fails_when_songplays_did_not_grow_by_the_new_plays() {
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::new(sources.path(), "");
+    ws.create_and_load();
+    let reconciliation = sparkify::checks::all().pop().unwrap();
+    let query = sparkify::sql::check_counts(
+        &reconciliation,
+        sparkify::sql::Dialect::DuckDb,
+        sparkify::sql::CheckScope::MergedRows,
+    );
+    let conn = duckdb::Connection::open(ws.duckdb()).unwrap();
+    // One play in songplays; what a merge would have counted before it and brought.
+    let counts = |before: i64, replaced: i64, incoming: i64| -> (i64, i64) {
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE merge_from AS SELECT TIMESTAMP '2018-11-30 00:00:00' \
+             AS start_time, {before} AS plays_before, {replaced} AS plays_replaced, {incoming} \
+             AS incoming_plays, 0 AS user_events_from"
+        ))
+        .unwrap();
+        conn.query_row(&query, [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+    };
+    assert_eq!(counts(0, 0, 1), (1, 0), "a first play added");
+    assert_eq!(
+        counts(1, 1, 1),
+        (1, 0),
+        "a play replaced by its new version"
+    );
+    assert_eq!(counts(1, 0, 1), (2, 1), "a new play lost");
+    assert_eq!(counts(1, 0, 0), (1, 0), "nothing new");
+    assert_eq!(counts(2, 0, 0), (2, 1), "a play lost that was not replaced");
+}
+
+#[test]
 fn incremental_loads_give_the_tables_of_a_full_load_on_duckdb() {
     common::assert_incremental_invariants(&|sources: &Path| {
         let ws = Workspace::new(sources, "");

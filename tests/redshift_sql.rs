@@ -9,7 +9,7 @@ use sparkify::schema::{
     ALL_TABLES, INCOMING_EVENTS, INCOMING_SONGS, LOADED_FILES, STAGING_EVENTS, STAGING_SONGS,
     STAR_TABLES,
 };
-use sparkify::sql::{self, Dialect, S3Copy};
+use sparkify::sql::{self, CheckScope, CheckedRows, Dialect, S3Copy};
 use sqlparser::dialect::RedshiftSqlDialect;
 use sqlparser::parser::Parser;
 
@@ -168,6 +168,7 @@ fn statements() -> Vec<(String, String)> {
         let table = step.table.map_or("bookkeeping", |t| t.name);
         all.push((format!("merge {table}"), step.sql));
     }
+    all.push(("merge plays replaced".into(), sql::PLAYS_REPLACED.into()));
     all.push(("merge plays moved".into(), sql::PLAYS_MOVED.into()));
     all.push((
         "load history staging_events".into(),
@@ -194,25 +195,46 @@ fn statements() -> Vec<(String, String)> {
         all.push((format!("count {}", table.name), sql::count_rows(table)));
     }
     let checks = sparkify::checks::all();
-    for (table, members) in sparkify::checks::row_checks_by_table(&checks) {
-        let of_table: Vec<_> = members.into_iter().map(|(_, check)| check).collect();
-        all.push((
-            format!("row checks of {}", table.name),
-            sql::row_check_counts(table, &of_table, Dialect::Redshift),
-        ));
-    }
-    for check in checks {
-        if !sql::is_row_check(&check) {
+    // Every check on every row, then what differs after a merge: the rows it changed.
+    for scope in [CheckScope::Everything, CheckScope::MergedRows] {
+        let differs = |check: &sparkify::checks::Check| {
+            scope == CheckScope::Everything
+                || matches!(
+                    sql::checked_rows(check, scope),
+                    CheckedRows::Changed(_) | CheckedRows::PlaysAdded
+                )
+        };
+        let after = match scope {
+            CheckScope::Everything => "",
+            CheckScope::MergedRows => " after a merge",
+        };
+        for (table, members) in sparkify::checks::row_checks_by_table(&checks) {
+            if !differs(members[0].1) {
+                continue;
+            }
+            let of_table: Vec<_> = members.into_iter().map(|(_, check)| check).collect();
             all.push((
-                format!("check {}", check.name()),
-                sql::check_counts(&check, Dialect::Redshift),
+                format!("row checks of {}{after}", table.name),
+                sql::row_check_counts(table, &of_table, Dialect::Redshift, scope),
             ));
         }
-        all.push((
-            format!("offending rows {}", check.name()),
-            sql::offending_rows(&check, Dialect::Redshift),
-        ));
+        for check in &checks {
+            if !differs(check) {
+                continue;
+            }
+            if !sql::is_row_check(check) {
+                all.push((
+                    format!("check {}{after}", check.name()),
+                    sql::check_counts(check, Dialect::Redshift, scope),
+                ));
+            }
+            all.push((
+                format!("offending rows {}{after}", check.name()),
+                sql::offending_rows(check, Dialect::Redshift, scope),
+            ));
+        }
     }
+    all.push(("end merge".into(), sql::END_MERGE.into()));
     for query in sql::ANALYSIS_QUERIES {
         all.push((
             format!("analysis {}", query.name),

@@ -12,9 +12,29 @@ pub struct MergeStep {
     /// The star table it changes, for progress and errors; `None` for bookkeeping.
     pub table: Option<&'static Table>,
     pub sql: String,
-    /// Run only when plays loaded before are numbered again ([`PLAYS_MOVED`] is not zero).
-    pub only_when_plays_move: bool,
+    /// When it runs.
+    pub when: RunWhen,
 }
+
+/// When a step of the merge runs: always, or on one of two facts the merge learns as it goes.
+/// The steps for either answer are exact; the fact only spares the reads the other answer
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunWhen {
+    Always,
+    /// Some play of the incoming records was loaded before ([`PLAYS_REPLACED`] is not zero).
+    PlaysReplaced,
+    /// No play of the incoming records was loaded before.
+    NoPlayReplaced,
+    /// Plays loaded before are numbered again ([`PLAYS_MOVED`] is not zero).
+    PlaysMove,
+    /// Only the new plays are numbered: they all come after the loaded ones, as a new day's do.
+    NoPlayMoves,
+}
+
+/// How many plays loaded before share a natural key with an incoming record, as counted when
+/// the merge began (`merge_from`). Zero for a new day.
+pub const PLAYS_REPLACED: &str = "SELECT plays_replaced FROM merge_from";
 
 /// How many plays loaded before the merge numbers again (those from `merge_from` on; the
 /// merge's own are numbered below zero until then). Zero when the new plays all come after
@@ -28,15 +48,21 @@ pub const PLAYS_MOVED: &str = "SELECT COUNT(*) FROM songplays \
 /// change.
 ///
 /// - Users: each user of the incoming records is replaced by the one their latest event
-///   overall gives (read from all of staging).
+///   overall gives (read from the events of staging no earlier than the earliest of those
+///   users' latest incoming events: see [`insert_users`]).
 /// - Plays: each play of the incoming records (by natural key) is replaced by the one all its
 ///   events give, numbered below zero; then every play from the earliest time touched on is
 ///   renumbered in time order after the plays before it. A new day after the last one only
-///   numbers its own plays, continuing the sequence.
+///   numbers its own plays, continuing the sequence. When no incoming play was loaded before
+///   (a new day), the plays are made from `incoming_events` alone and nothing is deleted
+///   ([`RunWhen`]): staging is read once in all, by the users.
 /// - Time: the rows from that earliest time on are rebuilt from the plays.
 ///
 /// `merge_from` (a temporary table of one row) holds that earliest time: the earliest of the
-/// replaced plays and of the incoming plays. The statements are the transform's own, scoped,
+/// replaced plays and of the incoming plays; and the counts the numbering and the checks take
+/// from it: the plays before the merge, those of them it replaces, and the distinct plays of
+/// the incoming records. It outlives the merge, for the checks of the rows
+/// it changed ([`merged_rows`]); [`END_MERGE`] drops it. The statements are the transform's own, scoped,
 /// so they are written once for every dialect.
 ///
 /// Run on DuckDB and PostgreSQL by the tests; on Redshift (with `[S3] MANIFEST_PREFIX`), read
@@ -54,36 +80,59 @@ pub const PLAYS_MOVED: &str = "SELECT COUNT(*) FROM songplays \
 /// (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_AS.html), so through the Data
 /// API every statement of the merge runs in one session.
 pub fn merge_incoming_events(dialect: Dialect) -> Vec<MergeStep> {
-    let step = |table: Option<&'static Table>, sql: String| MergeStep {
-        table,
-        sql,
-        only_when_plays_move: false,
-    };
+    let step =
+        |when: RunWhen, table: Option<&'static Table>, sql: String| MergeStep { table, sql, when };
     let next_song = dialect.text_equal("page", "'NextSong'");
     let mut steps = vec![
+        // One-row subqueries in FROM, listed without a join condition (a cross join of one
+        // row each, https://docs.aws.amazon.com/redshift/latest/dg/r_FROM_clause30.html).
         step(
+            RunWhen::Always,
             None,
             format!(
                 "CREATE TEMP TABLE merge_from AS
-SELECT MIN(start_time) AS start_time
+SELECT touched.start_time, loaded.plays_before, touched.plays_replaced,
+       incoming.plays AS incoming_plays, latest.user_events_from
 FROM (
-    SELECT start_time FROM songplays p WHERE {replaced}
-    UNION ALL
-    SELECT {start_time} FROM incoming_events WHERE {next_song} AND user_id IS NOT NULL
-) touched",
+    SELECT MIN(start_time) AS start_time, COUNT(CASE WHEN replaced = 1 THEN 1 END) AS plays_replaced
+    FROM (
+        SELECT start_time, 1 AS replaced FROM songplays p WHERE {replaced}
+        UNION ALL
+        SELECT {start_time}, 0 FROM incoming_events WHERE {next_song} AND user_id IS NOT NULL
+    ) plays
+) touched, (
+    SELECT COUNT(*) AS plays_before FROM songplays
+) loaded, (
+    SELECT COUNT(*) AS plays
+    FROM (
+        SELECT DISTINCT user_id, session_id, item_in_session FROM incoming_events
+        WHERE {next_song} AND user_id IS NOT NULL
+    ) incoming_keys
+) incoming, (
+    SELECT MIN(ts) AS user_events_from
+    FROM (
+        SELECT MAX(ts) AS ts FROM incoming_events WHERE user_id IS NOT NULL GROUP BY user_id
+    ) latest_incoming
+) latest",
                 replaced = incoming_play("p"),
                 start_time = dialect.epoch_ms_to_timestamp("ts"),
             ),
         ),
         step(
+            RunWhen::Always,
             Some(&USERS),
             "DELETE FROM users WHERE user_id IN \
              (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)"
                 .into(),
         ),
-        step(Some(&USERS), insert_users(dialect, Scope::Incoming)),
+        step(
+            RunWhen::Always,
+            Some(&USERS),
+            insert_users(dialect, Scope::Incoming),
+        ),
     ];
     steps.push(step(
+        RunWhen::PlaysReplaced,
         Some(&SONGPLAYS),
         match dialect {
             // The form the guide documents for deleting by another table.
@@ -101,33 +150,85 @@ FROM (
         },
     ));
     steps.push(step(
+        RunWhen::PlaysReplaced,
         Some(&SONGPLAYS),
         insert_songplays(dialect, Scope::Incoming),
+    ));
+    steps.push(step(
+        RunWhen::NoPlayReplaced,
+        Some(&SONGPLAYS),
+        insert_songplays(dialect, Scope::IncomingOnly),
     ));
     // The new plays take numbers no other play holds; plays loaded before that move up could
     // pass through a number another one still holds, which PostgreSQL's key refuses row by
     // row: only then are the keys dropped, and checked again when added back.
     let keys = keys_rebuilt_around_insert(dialect, &SONGPLAYS);
     if let Some(keys) = &keys {
-        steps.push(MergeStep {
-            only_when_plays_move: true,
-            ..step(Some(&SONGPLAYS), keys.drop.clone())
-        });
-    }
-    steps.push(step(Some(&SONGPLAYS), RENUMBER_SONGPLAYS.into()));
-    if let Some(keys) = keys {
-        steps.push(MergeStep {
-            only_when_plays_move: true,
-            ..step(Some(&SONGPLAYS), keys.add)
-        });
+        steps.push(step(
+            RunWhen::PlaysMove,
+            Some(&SONGPLAYS),
+            keys.drop.clone(),
+        ));
     }
     steps.push(step(
+        RunWhen::PlaysMove,
+        Some(&SONGPLAYS),
+        RENUMBER_SONGPLAYS.into(),
+    ));
+    if let Some(keys) = keys {
+        steps.push(step(RunWhen::PlaysMove, Some(&SONGPLAYS), keys.add));
+    }
+    steps.push(step(
+        RunWhen::NoPlayMoves,
+        Some(&SONGPLAYS),
+        NUMBER_NEW_SONGPLAYS.into(),
+    ));
+    steps.push(step(
+        RunWhen::Always,
         Some(&TIME),
         "DELETE FROM time WHERE start_time >= (SELECT start_time FROM merge_from)".into(),
     ));
-    steps.push(step(Some(&TIME), insert_time(Scope::Incoming)));
-    steps.push(step(None, "DROP TABLE merge_from".into()));
+    steps.push(step(
+        RunWhen::Always,
+        Some(&TIME),
+        insert_time(Scope::Incoming),
+    ));
     steps
+}
+
+/// Ends a merge: drops `merge_from`, which [`merge_incoming_events`] leaves for the checks
+/// ([`merged_rows`] reads it), once they have run.
+pub const END_MERGE: &str = "DROP TABLE merge_from";
+
+/// The rows of `table` that [`merge_incoming_events`] may have changed, as a condition on the
+/// row aliased `alias`, with the column it tests; `None` for a table the merge leaves as it
+/// was (`songs`, `artists`: a merge runs only when no song came). What the merge changes, and
+/// nothing else:
+/// - `users`: the users of the incoming records, deleted and inserted again;
+/// - `songplays`: the plays from `merge_from` on, inserted or numbered again (the plays before
+///   it keep their rows and numbers);
+/// - `time`: the rows from `merge_from` on, deleted and rebuilt.
+///
+/// A row whose column is NULL is counted as changed too, so a not-null check of that column
+/// still sees it. `merge_from` must still exist ([`END_MERGE`] drops it).
+pub fn merged_rows(table: &Table, alias: &str) -> Option<(&'static str, String)> {
+    match table.name {
+        "users" => Some((
+            "user_id",
+            format!(
+                "({alias}.user_id IS NULL OR {alias}.user_id IN \
+                 (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL))"
+            ),
+        )),
+        "songplays" | "time" => Some((
+            "start_time",
+            format!(
+                "({alias}.start_time IS NULL OR {alias}.start_time >= \
+                 (SELECT start_time FROM merge_from))"
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// Numbers the plays from `merge_from` on in time order, after those before it (which the
@@ -147,3 +248,21 @@ WHERE songplays.start_time >= (SELECT start_time FROM merge_from)
   AND songplays.session_id = renumbered.session_id
   AND songplays.item_in_session = renumbered.item_in_session
   AND songplays.songplay_id <> renumbered.songplay_id";
+
+/// [`RENUMBER_SONGPLAYS`] when no play loaded before moves ([`RunWhen::NoPlayMoves`]): the
+/// plays from `merge_from` on are then exactly the new ones, numbered below zero, and the plays
+/// before them all the others: those before the merge less those it replaced. The same numbers
+/// are given reading only the new plays (on PostgreSQL through the primary key's index).
+const NUMBER_NEW_SONGPLAYS: &str = "\
+UPDATE songplays SET songplay_id = numbered.songplay_id
+FROM (
+    SELECT user_id, session_id, item_in_session,
+           ROW_NUMBER() OVER (ORDER BY start_time, user_id, session_id, item_in_session)
+           + (SELECT plays_before - plays_replaced FROM merge_from) AS songplay_id
+    FROM songplays
+    WHERE songplay_id < 0
+) numbered
+WHERE songplays.songplay_id < 0
+  AND songplays.user_id = numbered.user_id
+  AND songplays.session_id = numbered.session_id
+  AND songplays.item_in_session = numbered.item_in_session";

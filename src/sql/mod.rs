@@ -26,8 +26,8 @@ pub use ddl::*;
 pub use dialect::*;
 pub use merge::*;
 pub use quality::{
-    check_answer_width, check_counts, is_row_check, offending_rows, prepare_checks,
-    row_check_counts, SAMPLE_ROWS,
+    check_answer_width, check_counts, checked_rows, is_row_check, offending_rows, prepare_checks,
+    row_check_counts, CheckScope, CheckedRows, SAMPLE_ROWS,
 };
 pub use session::*;
 pub use staging::*;

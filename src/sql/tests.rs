@@ -83,3 +83,94 @@ fn transform_fills_every_star_table_once() {
     assert_eq!(tables, ["songs", "artists", "users", "songplays", "time"]);
     assert!(transform(Dialect::DuckDb)[3].1.contains("epoch_ms(ts)"));
 }
+
+#[test]
+fn after_a_merge_the_checks_read_the_rows_it_changed_and_keep_keys_and_counts_global() {
+    use crate::schema::rules::all;
+    let rows = |name: &str, scope: CheckScope| {
+        let check = all()
+            .into_iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("no check {name}"));
+        checked_rows(&check, scope)
+    };
+    for check in all() {
+        assert_eq!(
+            checked_rows(&check, CheckScope::Everything),
+            CheckedRows::All
+        );
+    }
+    let merged = CheckScope::MergedRows;
+    // The catalogue is as the last load left it.
+    for name in [
+        "not_null(songs.song_id)",
+        "unique(songs: song_id)",
+        "unique(artists: artist_id)",
+        "relationship(songs(artist_id) in artists(artist_id))",
+    ] {
+        assert_eq!(rows(name, merged), CheckedRows::Unchanged, "{name}");
+    }
+    // A duplicate key can pair a changed row with an unchanged one: PostgreSQL's keys and
+    // Redshift's numbering read every row, DuckDB the rows sharing a changed row's key.
+    for name in [
+        "unique(songplays: songplay_id)",
+        "unique(songplays: user_id, session_id, item_in_session)",
+        "unique(users: user_id)",
+    ] {
+        assert_eq!(rows(name, merged), CheckedRows::All, "{name}");
+        let check = all().into_iter().find(|c| c.name() == name).unwrap();
+        assert_eq!(
+            checked_rows(&check, merged, Dialect::Redshift),
+            CheckedRows::All
+        );
+        assert!(matches!(
+            checked_rows(&check, merged, Dialect::DuckDb),
+            CheckedRows::Changed(_)
+        ));
+        let grouped = check_counts(&check, Dialect::DuckDb, merged);
+        assert!(
+            grouped.contains(" WHERE EXISTS (SELECT 1 FROM "),
+            "{grouped}"
+        );
+        assert!(!offending_rows(&check, Dialect::DuckDb, merged).contains("merge_from"));
+    }
+    // The plays counted against the count before the merge, not staging read again.
+    let reconciliation = all().pop().unwrap();
+    assert_eq!(
+        checked_rows(&reconciliation, merged),
+        CheckedRows::PlaysAdded
+    );
+    let counted = check_counts(&reconciliation, Dialect::Postgres, merged);
+    assert!(
+        counted.contains("FROM merge_from") && !counted.contains("staging_events"),
+        "{counted}"
+    );
+    let changed = |name: &str| match rows(name, merged) {
+        CheckedRows::Changed(condition) => condition,
+        other => panic!("{name}: {other:?}"),
+    };
+    assert!(changed("not_null(songplays.start_time)")
+        .contains("t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)"));
+    assert!(changed("accepted_values(users.level: free, paid)").contains("incoming_events"));
+    // A play can lose its user when the user changed, not only when the play did.
+    let users = changed("relationship(songplays(user_id) in users(user_id))");
+    assert!(
+        users.contains("merge_from")
+            && users.contains("t.user_id IN (SELECT user_id FROM incoming_events"),
+        "{users}"
+    );
+    let time = changed("relationship(songplays(start_time) in time(start_time))");
+    assert_eq!(time.matches("merge_from").count(), 1, "{time}");
+    let songs = changed("relationship(songplays(song_id) in songs(song_id))");
+    assert!(!songs.contains("incoming_events"), "{songs}");
+    // The statements read those rows.
+    let check = all()
+        .into_iter()
+        .find(|c| c.name() == "relationship(songplays(user_id) in users(user_id))")
+        .unwrap();
+    for d in [Dialect::DuckDb, Dialect::Postgres, Dialect::Redshift] {
+        assert!(check_counts(&check, d, merged).contains(&users), "{d:?}");
+        assert!(offending_rows(&check, d, merged).contains(&users), "{d:?}");
+        assert!(!check_counts(&check, d, CheckScope::Everything).contains("merge_from"));
+    }
+}

@@ -15,6 +15,11 @@ use super::Dialect;
 /// and songs in a nested loop, every play against every song (a Udacity-size load took 14 s
 /// instead of 0.6 s). Every join of the transform is on equal keys, so hash or merge joins
 /// remain (https://www.postgresql.org/docs/15/runtime-config-query.html#GUC-ENABLE-NESTLOOP).
+/// With nested loops off, any plan that still holds one (a cross join of one-row subqueries)
+/// is costed above ten billion, which turns on PostgreSQL's JIT compiler with all its
+/// optimizations (https://www.postgresql.org/docs/15/jit-decision.html): measured at 1M events,
+/// the merge's first statement took 1.04 s, 0.66 s of it compiling. JIT is off for this
+/// transaction (https://www.postgresql.org/docs/15/runtime-config-query.html#GUC-JIT).
 /// DuckDB keeps its statistics as it appends and plans these joins as hash joins; Redshift's
 /// COPY updates statistics itself (`STATUPDATE ON` in [`copy_from_s3`]).
 ///
@@ -31,7 +36,10 @@ pub fn prepare_transform(dialect: Dialect, incremental: bool) -> Vec<String> {
         Dialect::Postgres => analyzed
             .iter()
             .map(|table| format!("ANALYZE {table}"))
-            .chain(["SET LOCAL enable_nestloop = off".to_string()])
+            .chain([
+                "SET LOCAL enable_nestloop = off".to_string(),
+                "SET LOCAL jit = off".to_string(),
+            ])
             .collect(),
         Dialect::DuckDb | Dialect::Redshift => Vec::new(),
     }
@@ -104,7 +112,12 @@ pub fn transform(dialect: Dialect) -> Vec<(&'static Table, String)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Scope {
     All,
+    /// The events of staging that share a user or a play with `incoming_events`.
     Incoming,
+    /// The plays of `incoming_events` alone: when no play of theirs was loaded before, no event
+    /// of staging outside them shares their natural key (every NextSong event with a user that
+    /// was staged is a row of songplays), so they are all of those plays' events.
+    IncomingOnly,
 }
 
 /// Whether the event aliased `alias` is a play that `incoming_events` holds a record of (by
@@ -185,13 +198,43 @@ WHERE pick = 1",
 /// are found first by a grouped maximum and a join on equal keys, and only they are ranked by
 /// the remaining tie-breaks: measured on PostgreSQL at 1M events, sorting every event by user
 /// took 1.3-1.7 s of the transform.
+///
+/// For an incremental load ([`Scope::Incoming`]), the users of `incoming_events` only, in one
+/// read of staging: a user's latest event is at least as late as their latest incoming one, so
+/// no event before the earliest of those (`merge_from.user_events_from`) can be anyone's latest;
+/// the events from then on are ranked in one window, latest first. They are few (a new day's),
+/// and the engines that keep each block's minimum and maximum skip the blocks before that time:
+/// DuckDB's zone maps (https://duckdb.org/docs/current/guides/performance/indexing.html), Redshift's
+/// block metadata, in so far as staging's blocks follow load order (it is not sorted:
+/// https://docs.aws.amazon.com/redshift/latest/dg/t_Sorting_data.html). PostgreSQL reads all of
+/// staging once, where the full form reads it twice.
 pub(super) fn insert_users(d: Dialect, scope: Scope) -> String {
-    let only_incoming = match scope {
-        Scope::All => "",
-        Scope::Incoming => {
-            "\n          AND user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)"
-        }
-    };
+    let tie_breaks = format!(
+        "{level}, {first_name}, {last_name}, {gender}",
+        level = d.text_order("e.level"),
+        first_name = d.text_order("e.first_name"),
+        last_name = d.text_order("e.last_name"),
+        gender = d.text_order("e.gender"),
+    );
+    if scope != Scope::All {
+        return format!(
+            "\
+INSERT INTO users (user_id, first_name, last_name, gender, level)
+SELECT user_id, first_name, last_name, gender, level
+FROM (
+    SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
+           ROW_NUMBER() OVER (
+               PARTITION BY e.user_id
+               ORDER BY e.ts DESC, e.item_in_session DESC NULLS LAST,
+                        e.session_id DESC NULLS LAST, {tie_breaks}
+           ) AS pick
+    FROM staging_events e
+    WHERE e.ts >= (SELECT user_events_from FROM merge_from)
+      AND e.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)
+) ranked
+WHERE pick = 1"
+        );
+    }
     format!(
         "\
 INSERT INTO users (user_id, first_name, last_name, gender, level)
@@ -201,22 +244,18 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY e.user_id
                ORDER BY e.item_in_session DESC NULLS LAST, e.session_id DESC NULLS LAST,
-                        {level}, {first_name}, {last_name}, {gender}
+                        {tie_breaks}
            ) AS pick
     FROM staging_events e
     JOIN (
         SELECT user_id, MAX(ts) AS ts
         FROM staging_events
-        WHERE user_id IS NOT NULL{only_incoming}
+        WHERE user_id IS NOT NULL
         GROUP BY user_id
     ) latest
       ON e.user_id = latest.user_id AND e.ts = latest.ts
 ) ranked
-WHERE pick = 1",
-        level = d.text_order("e.level"),
-        first_name = d.text_order("e.first_name"),
-        last_name = d.text_order("e.last_name"),
-        gender = d.text_order("e.gender"),
+WHERE pick = 1"
     )
 }
 
@@ -236,9 +275,14 @@ pub const DURATION_TOLERANCE: &str = "0.010000001";
 pub(super) fn insert_songplays(d: Dialect, scope: Scope) -> String {
     // An incremental load numbers its plays below zero; the renumbering that follows
     // ([`renumber_songplays`]) gives them, and any play after them, their place in time order.
-    let (only_incoming, sign) = match scope {
-        Scope::All => (String::new(), ""),
-        Scope::Incoming => (format!("\n          AND {}", incoming_play("e")), "-"),
+    let (events, only_incoming, sign) = match scope {
+        Scope::All => ("staging_events", String::new(), ""),
+        Scope::Incoming => (
+            "staging_events",
+            format!("\n          AND {}", incoming_play("e")),
+            "-",
+        ),
+        Scope::IncomingOnly => ("incoming_events", String::new(), "-"),
     };
     format!(
         "\
@@ -255,7 +299,7 @@ WITH plays AS (
                             {artist}, length NULLS LAST, {location},
                             {user_agent}
                ) AS pick
-        FROM staging_events e
+        FROM {events} e
         WHERE {next_song} AND user_id IS NOT NULL{only_incoming}
     ) ranked
     WHERE pick = 1
@@ -306,7 +350,9 @@ WHERE pick = 1",
 pub(super) fn insert_time(scope: Scope) -> String {
     let only_new = match scope {
         Scope::All => "",
-        Scope::Incoming => " WHERE start_time >= (SELECT start_time FROM merge_from)",
+        Scope::Incoming | Scope::IncomingOnly => {
+            " WHERE start_time >= (SELECT start_time FROM merge_from)"
+        }
     };
     format!(
         "\

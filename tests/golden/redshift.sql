@@ -352,12 +352,29 @@ INSERT INTO staging_events SELECT * FROM incoming_events;
 
 -- merge bookkeeping
 CREATE TEMP TABLE merge_from AS
-SELECT MIN(start_time) AS start_time
+SELECT touched.start_time, loaded.plays_before, touched.plays_replaced,
+       incoming.plays AS incoming_plays, latest.user_events_from
 FROM (
-    SELECT start_time FROM songplays p WHERE EXISTS (SELECT 1 FROM incoming_events i WHERE i.user_id = p.user_id AND i.session_id = p.session_id AND i.item_in_session = p.item_in_session)
-    UNION ALL
-    SELECT TIMESTAMP 'epoch' + ts * INTERVAL '1 millisecond' FROM incoming_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL
-) touched;
+    SELECT MIN(start_time) AS start_time, COUNT(CASE WHEN replaced = 1 THEN 1 END) AS plays_replaced
+    FROM (
+        SELECT start_time, 1 AS replaced FROM songplays p WHERE EXISTS (SELECT 1 FROM incoming_events i WHERE i.user_id = p.user_id AND i.session_id = p.session_id AND i.item_in_session = p.item_in_session)
+        UNION ALL
+        SELECT TIMESTAMP 'epoch' + ts * INTERVAL '1 millisecond', 0 FROM incoming_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL
+    ) plays
+) touched, (
+    SELECT COUNT(*) AS plays_before FROM songplays
+) loaded, (
+    SELECT COUNT(*) AS plays
+    FROM (
+        SELECT DISTINCT user_id, session_id, item_in_session FROM incoming_events
+        WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL
+    ) incoming_keys
+) incoming, (
+    SELECT MIN(ts) AS user_events_from
+    FROM (
+        SELECT MAX(ts) AS ts FROM incoming_events WHERE user_id IS NOT NULL GROUP BY user_id
+    ) latest_incoming
+) latest;
 
 -- merge users
 DELETE FROM users WHERE user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL);
@@ -369,18 +386,12 @@ FROM (
     SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
            ROW_NUMBER() OVER (
                PARTITION BY e.user_id
-               ORDER BY e.item_in_session DESC NULLS LAST, e.session_id DESC NULLS LAST,
-                        e.level NULLS LAST, LENGTH(e.level), e.first_name NULLS LAST, LENGTH(e.first_name), e.last_name NULLS LAST, LENGTH(e.last_name), e.gender NULLS LAST, LENGTH(e.gender)
+               ORDER BY e.ts DESC, e.item_in_session DESC NULLS LAST,
+                        e.session_id DESC NULLS LAST, e.level NULLS LAST, LENGTH(e.level), e.first_name NULLS LAST, LENGTH(e.first_name), e.last_name NULLS LAST, LENGTH(e.last_name), e.gender NULLS LAST, LENGTH(e.gender)
            ) AS pick
     FROM staging_events e
-    JOIN (
-        SELECT user_id, MAX(ts) AS ts
-        FROM staging_events
-        WHERE user_id IS NOT NULL
-          AND user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)
-        GROUP BY user_id
-    ) latest
-      ON e.user_id = latest.user_id AND e.ts = latest.ts
+    WHERE e.ts >= (SELECT user_events_from FROM merge_from)
+      AND e.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)
 ) ranked
 WHERE pick = 1;
 
@@ -440,6 +451,57 @@ FROM candidates
 WHERE pick = 1;
 
 -- merge songplays
+INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id, session_id,
+                       item_in_session, location, user_agent)
+WITH plays AS (
+    SELECT ts, user_id, level, song, artist, length, session_id, item_in_session, location,
+           user_agent
+    FROM (
+        SELECT e.*,
+               ROW_NUMBER() OVER (
+                   PARTITION BY user_id, session_id, item_in_session
+                   ORDER BY ts NULLS LAST, level NULLS LAST, LENGTH(level), song NULLS LAST, LENGTH(song),
+                            artist NULLS LAST, LENGTH(artist), length NULLS LAST, location NULLS LAST, LENGTH(location),
+                            user_agent NULLS LAST, LENGTH(user_agent)
+               ) AS pick
+        FROM incoming_events e
+        WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL
+    ) ranked
+    WHERE pick = 1
+),
+catalogue AS (
+SELECT song_id, title, artist_id, artist_name, year, duration
+FROM (
+    SELECT song_id, title, artist_id, artist_name, year, duration,
+           ROW_NUMBER() OVER (
+               PARTITION BY song_id, LENGTH(song_id)
+               ORDER BY artist_id NULLS LAST, LENGTH(artist_id), title NULLS LAST, LENGTH(title), year NULLS LAST, duration NULLS LAST,
+                        artist_name NULLS LAST, LENGTH(artist_name)
+           ) AS pick
+    FROM staging_songs
+) ranked
+WHERE pick = 1
+),
+candidates AS (
+    SELECT p.ts, p.user_id, p.level, p.session_id, p.item_in_session, p.location,
+           p.user_agent, c.song_id, c.artist_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY p.user_id, p.session_id, p.item_in_session
+               ORDER BY ABS(c.duration - p.length) NULLS LAST, c.song_id NULLS LAST, LENGTH(c.song_id)
+           ) AS pick
+    FROM plays p
+    LEFT JOIN catalogue c
+      ON (c.title = p.song AND LENGTH(c.title) = LENGTH(p.song))
+     AND (c.artist_name = p.artist AND LENGTH(c.artist_name) = LENGTH(p.artist))
+     AND ABS(c.duration - p.length) <= 0.010000001
+)
+SELECT -ROW_NUMBER() OVER (ORDER BY ts, user_id, session_id, item_in_session),
+       TIMESTAMP 'epoch' + ts * INTERVAL '1 millisecond', user_id, level, song_id, artist_id, session_id,
+       item_in_session, location, user_agent
+FROM candidates
+WHERE pick = 1;
+
+-- merge songplays
 UPDATE songplays SET songplay_id = renumbered.songplay_id
 FROM (
     SELECT user_id, session_id, item_in_session,
@@ -455,6 +517,20 @@ WHERE songplays.start_time >= (SELECT start_time FROM merge_from)
   AND songplays.item_in_session = renumbered.item_in_session
   AND songplays.songplay_id <> renumbered.songplay_id;
 
+-- merge songplays
+UPDATE songplays SET songplay_id = numbered.songplay_id
+FROM (
+    SELECT user_id, session_id, item_in_session,
+           ROW_NUMBER() OVER (ORDER BY start_time, user_id, session_id, item_in_session)
+           + (SELECT plays_before - plays_replaced FROM merge_from) AS songplay_id
+    FROM songplays
+    WHERE songplay_id < 0
+) numbered
+WHERE songplays.songplay_id < 0
+  AND songplays.user_id = numbered.user_id
+  AND songplays.session_id = numbered.session_id
+  AND songplays.item_in_session = numbered.item_in_session;
+
 -- merge time
 DELETE FROM time WHERE start_time >= (SELECT start_time FROM merge_from);
 
@@ -469,8 +545,8 @@ SELECT start_time,
        CAST(DATE_PART('dow', start_time) AS INTEGER)
 FROM (SELECT DISTINCT start_time FROM songplays WHERE start_time >= (SELECT start_time FROM merge_from)) plays;
 
--- merge bookkeeping
-DROP TABLE merge_from;
+-- merge plays replaced
+SELECT plays_replaced FROM merge_from;
 
 -- merge plays moved
 SELECT COUNT(*) FROM songplays WHERE start_time >= (SELECT start_time FROM merge_from) AND songplay_id > 0;
@@ -760,6 +836,96 @@ SELECT plays.n, ABS(kept.n - plays.n) FROM (SELECT COUNT(*) AS n FROM (SELECT DI
 
 -- offending rows reconciliation(songplays = distinct NextSong plays in staging_events)
 WITH plays AS (SELECT DISTINCT user_id, session_id, item_in_session FROM staging_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL) SELECT COALESCE(k.user_id, p.user_id) AS user_id, COALESCE(k.session_id, p.session_id) AS session_id, COALESCE(k.item_in_session, p.item_in_session) AS item_in_session, CASE WHEN p.user_id IS NULL THEN 'staged, not in songplays' ELSE 'in songplays, not staged' END AS problem FROM plays k FULL JOIN songplays p ON k.user_id = p.user_id AND k.session_id = p.session_id AND k.item_in_session = p.item_in_session WHERE k.user_id IS NULL OR p.user_id IS NULL ORDER BY 1, 2, 3 LIMIT 5;
+
+-- row checks of users after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM users t WHERE (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL));
+
+-- row checks of songplays after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.songplay_id IS NULL THEN 1 END), COUNT(CASE WHEN t.user_id IS NULL THEN 1 END), COUNT(CASE WHEN t.session_id IS NULL THEN 1 END), COUNT(CASE WHEN t.item_in_session IS NULL THEN 1 END), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END), COUNT(CASE WHEN t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) THEN 1 END) FROM songplays t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from));
+
+-- row checks of time after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NULL THEN 1 END), COUNT(CASE WHEN (t.hour < 0 OR t.hour > 23) THEN 1 END), COUNT(CASE WHEN (t.day < 1 OR t.day > 31) THEN 1 END), COUNT(CASE WHEN (t.week < 1 OR t.week > 53) THEN 1 END), COUNT(CASE WHEN (t.month < 1 OR t.month > 12) THEN 1 END), COUNT(CASE WHEN (t.weekday < 0 OR t.weekday > 6) THEN 1 END) FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from));
+
+-- offending rows not_null(users.user_id) after a merge
+SELECT t.user_id FROM users t WHERE (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)) AND t.user_id IS NULL ORDER BY t.user_id LIMIT 5;
+
+-- offending rows not_null(songplays.songplay_id) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.songplay_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- offending rows not_null(songplays.user_id) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.user_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- offending rows not_null(songplays.session_id) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.session_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- offending rows not_null(songplays.item_in_session) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.item_in_session IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- offending rows not_null(songplays.start_time) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.start_time FROM songplays t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.start_time IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- offending rows not_null(time.start_time) after a merge
+SELECT t.start_time FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.start_time IS NULL ORDER BY t.start_time LIMIT 5;
+
+-- check relationship(songplays(user_id) in users(user_id)) after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NOT NULL AND p.user_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT user_id FROM users) p ON t.user_id = p.user_id WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) OR (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)));
+
+-- offending rows relationship(songplays(user_id) in users(user_id)) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session FROM songplays t LEFT JOIN (SELECT DISTINCT user_id FROM users) p ON t.user_id = p.user_id WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) OR (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL))) AND t.user_id IS NOT NULL AND p.user_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(song_id) in songs(song_id)) after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)));
+
+-- offending rows relationship(songplays(song_id) in songs(song_id)) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from))) AND t.song_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(artist_id) in artists(artist_id)) after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.artist_id IS NOT NULL AND p.artist_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id, LENGTH(artist_id) AS artist_id_length FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)));
+
+-- offending rows relationship(songplays(artist_id) in artists(artist_id)) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT artist_id, LENGTH(artist_id) AS artist_id_length FROM artists) p ON (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from))) AND t.artist_id IS NOT NULL AND p.artist_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(song_id, artist_id) in songs(song_id, artist_id)) after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length, artist_id, LENGTH(artist_id) AS artist_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)));
+
+-- offending rows relationship(songplays(song_id, artist_id) in songs(song_id, artist_id)) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.song_id, t.artist_id FROM songplays t LEFT JOIN (SELECT DISTINCT song_id, LENGTH(song_id) AS song_id_length, artist_id, LENGTH(artist_id) AS artist_id_length FROM songs) p ON (t.song_id = p.song_id AND LENGTH(t.song_id) = LENGTH(p.song_id)) AND (t.artist_id = p.artist_id AND LENGTH(t.artist_id) = LENGTH(p.artist_id)) WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from))) AND t.song_id IS NOT NULL AND t.artist_id IS NOT NULL AND p.song_id IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- check relationship(songplays(start_time) in time(start_time)) after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.start_time IS NOT NULL AND p.start_time IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT start_time FROM time) p ON t.start_time = p.start_time WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)));
+
+-- offending rows relationship(songplays(start_time) in time(start_time)) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.start_time FROM songplays t LEFT JOIN (SELECT DISTINCT start_time FROM time) p ON t.start_time = p.start_time WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from))) AND t.start_time IS NOT NULL AND p.start_time IS NULL ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- offending rows accepted_values(songplays.level: free, paid) after a merge
+SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.level FROM songplays t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) ORDER BY t.songplay_id, t.user_id, t.session_id, t.item_in_session LIMIT 5;
+
+-- offending rows accepted_values(users.level: free, paid) after a merge
+SELECT t.user_id, t.level FROM users t WHERE (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)) AND t.level IS NOT NULL AND NOT ((t.level = 'free' AND LENGTH(t.level) = LENGTH('free')) OR (t.level = 'paid' AND LENGTH(t.level) = LENGTH('paid'))) ORDER BY t.user_id LIMIT 5;
+
+-- offending rows accepted_values(time.hour: 0-23) after a merge
+SELECT t.start_time, t.hour FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND (t.hour < 0 OR t.hour > 23) ORDER BY t.start_time LIMIT 5;
+
+-- offending rows accepted_values(time.day: 1-31) after a merge
+SELECT t.start_time, t.day FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND (t.day < 1 OR t.day > 31) ORDER BY t.start_time LIMIT 5;
+
+-- offending rows accepted_values(time.week: 1-53) after a merge
+SELECT t.start_time, t.week FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND (t.week < 1 OR t.week > 53) ORDER BY t.start_time LIMIT 5;
+
+-- offending rows accepted_values(time.month: 1-12) after a merge
+SELECT t.start_time, t.month FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND (t.month < 1 OR t.month > 12) ORDER BY t.start_time LIMIT 5;
+
+-- offending rows accepted_values(time.weekday: 0-6) after a merge
+SELECT t.start_time, t.weekday FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND (t.weekday < 0 OR t.weekday > 6) ORDER BY t.start_time LIMIT 5;
+
+-- check reconciliation(songplays = distinct NextSong plays in staging_events) after a merge
+SELECT plays.n, ABS(kept.n - plays.n) FROM (SELECT plays_before - plays_replaced + incoming_plays AS n FROM merge_from) plays, (SELECT COUNT(*) AS n FROM songplays) kept;
+
+-- offending rows reconciliation(songplays = distinct NextSong plays in staging_events) after a merge
+WITH plays AS (SELECT DISTINCT user_id, session_id, item_in_session FROM staging_events WHERE (page = 'NextSong' AND LENGTH(page) = LENGTH('NextSong')) AND user_id IS NOT NULL) SELECT COALESCE(k.user_id, p.user_id) AS user_id, COALESCE(k.session_id, p.session_id) AS session_id, COALESCE(k.item_in_session, p.item_in_session) AS item_in_session, CASE WHEN p.user_id IS NULL THEN 'staged, not in songplays' ELSE 'in songplays, not staged' END AS problem FROM plays k FULL JOIN songplays p ON k.user_id = p.user_id AND k.session_id = p.session_id AND k.item_in_session = p.item_in_session WHERE k.user_id IS NULL OR p.user_id IS NULL ORDER BY 1, 2, 3 LIMIT 5;
+
+-- end merge
+DROP TABLE merge_from;
 
 -- analysis both_levels
 SELECT u.user_id, u.first_name, u.last_name, p.plays
