@@ -27,8 +27,14 @@ use super::Dialect;
 /// transformed again when new songs came), not all of `staging_events`: the statistics the
 /// last run's ANALYZE committed still describe it, a few percent smaller.
 pub fn prepare_transform(dialect: Dialect, incremental: bool) -> Vec<String> {
+    // The merge's plans read the statistics of the columns it filters, joins and groups
+    // incoming_events on, not of the wide texts beside them: measured at 1M events, analyzing
+    // those columns of a day's 33,333 records took 0.10-0.12 s, all of them 0.22-0.28 s.
     let analyzed: &[&str] = if incremental {
-        &["incoming_events", "staging_songs"]
+        &[
+            "incoming_events (user_id, session_id, item_in_session, ts, page, song, artist, length)",
+            "staging_songs",
+        ]
     } else {
         &["staging_events", "staging_songs"]
     };
