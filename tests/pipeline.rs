@@ -1032,3 +1032,74 @@ fn incremental_loads_retry_unreadable_files_keep_vanished_ones_and_follow_the_ma
         ["Text(\"B\")|Text(\"K\")"]
     );
 }
+
+/// The transform's and the merge's plans on DuckDB: every join a hash join (or, for the
+/// merge's one-row bookkeeping, a cross product of single rows), never a nested-loop join whose
+/// cost grows with plays times songs; the songplays statement joins plays and the catalogue by
+/// hashing on title and artist. As the PostgreSQL test pins its plans.
+#[test]
+fn the_transform_and_merge_plan_no_nested_loop_join_on_duckdb() {
+    use sparkify::sql::{self, Dialect};
+    let sources = common::generated(3000, 20_000, 11);
+    let ws = Workspace::new(sources.path(), "");
+    ws.create_and_load();
+    let conn = duckdb::Connection::open(ws.duckdb()).unwrap();
+    let plan = |statement: &str| -> String {
+        let mut explained = conn.prepare(&format!("EXPLAIN {statement}")).unwrap();
+        let rows = explained
+            .query_map([], |row| row.get::<_, String>(1))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>();
+        // Operators as DuckDB names them in code: "Hash Join" is HASH_JOIN.
+        rows.join("\n").to_uppercase().replace(' ', "_")
+    };
+    let nested = [
+        "NESTED_LOOP_JOIN",
+        "BLOCKWISE_NL_JOIN",
+        "PIECEWISE_MERGE_JOIN",
+    ];
+    // The names are DuckDB's: joins on other than equal keys are planned so.
+    let unequal = plan(
+        "SELECT COUNT(*) FROM songs a JOIN songs b ON a.duration < b.duration OR a.year <> b.year",
+    );
+    assert!(nested.iter().any(|n| unequal.contains(n)), "{unequal}");
+    assert!(plan("SELECT COUNT(*) FROM songs a, artists b").contains("CROSS_PRODUCT"));
+    for (table, statement) in sql::transform(Dialect::DuckDb) {
+        let shown = plan(&statement);
+        for operator in nested.iter().chain(&["CROSS_PRODUCT"]) {
+            assert!(
+                !shown.contains(operator),
+                "{}: {operator}\n{shown}",
+                table.name
+            );
+        }
+        if table.name == "songplays" {
+            assert!(shown.contains("HASH_JOIN"), "{shown}");
+        }
+    }
+    // The merge reads merge_from, which its first step creates. DuckDB joins a comparison with
+    // merge_from's one row as a NESTED_LOOP_JOIN against that row (linear in the rows
+    // compared); what must not appear is a join on other than equal keys between two tables
+    // (blockwise or piecewise), and the plays meet the catalogue by hashing.
+    conn.execute_batch("BEGIN").unwrap();
+    for step in sql::merge_incoming_events(Dialect::DuckDb) {
+        if !step.sql.starts_with("CREATE TEMP TABLE") {
+            let shown = plan(&step.sql);
+            for operator in &nested[1..] {
+                assert!(
+                    !shown.contains(operator),
+                    "{}: {operator}\n{shown}",
+                    step.sql
+                );
+            }
+            if step.sql.starts_with("INSERT INTO songplays") {
+                assert!(shown.contains("HASH_JOIN"), "{shown}");
+                assert!(!shown.contains("CROSS_PRODUCT"), "{shown}");
+            }
+        }
+        conn.execute_batch(&step.sql)
+            .unwrap_or_else(|e| panic!("{}: {e}", step.sql));
+    }
+    conn.execute_batch("ROLLBACK").unwrap();
+}
