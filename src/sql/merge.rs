@@ -254,15 +254,15 @@ WHERE songplays.start_time >= (SELECT start_time FROM merge_from)
 /// before them all the others: those before the merge less those it replaced. The same numbers
 /// are given reading only the new plays (on PostgreSQL through the primary key's index).
 const NUMBER_NEW_SONGPLAYS: &str = "\
-UPDATE songplays SET songplay_id = numbered.songplay_id
+UPDATE songplays SET songplay_id = renumbered.songplay_id
 FROM (
     SELECT user_id, session_id, item_in_session,
            ROW_NUMBER() OVER (ORDER BY start_time, user_id, session_id, item_in_session)
            + (SELECT plays_before - plays_replaced FROM merge_from) AS songplay_id
     FROM songplays
     WHERE songplay_id < 0
-) numbered
+) renumbered
 WHERE songplays.songplay_id < 0
-  AND songplays.user_id = numbered.user_id
-  AND songplays.session_id = numbered.session_id
-  AND songplays.item_in_session = numbered.item_in_session";
+  AND songplays.user_id = renumbered.user_id
+  AND songplays.session_id = renumbered.session_id
+  AND songplays.item_in_session = renumbered.item_in_session";

@@ -222,25 +222,27 @@ pub(super) fn insert_users(d: Dialect, scope: Scope) -> String {
         last_name = d.text_order("e.last_name"),
         gender = d.text_order("e.gender"),
     );
-    if scope != Scope::All {
-        return format!(
-            "\
-INSERT INTO users (user_id, first_name, last_name, gender, level)
-SELECT user_id, first_name, last_name, gender, level
-FROM (
-    SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
-           ROW_NUMBER() OVER (
-               PARTITION BY e.user_id
-               ORDER BY e.ts DESC, e.item_in_session DESC NULLS LAST,
-                        e.session_id DESC NULLS LAST, {tie_breaks}
-           ) AS pick
-    FROM staging_events e
+    // The events ranked, and the order that ranks them.
+    let (events, order) = match scope {
+        Scope::All => (
+            "staging_events e
+    JOIN (
+        SELECT user_id, MAX(ts) AS ts
+        FROM staging_events
+        WHERE user_id IS NOT NULL
+        GROUP BY user_id
+    ) latest
+      ON e.user_id = latest.user_id AND e.ts = latest.ts",
+            "e.item_in_session DESC NULLS LAST, e.session_id DESC NULLS LAST,",
+        ),
+        Scope::Incoming | Scope::IncomingOnly => (
+            "staging_events e
     WHERE e.ts >= (SELECT user_events_from FROM merge_from)
-      AND e.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)
-) ranked
-WHERE pick = 1"
-        );
-    }
+      AND e.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)",
+            "e.ts DESC, e.item_in_session DESC NULLS LAST,
+                        e.session_id DESC NULLS LAST,",
+        ),
+    };
     format!(
         "\
 INSERT INTO users (user_id, first_name, last_name, gender, level)
@@ -249,17 +251,10 @@ FROM (
     SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
            ROW_NUMBER() OVER (
                PARTITION BY e.user_id
-               ORDER BY e.item_in_session DESC NULLS LAST, e.session_id DESC NULLS LAST,
+               ORDER BY {order}
                         {tie_breaks}
            ) AS pick
-    FROM staging_events e
-    JOIN (
-        SELECT user_id, MAX(ts) AS ts
-        FROM staging_events
-        WHERE user_id IS NOT NULL
-        GROUP BY user_id
-    ) latest
-      ON e.user_id = latest.user_id AND e.ts = latest.ts
+    FROM {events}
 ) ranked
 WHERE pick = 1"
     )

@@ -387,7 +387,8 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY e.user_id
                ORDER BY e.ts DESC, e.item_in_session DESC NULLS LAST,
-                        e.session_id DESC NULLS LAST, e.level NULLS LAST, LENGTH(e.level), e.first_name NULLS LAST, LENGTH(e.first_name), e.last_name NULLS LAST, LENGTH(e.last_name), e.gender NULLS LAST, LENGTH(e.gender)
+                        e.session_id DESC NULLS LAST,
+                        e.level NULLS LAST, LENGTH(e.level), e.first_name NULLS LAST, LENGTH(e.first_name), e.last_name NULLS LAST, LENGTH(e.last_name), e.gender NULLS LAST, LENGTH(e.gender)
            ) AS pick
     FROM staging_events e
     WHERE e.ts >= (SELECT user_events_from FROM merge_from)
@@ -518,18 +519,18 @@ WHERE songplays.start_time >= (SELECT start_time FROM merge_from)
   AND songplays.songplay_id <> renumbered.songplay_id;
 
 -- merge songplays
-UPDATE songplays SET songplay_id = numbered.songplay_id
+UPDATE songplays SET songplay_id = renumbered.songplay_id
 FROM (
     SELECT user_id, session_id, item_in_session,
            ROW_NUMBER() OVER (ORDER BY start_time, user_id, session_id, item_in_session)
            + (SELECT plays_before - plays_replaced FROM merge_from) AS songplay_id
     FROM songplays
     WHERE songplay_id < 0
-) numbered
+) renumbered
 WHERE songplays.songplay_id < 0
-  AND songplays.user_id = numbered.user_id
-  AND songplays.session_id = numbered.session_id
-  AND songplays.item_in_session = numbered.item_in_session;
+  AND songplays.user_id = renumbered.user_id
+  AND songplays.session_id = renumbered.session_id
+  AND songplays.item_in_session = renumbered.item_in_session;
 
 -- merge time
 DELETE FROM time WHERE start_time >= (SELECT start_time FROM merge_from);
