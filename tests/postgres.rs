@@ -871,7 +871,8 @@ fn peak_mib(summary: &str) -> u64 {
 }
 
 /// On PostgreSQL the rows go to the server, so the client's memory is the loader's own: it
-/// must not grow with the size of a log file (read in pieces of 16 MiB cut at line ends), and
+/// must not grow with the size of a log file (read in pieces cut at line ends, a 16 MiB chunk
+/// shared among the parse workers), and
 /// a reject's line number must count the lines of the earlier pieces.
 #[test]
 fn a_log_file_larger_than_a_chunk_streams_in_bounded_memory() {
