@@ -5,6 +5,7 @@
 //! `[WAREHOUSE] MAX_ERRORS` allows, the transaction is rolled back and the warehouse is exactly
 //! as it was before the run.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -22,7 +23,7 @@ use crate::schema::{
     STAGING_SONGS, STAR_TABLES,
 };
 use crate::source::{discover, Inputs};
-use crate::sql::{self, RunWhen};
+use crate::sql;
 use crate::stats::SourceStats;
 use crate::warehouse::{Cell, S3Load, Warehouse};
 
@@ -682,23 +683,19 @@ fn quality_checks(
 fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     let steps = sql::merge_incoming_events(warehouse.dialect());
     let bar = progress.items("merge", steps.len() as u64);
-    let (mut plays_replaced, mut plays_move) = (None, None);
+    // Each fact asked once, when the first step that waits on it comes.
+    let mut answers: HashMap<&'static str, bool> = HashMap::new();
     for step in steps {
-        let runs = match step.when {
-            RunWhen::Always => true,
-            RunWhen::PlaysReplaced | RunWhen::NoPlayReplaced => {
-                let replaced = match plays_replaced {
-                    Some(replaced) => replaced,
-                    None => *plays_replaced.insert(counted(warehouse, sql::PLAYS_REPLACED)? > 0),
+        let runs = match step.when.asks() {
+            None => true,
+            Some((query, when_above_zero)) => {
+                let above_zero = match answers.get(query) {
+                    Some(&above_zero) => above_zero,
+                    None => *answers
+                        .entry(query)
+                        .or_insert(counted(warehouse, query)? > 0),
                 };
-                replaced == (step.when == RunWhen::PlaysReplaced)
-            }
-            RunWhen::PlaysMove | RunWhen::NoPlayMoves => {
-                let moved = match plays_move {
-                    Some(moved) => moved,
-                    None => *plays_move.insert(counted(warehouse, sql::PLAYS_MOVED)? > 0),
-                };
-                moved == (step.when == RunWhen::PlaysMove)
+                above_zero == when_above_zero
             }
         };
         if !runs {
@@ -717,7 +714,7 @@ fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
     Ok(())
 }
 
-/// The one number `query` answers (a fact the merge asks once: see [`RunWhen`]).
+/// The one number `query` answers (a fact the merge asks once: see [`sql::RunWhen`]).
 fn counted(warehouse: &mut dyn Warehouse, query: &str) -> Result<i64> {
     warehouse
         .query(query)?

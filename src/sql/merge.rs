@@ -32,6 +32,20 @@ pub enum RunWhen {
     NoPlayMoves,
 }
 
+impl RunWhen {
+    /// The fact a step waits on: the query counting it, and whether the step runs when that
+    /// count is above zero (or when it is zero); `None` for a step that always runs.
+    pub fn asks(self) -> Option<(&'static str, bool)> {
+        match self {
+            RunWhen::Always => None,
+            RunWhen::PlaysReplaced => Some((PLAYS_REPLACED, true)),
+            RunWhen::NoPlayReplaced => Some((PLAYS_REPLACED, false)),
+            RunWhen::PlaysMove => Some((PLAYS_MOVED, true)),
+            RunWhen::NoPlayMoves => Some((PLAYS_MOVED, false)),
+        }
+    }
+}
+
 /// How many plays loaded before share a natural key with an incoming record, as counted when
 /// the merge began (`merge_from`). Zero for a new day.
 pub const PLAYS_REPLACED: &str = "SELECT plays_replaced FROM merge_from";
