@@ -11,13 +11,15 @@
 //!
 //! After an incremental merge the checks read what the merge changed
 //! ([`CheckScope::MergedRows`], the rows [`crate::sql::checked_rows`] gives), so a new day
-//! costs what its rows cost and not the whole star schema again; the unique keys and the
-//! reconciliation stay global. The `check` binary reads everything.
+//! costs what its rows cost and not the whole star schema again; the unique keys of songplays
+//! stay global, and the reconciliation counts what the merge added. On DuckDB and PostgreSQL
+//! their queries read the merge's earliest time as a literal (see
+//! [`crate::sql::pin_merge_from_time`]). The `check` binary reads everything.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::schema::{Table, ARTISTS, SONGPLAYS, SONGS, STAGING_EVENTS, TIME, USERS};
 use crate::sql::{self, CheckedRows};
@@ -95,8 +97,13 @@ pub fn run_counted(
     for statement in sql::prepare_checks(dialect, scope) {
         warehouse.execute(&statement)?;
     }
+    // After a merge, the earliest time it touched on as a literal (see sql::pin_merge_from_time).
+    let pin: MergeFromPin = match scope {
+        CheckScope::MergedRows => merge_from_pin(warehouse)?,
+        CheckScope::Everything => Box::new(|statement: &str| Ok(statement.to_string())),
+    };
     let checks = all();
-    let shared = row_checks(warehouse, &checks, scope, done)?;
+    let shared = row_checks(warehouse, &checks, scope, pin.as_ref(), done)?;
     let mut outcomes = Vec::new();
     for (index, check) in checks.iter().enumerate() {
         let clock = Instant::now();
@@ -124,7 +131,7 @@ pub fn run_counted(
             None => {
                 tracing::info!(check = %name, rows = rows.label(), "checking");
                 let counts = warehouse
-                    .query(&sql::check_counts(check, dialect, scope))
+                    .query(&pin(&sql::check_counts(check, dialect, scope))?)
                     .with_context(|| format!("the check {name} could not run"))?;
                 let (examined, failures) = two_counts(&counts).with_context(|| {
                     format!("the check {name} returned {:?}", counts.rows.first())
@@ -135,7 +142,7 @@ pub fn run_counted(
         };
         let sample = if failures > 0 {
             warehouse
-                .query(&sql::offending_rows(check, dialect, scope))
+                .query(&pin(&sql::offending_rows(check, dialect, scope))?)
                 .with_context(|| format!("the offending rows of {name} could not be read"))?
         } else {
             QueryResult::default()
@@ -150,6 +157,33 @@ pub fn run_counted(
         });
     }
     Ok(outcomes)
+}
+
+/// Rewrites a statement run after a merge's `merge_from` exists (see
+/// [`sql::pin_merge_from_time`]).
+pub type MergeFromPin = Box<dyn Fn(&str) -> Result<String>>;
+
+/// Reads the earliest time the merge touched on, while `merge_from` exists, and returns what
+/// writes it into the statements that follow, as a literal, on a dialect that
+/// [`sql::pins_merge_from_time`]; on the others, and where statements are only printed, the
+/// statements as they are.
+pub fn merge_from_pin(warehouse: &mut dyn Warehouse) -> Result<MergeFromPin> {
+    let dialect = warehouse.dialect();
+    if !sql::pins_merge_from_time(dialect) || warehouse.prints_only() {
+        return Ok(Box::new(|statement: &str| Ok(statement.to_string())));
+    }
+    let result = warehouse.query(sql::MERGE_FROM_TIME_TEXT)?;
+    let time = match result.rows.as_slice() {
+        [row] => match row.first() {
+            Some(Cell::Null) => None,
+            Some(Cell::Text(time)) => Some(time.clone()),
+            other => bail!("merge_from's start time read as {other:?}, not as text"),
+        },
+        rows => bail!("merge_from holds {} rows, not one", rows.len()),
+    };
+    Ok(Box::new(move |statement: &str| {
+        sql::pin_merge_from_time(statement, dialect, time.as_deref()).map_err(|e| anyhow!(e))
+    }))
 }
 
 /// The row checks ([`sql::is_row_check`]) of `checks` by table, in the order their tables
@@ -175,11 +209,12 @@ pub fn row_checks_by_table(checks: &[Check]) -> Vec<(&'static Table, Vec<(usize,
 /// The counts of the row checks ([`sql::is_row_check`]), one query per table for all of its
 /// row checks, by the check's index in `checks`: rows examined, rows failing, and the check's
 /// share of the query's time (the query's time divided among its checks). None for a table
-/// `scope` leaves unread.
+/// `scope` leaves unread. Each query goes through `pin` first.
 fn row_checks(
     warehouse: &mut dyn Warehouse,
     checks: &[Check],
     scope: CheckScope,
+    pin: &dyn Fn(&str) -> Result<String>,
     done: &indicatif::ProgressBar,
 ) -> Result<HashMap<usize, (i64, i64, Duration)>> {
     let dialect = warehouse.dialect();
@@ -196,7 +231,9 @@ fn row_checks(
         let clock = Instant::now();
         let of_table: Vec<&Check> = members.iter().map(|&(_, c)| c).collect();
         let result = warehouse
-            .query(&sql::row_check_counts(table, &of_table, dialect, scope))
+            .query(&pin(&sql::row_check_counts(
+                table, &of_table, dialect, scope,
+            ))?)
             .with_context(|| format!("the checks {} could not run", names()))?;
         let share = clock.elapsed() / members.len() as u32;
         let row = result.rows.first();

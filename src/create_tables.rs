@@ -55,6 +55,12 @@ pub fn create_tables(warehouse: &mut dyn Warehouse, consent: &mut Consent) -> Re
                 .execute(&sql::drop_table(table))
                 .and_then(|_| warehouse.execute(&sql::create_table(table, dialect)))
                 .and_then(|_| warehouse.execute(&sql::mark_table(table)))
+                .and_then(|_| {
+                    for index in sql::secondary_indexes(table, dialect) {
+                        warehouse.execute(&sql::create_index(&index))?;
+                    }
+                    Ok(())
+                })
                 .with_context(|| format!("cannot create table {}", table.name))?;
         }
         Ok(Recreated {

@@ -577,9 +577,18 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
         if let Some(keys) = &keys {
             warehouse.execute(&keys.drop)?;
         }
+        // Built once after the insert, as the keys are (a warehouse made before the index was
+        // kept gets it here).
+        let indexes = sql::secondary_indexes(table, dialect);
+        for index in &indexes {
+            warehouse.execute(&sql::drop_index(index))?;
+        }
         warehouse
             .execute(statement)
             .with_context(|| format!("transform into {} failed", table.name))?;
+        for index in &indexes {
+            warehouse.execute(&sql::create_index(index))?;
+        }
         if let Some(keys) = &keys {
             warehouse.execute(&keys.add).with_context(|| {
                 format!(
@@ -590,6 +599,9 @@ fn transform(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
             })?;
         }
         bar.inc(1);
+    }
+    for statement in sql::after_transform(dialect) {
+        warehouse.execute(&statement)?;
     }
     bar.finish_and_clear();
     Ok(())
@@ -681,19 +693,26 @@ fn quality_checks(
 /// Merges what `incoming_events` changes into the star schema (see
 /// [`sql::merge_incoming_events`]).
 fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
-    let steps = sql::merge_incoming_events(warehouse.dialect());
+    let dialect = warehouse.dialect();
+    let steps = sql::merge_incoming_events(dialect);
     let bar = progress.items("merge", steps.len() as u64);
     // Each fact asked once, when the first step that waits on it comes.
     let mut answers: HashMap<&'static str, bool> = HashMap::new();
+    // Once merge_from holds the earliest time touched on, the statements read it as a literal
+    // (see sql::pin_merge_from_time).
+    let mut pin: checks::MergeFromPin = Box::new(|statement: &str| Ok(statement.to_string()));
     for step in steps {
         let runs = match step.when.asks() {
             None => true,
             Some((query, when_above_zero)) => {
                 let above_zero = match answers.get(query) {
                     Some(&above_zero) => above_zero,
-                    None => *answers
-                        .entry(query)
-                        .or_insert(counted(warehouse, query)? > 0),
+                    None => {
+                        let asked = pin(query)?;
+                        *answers
+                            .entry(query)
+                            .or_insert(counted(warehouse, &asked)? > 0)
+                    }
                 };
                 above_zero == when_above_zero
             }
@@ -706,8 +725,11 @@ fn merge(warehouse: &mut dyn Warehouse, progress: &Progress) -> Result<()> {
         bar.set_message(table);
         tracing::info!(table, "merging");
         warehouse
-            .execute(&step.sql)
+            .execute(&pin(&step.sql)?)
             .with_context(|| format!("merging the new records into {table} failed"))?;
+        if step.sql.starts_with(sql::CREATE_MERGE_FROM) {
+            pin = checks::merge_from_pin(warehouse)?;
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();

@@ -180,6 +180,9 @@ pub fn prepare_for_load(
             tracing::info!(table = table.name, "creating");
             warehouse.execute(&sql::create_table(table, dialect))?;
             warehouse.execute(&sql::mark_table(table))?;
+            for index in sql::secondary_indexes(table, dialect) {
+                warehouse.execute(&sql::create_index(&index))?;
+            }
         }
         mark_unmarked(warehouse, &states)
     })();

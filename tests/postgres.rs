@@ -1148,3 +1148,75 @@ fn a_shared_postgres_database_keeps_its_own_tables_and_the_warehouse_takes_a_sch
         .code(1)
         .stderr(predicate::str::contains("[WAREHOUSE] SCHEMA"));
 }
+
+/// The indexes of `songplays`'s table in the current schema named `sparkify_songplays_start_time`,
+/// each as the table it is on.
+fn play_time_index_tables(server: &tokio_postgres::Config) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = server.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .query(
+                "SELECT tablename::text FROM pg_indexes WHERE schemaname = current_schema() \
+                 AND indexname = 'sparkify_songplays_start_time' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    })
+}
+
+#[test]
+fn postgres_keeps_an_index_on_play_times_and_leaves_a_strangers_of_its_name() {
+    let Some(db) = TestDatabase::create("play_index") else {
+        return;
+    };
+    let mut server = db.server.clone();
+    server.dbname(&db.name);
+    let sources = tempfile::tempdir().unwrap();
+    sources_with_log_lines(sources.path(), "");
+    let ws = Workspace::with_cluster(sources.path(), &db.cluster, "");
+    ws.cmd("create_tables").arg("--yes").assert().success();
+    assert_eq!(play_time_index_tables(&server), ["songplays"]);
+    // A warehouse made before the index was kept gets it from its next full load...
+    let drop = "DROP INDEX sparkify_songplays_start_time";
+    admin(&server, &[drop]).unwrap();
+    ws.cmd("etl").assert().success();
+    assert_eq!(play_time_index_tables(&server), ["songplays"]);
+    // ... or from its next merge of a new day.
+    admin(&server, &[drop]).unwrap();
+    std::fs::write(
+        sources
+            .path()
+            .join("log_data/2018/11/2018-11-02-events.json"),
+        common::event(92, 900, 0, "paid", "S", "A", 100.0, 1_543_623_727_796),
+    )
+    .unwrap();
+    ws.cmd("etl")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("on the rows this load changed"));
+    assert_eq!(play_time_index_tables(&server), ["songplays"]);
+    assert_eq!(ws.rows(None, "songplays").len(), 2);
+    // An index of that name on another table of the schema is never dropped, and the load
+    // still succeeds without its own.
+    admin(
+        &server,
+        &[
+            drop,
+            "CREATE TABLE app_events (at TIMESTAMP)",
+            "CREATE INDEX sparkify_songplays_start_time ON app_events (at)",
+        ],
+    )
+    .unwrap();
+    ws.cmd("etl").arg("--full-refresh").assert().success();
+    assert_eq!(play_time_index_tables(&server), ["app_events"]);
+    assert_eq!(ws.rows(None, "songplays").len(), 2);
+}

@@ -114,9 +114,24 @@ fn after_a_merge_the_checks_read_the_rows_it_changed_and_keep_keys_and_counts_gl
     for name in [
         "unique(songplays: songplay_id)",
         "unique(songplays: user_id, session_id, item_in_session)",
-        "unique(users: user_id)",
     ] {
         assert_eq!(rows(name, merged), CheckedRows::All, "{name}");
+    }
+    // Unless the key holds the column that marks the changed rows: both rows of a duplicate
+    // are then changed, or neither. Every dialect's count reads only those rows.
+    for name in ["unique(users: user_id)", "unique(time: start_time)"] {
+        let CheckedRows::Changed(condition) = rows(name, merged) else {
+            panic!("{name}: {:?}", rows(name, merged));
+        };
+        let check = all().into_iter().find(|c| c.name() == name).unwrap();
+        for d in [Dialect::DuckDb, Dialect::Postgres, Dialect::Redshift] {
+            let counted = check_counts(&check, d, merged);
+            assert!(counted.contains(&condition), "{name} {d:?}: {counted}");
+            assert!(
+                offending_rows(&check, d, merged).contains(&condition),
+                "{name} {d:?}"
+            );
+        }
     }
     // The plays counted against the count before the merge, not staging read again.
     let reconciliation = all().pop().unwrap();
@@ -157,4 +172,75 @@ fn after_a_merge_the_checks_read_the_rows_it_changed_and_keep_keys_and_counts_gl
         assert!(offending_rows(&check, d, merged).contains(&users), "{d:?}");
         assert!(!check_counts(&check, d, CheckScope::Everything).contains("merge_from"));
     }
+}
+
+#[test]
+fn a_merge_reads_its_earliest_time_as_a_literal_where_the_dialect_pins_it() {
+    let time = Some("2018-11-30 00:07:57.796");
+    for d in [Dialect::DuckDb, Dialect::Postgres] {
+        assert!(pins_merge_from_time(d));
+        let steps = merge_incoming_events(d);
+        let made = steps
+            .iter()
+            .position(|s| s.sql.starts_with(CREATE_MERGE_FROM))
+            .expect("a step makes merge_from");
+        let later: Vec<String> = steps[made + 1..]
+            .iter()
+            .map(|s| pin_merge_from_time(&s.sql, d, time).unwrap())
+            .collect();
+        // Every later statement that read the time from merge_from now holds the value.
+        assert!(later
+            .iter()
+            .all(|s| !s.contains("SELECT start_time FROM merge_from")));
+        assert!(
+            later
+                .iter()
+                .filter(|s| s.contains("CAST('2018-11-30 00:07:57.796' AS TIMESTAMP)"))
+                .count()
+                >= 2,
+            "{later:#?}"
+        );
+        let moved = pin_merge_from_time(PLAYS_MOVED, d, time).unwrap();
+        assert!(moved.contains("start_time >= CAST('2018-11-30 00:07:57.796' AS TIMESTAMP)"));
+        // NULL (no play came and none was replaced) compares as the subquery's NULL did.
+        assert!(pin_merge_from_time(PLAYS_MOVED, d, None)
+            .unwrap()
+            .contains(">= CAST(NULL AS TIMESTAMP)"));
+        // A value that could end the literal is refused, never written into the statement.
+        for bad in ["2018-11-30'; DROP TABLE songplays; --", "", "2018\\'"] {
+            assert!(
+                pin_merge_from_time(PLAYS_MOVED, d, Some(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        // A statement that does not read it is left as it is.
+        assert_eq!(
+            pin_merge_from_time(PLAYS_REPLACED, d, Some("x")).unwrap(),
+            PLAYS_REPLACED
+        );
+    }
+    // Redshift keeps the subquery its statements were checked with.
+    assert!(!pins_merge_from_time(Dialect::Redshift));
+    assert_eq!(
+        pin_merge_from_time(PLAYS_MOVED, Dialect::Redshift, time).unwrap(),
+        PLAYS_MOVED
+    );
+}
+
+#[test]
+fn postgres_keeps_an_index_on_the_play_times_and_only_postgres() {
+    use crate::schema::{SONGPLAYS, TIME};
+    let indexes = secondary_indexes(&SONGPLAYS, Dialect::Postgres);
+    assert_eq!(indexes, vec![SONGPLAYS_START_TIME]);
+    assert!(secondary_indexes(&TIME, Dialect::Postgres).is_empty());
+    for d in [Dialect::DuckDb, Dialect::Redshift] {
+        assert!(secondary_indexes(&SONGPLAYS, d).is_empty());
+        // No statement of the merge names an index where there is none.
+        assert!(merge_incoming_events(d)
+            .iter()
+            .all(|s| !s.sql.contains("INDEX")));
+    }
+    assert!(merge_incoming_events(Dialect::Postgres)[0]
+        .sql
+        .starts_with("CREATE INDEX IF NOT EXISTS sparkify_songplays_start_time ON songplays"));
 }

@@ -51,6 +51,26 @@ pub fn prepare_transform(dialect: Dialect, incremental: bool) -> Vec<String> {
     }
 }
 
+/// What runs after a full transform. PostgreSQL: ANALYZE of the star schema, whose tables were
+/// just rewritten. The autovacuum daemon would analyze them in time, where it runs
+/// (https://www.postgresql.org/docs/15/routine-vacuuming.html#VACUUM-FOR-STATISTICS), but it
+/// can be off (as on the server the tests use), and the next load's merge and checks are
+/// planned at once: without statistics PostgreSQL estimates a range of `songplays` at a third
+/// of the table whatever the range, and read all of it where its index
+/// ([`super::SONGPLAYS_START_TIME`]) answers a new day. Measured at 1M events: 0.21 s for
+/// songplays, 0.08 s for time. DuckDB keeps its statistics as it appends; Redshift analyzes
+/// tables itself ("Automatic analyze is enabled by default",
+/// https://docs.aws.amazon.com/redshift/latest/dg/t_Analyzing_tables.html).
+pub fn after_transform(dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::Postgres => {
+            let names: Vec<&str> = crate::schema::STAR_TABLES.iter().map(|t| t.name).collect();
+            vec![format!("ANALYZE {}", names.join(", "))]
+        }
+        Dialect::DuckDb | Dialect::Redshift => Vec::new(),
+    }
+}
+
 /// The statements around the transform's insert into one table that drop its primary and
 /// unique keys before and add them back after.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -868,6 +868,18 @@ SELECT t.songplay_id, t.user_id, t.session_id, t.item_in_session, t.start_time F
 -- offending rows not_null(time.start_time) after a merge
 SELECT t.start_time FROM time t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.start_time IS NULL ORDER BY t.start_time LIMIT 5;
 
+-- check unique(users: user_id) after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT users.*, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id) AS repeat_number FROM users) t WHERE (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL));
+
+-- offending rows unique(users: user_id) after a merge
+SELECT t.user_id, t.first_name, t.last_name, t.gender, t.level FROM (SELECT users.*, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id) AS repeat_number FROM users) t WHERE (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)) AND t.repeat_number > 1 ORDER BY t.user_id LIMIT 5;
+
+-- check unique(time: start_time) after a merge
+SELECT COUNT(*), COUNT(CASE WHEN t.repeat_number > 1 THEN 1 END) FROM (SELECT time.*, ROW_NUMBER() OVER (PARTITION BY start_time ORDER BY start_time) AS repeat_number FROM time) t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from));
+
+-- offending rows unique(time: start_time) after a merge
+SELECT t.start_time, t.hour, t.day, t.week, t.month, t.year, t.weekday FROM (SELECT time.*, ROW_NUMBER() OVER (PARTITION BY start_time ORDER BY start_time) AS repeat_number FROM time) t WHERE (t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) AND t.repeat_number > 1 ORDER BY t.start_time LIMIT 5;
+
 -- check relationship(songplays(user_id) in users(user_id)) after a merge
 SELECT COUNT(*), COUNT(CASE WHEN t.user_id IS NOT NULL AND p.user_id IS NULL THEN 1 END) FROM songplays t LEFT JOIN (SELECT DISTINCT user_id FROM users) p ON t.user_id = p.user_id WHERE ((t.start_time IS NULL OR t.start_time >= (SELECT start_time FROM merge_from)) OR (t.user_id IS NULL OR t.user_id IN (SELECT user_id FROM incoming_events WHERE user_id IS NOT NULL)));
 
