@@ -244,3 +244,31 @@ fn postgres_keeps_an_index_on_the_play_times_and_only_postgres() {
         .sql
         .starts_with("CREATE INDEX IF NOT EXISTS sparkify_songplays_start_time ON songplays"));
 }
+
+#[test]
+fn a_postgres_merge_keeps_nested_loops_off_only_around_its_songplays_inserts() {
+    let steps = merge_incoming_events(Dialect::Postgres);
+    let inserts: Vec<usize> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.sql.starts_with("INSERT INTO songplays"))
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(inserts.len(), 2);
+    for at in inserts {
+        assert_eq!(steps[at - 1].sql, "SET LOCAL enable_nestloop = off");
+        assert_eq!(steps[at + 1].sql, "SET LOCAL enable_nestloop = on");
+        assert_eq!(steps[at - 1].when, steps[at].when);
+        assert_eq!(steps[at + 1].when, steps[at].when);
+    }
+    let made = steps
+        .iter()
+        .position(|s| s.sql.starts_with(CREATE_MERGE_FROM))
+        .unwrap();
+    assert_eq!(steps[made - 1].sql, "SET LOCAL enable_nestloop = on");
+    for d in [Dialect::DuckDb, Dialect::Redshift] {
+        assert!(merge_incoming_events(d)
+            .iter()
+            .all(|s| !s.sql.contains("enable_nestloop")));
+    }
+}
